@@ -1,0 +1,69 @@
+//! The server's shared state, free of HTTP: configuration, the store, the signing keys and the
+//! server secret. Built once at start-up and shared by every request.
+
+use crate::config::Config;
+use crate::jose::keys::{generate, KeySet, Keyring};
+use crate::store::DynStore;
+use crate::util::{b64_decode, now_ms, random_bytes};
+use std::sync::Arc;
+
+pub struct App {
+    pub cfg: Config,
+    pub store: DynStore,
+    pub keys: Keyring,
+    /// HMAC key for CSRF tokens (shared by every process through the database).
+    pub form_secret: Vec<u8>,
+    encryption_key: Option<Vec<u8>>,
+}
+
+impl App {
+    /// Loads keys (creating the first one when there is none) and the form secret.
+    pub async fn new(cfg: Config, store: DynStore) -> anyhow::Result<Arc<App>> {
+        let encryption_key = cfg.keys.encryption_key.as_deref().and_then(b64_decode);
+        store
+            .ensure_key(generate(encryption_key.as_deref(), now_ms())?)
+            .await?;
+        let keys = Keyring::new(load_keys(&cfg, &store, encryption_key.as_deref()).await?);
+        let form_secret = store
+            .server_secret("form_hmac", random_bytes::<32>().to_vec())
+            .await?;
+        Ok(Arc::new(App {
+            cfg,
+            store,
+            keys,
+            form_secret,
+            encryption_key,
+        }))
+    }
+
+    /// Re-reads the keys when the store has a newer one (`autional key rotate` elsewhere).
+    pub async fn reload_keys(&self) -> anyhow::Result<bool> {
+        let records = self.store.list_keys().await?;
+        let newest = records.iter().map(|r| r.created_at_ms).max().unwrap_or(0);
+        if newest == self.keys.get().newest_ms {
+            return Ok(false);
+        }
+        let set = KeySet::from_records(
+            &records,
+            self.encryption_key.as_deref(),
+            now_ms(),
+            self.key_keep_ms(),
+        )?;
+        self.keys.replace(set);
+        Ok(true)
+    }
+
+    fn key_keep_ms(&self) -> i64 {
+        key_keep_ms(&self.cfg)
+    }
+}
+
+/// Retired keys stay in the JWKS while tokens they signed may still be valid.
+fn key_keep_ms(cfg: &Config) -> i64 {
+    cfg.access_token.ttl.as_ms().max(cfg.id_token.ttl.as_ms()) + 60_000
+}
+
+async fn load_keys(cfg: &Config, store: &DynStore, enc: Option<&[u8]>) -> anyhow::Result<KeySet> {
+    let records = store.list_keys().await?;
+    KeySet::from_records(&records, enc, now_ms(), key_keep_ms(cfg))
+}

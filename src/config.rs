@@ -1,0 +1,387 @@
+//! Typed configuration: defaults, then a TOML file, then `AUTIONAL_*` environment variables
+//! (`AUTIONAL_<SECTION>__<KEY>`), then command-line flags. Validated once at start-up; a bad
+//! value stops the process with one line naming the key and the problem.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A duration given as whole seconds (`90`) or with a unit suffix (`90s`, `15m`, `2h`, `14d`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub fn as_secs(self) -> i64 {
+        self.0.as_secs() as i64
+    }
+    pub fn as_ms(self) -> i64 {
+        self.0.as_millis() as i64
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `2h`, `14d`.
+pub fn parse_duration(s: &str) -> Result<Dur, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (use whole seconds or 90s, 15m, 2h, 14d)"))?;
+    n.checked_mul(mult)
+        .map(Dur::secs)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: whole seconds or a number with s, m, h or d")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur::secs(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(Dur::secs)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+                parse_duration(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0.as_secs())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    pub database_url: String,
+    pub issuer: String,
+    pub listen: String,
+    pub refresh: RefreshConfig,
+    pub access_token: TtlConfig,
+    pub id_token: TtlConfig,
+    pub code: TtlConfig,
+    pub session: TtlConfig,
+    pub dpop: DpopConfig,
+    pub rate_limit: RateLimitConfig,
+    pub registration: RegistrationConfig,
+    pub keys: KeysConfig,
+    pub client_secret: ClientSecretConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefreshConfig {
+    pub idle_ttl: Dur,
+    pub absolute_ttl: Dur,
+    pub reuse_grace_seconds: u32,
+    pub reuse_grace_count: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TtlConfig {
+    pub ttl: Dur,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DpopConfig {
+    pub require_nonce: bool,
+    pub proof_max_age: Dur,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Token and refresh requests per second per client (sustained).
+    pub token_per_second: u32,
+    /// Token and refresh requests a client may send in a burst.
+    pub token_burst: u32,
+    /// Token and refresh requests per second per remote address (sustained).
+    pub address_per_second: u32,
+    pub address_burst: u32,
+    /// Sign-in attempts per minute per remote address.
+    pub login_per_minute: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegistrationConfig {
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct KeysConfig {
+    /// Base64 of 32 bytes: when set, private signing keys are stored AES-256-GCM encrypted.
+    pub encryption_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientSecretConfig {
+    /// How long a rotated-out client secret keeps working.
+    pub rotation_overlap: Dur,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoreConfig {
+    /// Most jobs the SQLite writer commits in one transaction (group commit).
+    pub max_batch: usize,
+    /// Read-only SQLite connections (each on its own thread).
+    pub readers: usize,
+    /// How often expired rows are swept.
+    pub sweep_interval: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://./autional.db".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".into(),
+            refresh: RefreshConfig {
+                idle_ttl: Dur::secs(14 * 86400),
+                absolute_ttl: Dur::secs(90 * 86400),
+                reuse_grace_seconds: 0,
+                reuse_grace_count: 1,
+            },
+            access_token: TtlConfig {
+                ttl: Dur::secs(900),
+            },
+            id_token: TtlConfig {
+                ttl: Dur::secs(3600),
+            },
+            code: TtlConfig { ttl: Dur::secs(60) },
+            session: TtlConfig {
+                ttl: Dur::secs(14 * 86400),
+            },
+            dpop: DpopConfig {
+                require_nonce: false,
+                proof_max_age: Dur::secs(60),
+            },
+            rate_limit: RateLimitConfig {
+                enabled: true,
+                token_per_second: 200,
+                token_burst: 400,
+                address_per_second: 1000,
+                address_burst: 2000,
+                login_per_minute: 20,
+            },
+            registration: RegistrationConfig { enabled: false },
+            keys: KeysConfig::default(),
+            client_secret: ClientSecretConfig {
+                rotation_overlap: Dur::secs(4 * 3600),
+            },
+            store: StoreConfig {
+                max_batch: 256,
+                readers: 2,
+                sweep_interval: Dur::secs(60),
+            },
+        }
+    }
+}
+
+/// Where the data lives, parsed from `database_url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Loads defaults ← TOML file ← environment ← flags, then validates.
+    pub fn load(file: Option<&Path>, database_url: Option<&str>) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!(
+                    "config error: file {} does not exist",
+                    path.display()
+                ));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("AUTIONAL_").split("__"));
+        let mut cfg: Config = fig.extract().map_err(|e| {
+            let first = e.into_iter().next();
+            match first {
+                Some(err) => {
+                    let key = err.path.join(".");
+                    let mut kind = err.kind.to_string();
+                    if let Some(stripped) = kind.strip_prefix("invalid type: ") {
+                        kind = format!("invalid value: {stripped}");
+                    }
+                    if key.is_empty() {
+                        format!("config error: {kind}")
+                    } else {
+                        format!("config error: {key}: {kind}")
+                    }
+                }
+                None => "config error: invalid configuration".to_string(),
+            }
+        })?;
+        if let Some(url) = database_url {
+            cfg.database_url = url.to_string();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&mut self) -> Result<(), String> {
+        let bad = |key: &str, msg: String| Err(format!("config error: {key}: {msg}"));
+        let issuer = match url::Url::parse(&self.issuer) {
+            Ok(u) => u,
+            Err(e) => return bad("issuer", format!("`{}` is not a URL ({e})", self.issuer)),
+        };
+        if !matches!(issuer.scheme(), "http" | "https")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return bad(
+                "issuer",
+                "must be an http(s) URL without query or fragment".into(),
+            );
+        }
+        self.issuer = self.issuer.trim_end_matches('/').to_string();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
+            );
+        }
+        self.database_location()?;
+        if self.refresh.reuse_grace_seconds > 60 {
+            return bad(
+                "refresh.reuse_grace_seconds",
+                format!(
+                    "{} is above the maximum of 60",
+                    self.refresh.reuse_grace_seconds
+                ),
+            );
+        }
+        if self.refresh.idle_ttl.as_secs() == 0 {
+            return bad("refresh.idle_ttl", "must be greater than zero".into());
+        }
+        if self.refresh.absolute_ttl.as_secs() < self.refresh.idle_ttl.as_secs().min(1) {
+            return bad("refresh.absolute_ttl", "must be greater than zero".into());
+        }
+        for (key, d) in [
+            ("access_token.ttl", self.access_token.ttl),
+            ("id_token.ttl", self.id_token.ttl),
+            ("code.ttl", self.code.ttl),
+            ("session.ttl", self.session.ttl),
+        ] {
+            if d.as_secs() == 0 {
+                return bad(key, "must be greater than zero".into());
+            }
+        }
+        if self.rate_limit.token_per_second == 0 || self.rate_limit.token_burst == 0 {
+            return bad(
+                "rate_limit.token_per_second",
+                "limits must be greater than zero (set rate_limit.enabled = false to turn them off)"
+                    .into(),
+            );
+        }
+        if self.rate_limit.address_per_second == 0 || self.rate_limit.address_burst == 0 {
+            return bad(
+                "rate_limit.address_per_second",
+                "limits must be greater than zero".into(),
+            );
+        }
+        if self.rate_limit.login_per_minute == 0 {
+            return bad(
+                "rate_limit.login_per_minute",
+                "must be greater than zero".into(),
+            );
+        }
+        if self.store.max_batch == 0 || self.store.readers == 0 {
+            return bad(
+                "store.max_batch",
+                "store sizes must be greater than zero".into(),
+            );
+        }
+        if let Some(k) = &self.keys.encryption_key {
+            match crate::util::b64_decode(k) {
+                Some(bytes) if bytes.len() == 32 => {}
+                _ => {
+                    return bad(
+                        "keys.encryption_key",
+                        "must be base64 of exactly 32 bytes".into(),
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_location(&self) -> Result<DatabaseLocation, String> {
+        let url = &self.database_url;
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path.is_empty() {
+                return Err("config error: database_url: the sqlite URL has no file path".into());
+            }
+            return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            if !rest.is_empty() {
+                return Ok(DatabaseLocation::Sqlite(PathBuf::from(rest)));
+            }
+        }
+        Err(format!(
+            "config error: database_url: `{url}` is not supported (use sqlite://PATH)"
+        ))
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90").unwrap(), Dur::secs(90));
+        assert_eq!(parse_duration("90s").unwrap(), Dur::secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Dur::secs(900));
+        assert_eq!(parse_duration("2h").unwrap(), Dur::secs(7200));
+        assert_eq!(parse_duration("14d").unwrap(), Dur::secs(14 * 86400));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn sqlite_urls_map_to_paths() {
+        let mut c = Config {
+            database_url: "sqlite:///tmp/x.db".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.database_location().unwrap(),
+            DatabaseLocation::Sqlite("/tmp/x.db".into())
+        );
+        c.database_url = "mysql://x".into();
+        assert!(c.database_location().is_err());
+    }
+}

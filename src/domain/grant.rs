@@ -1,0 +1,467 @@
+//! The token-family state machine (SPEC §4 rules 1–6, 8) and the authorization-code checks.
+//!
+//! A refresh token's state is derived from its generation and its family's:
+//! `generation == family.generation` is *current*, `family.generation - 1` is the *immediate
+//! predecessor* (its successor has not been used yet, or the family's generation would have
+//! moved on), anything lower is *old*. [`decide`] classifies one presentation; the store applies
+//! the decision in the same transaction it loaded the rows in, so the decision and the write are
+//! atomic. See `docs/design/refresh-rotation.md`.
+
+use super::model::{AuthCode, Family};
+use super::scope::Scope;
+
+/// Policy knobs for one refresh, from config (and per-client overrides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// Grace window for the immediate predecessor; 0 disables reuse entirely.
+    pub grace_ms: i64,
+    pub grace_count: i64,
+    pub idle_ttl_ms: i64,
+}
+
+/// What the caller presents besides the token.
+#[derive(Clone, Debug)]
+pub struct RefreshAttempt<'a> {
+    pub client_id: &'a str,
+    pub requested_scope: Option<&'a Scope>,
+    /// RFC 7638 thumbprint of the DPoP proof's key, when a proof was sent.
+    pub dpop_jkt: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+/// Why a refresh is refused without changing anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    Revoked,
+    WrongClient,
+    Expired,
+    InvalidScope,
+    DpopKeyMismatch,
+    DpopProofRequired,
+}
+
+impl Reject {
+    pub fn description(self) -> &'static str {
+        match self {
+            Reject::Revoked => "refresh token is revoked",
+            Reject::WrongClient => "refresh token was issued to another client",
+            Reject::Expired => "refresh token is expired",
+            Reject::InvalidScope => "requested scope exceeds the scope granted",
+            Reject::DpopKeyMismatch => {
+                "DPoP proof key does not match the key the token is bound to"
+            }
+            Reject::DpopProofRequired => "refresh token is DPoP-bound: a DPoP proof is required",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Current token: retire it, issue generation + 1.
+    Rotate,
+    /// Immediate predecessor inside the grace window: issue a sibling of the current generation.
+    GraceReissue,
+    /// A rotated token outside the grace rules: revoke the family (rule 2).
+    Reuse,
+    Reject(Reject),
+}
+
+/// Classifies the presentation of a token of `generation` belonging to `family`.
+pub fn decide(
+    family: &Family,
+    generation: i64,
+    attempt: &RefreshAttempt<'_>,
+    policy: &RefreshPolicy,
+) -> Decision {
+    if family.revoked_at_ms.is_some() {
+        return Decision::Reject(Reject::Revoked);
+    }
+    if family.client_id != attempt.client_id {
+        return Decision::Reject(Reject::WrongClient);
+    }
+    if attempt.now_ms >= family.absolute_expires_at_ms {
+        return Decision::Reject(Reject::Expired);
+    }
+    if let Some(bound) = family.dpop_jkt.as_deref() {
+        match attempt.dpop_jkt {
+            None => return Decision::Reject(Reject::DpopProofRequired),
+            Some(k) if k != bound => return Decision::Reject(Reject::DpopKeyMismatch),
+            Some(_) => {}
+        }
+    }
+    if generation < family.generation {
+        let predecessor = generation == family.generation - 1;
+        let in_grace = policy.grace_ms > 0
+            && attempt.now_ms - family.rotated_at_ms <= policy.grace_ms
+            && family.grace_used < policy.grace_count;
+        if !(predecessor && in_grace) {
+            return Decision::Reuse;
+        }
+        if let Some(reject) = request_checks(family, attempt) {
+            return Decision::Reject(reject);
+        }
+        return Decision::GraceReissue;
+    }
+    if generation > family.generation {
+        // Cannot happen with a consistent store; refuse rather than guess.
+        return Decision::Reject(Reject::Revoked);
+    }
+    if attempt.now_ms >= family.idle_expires_at_ms {
+        return Decision::Reject(Reject::Expired);
+    }
+    if let Some(reject) = request_checks(family, attempt) {
+        return Decision::Reject(reject);
+    }
+    Decision::Rotate
+}
+
+fn request_checks(family: &Family, attempt: &RefreshAttempt<'_>) -> Option<Reject> {
+    if let Some(req) = attempt.requested_scope {
+        let granted = Scope::parse(&family.scope).unwrap_or_default();
+        if !req.is_subset_of(&granted) {
+            return Some(Reject::InvalidScope);
+        }
+    }
+    None
+}
+
+/// The family row after applying `decision` at `now_ms` (only for Rotate / GraceReissue /
+/// Reuse). Returns the generation the new token gets, if one is issued.
+pub fn apply(
+    family: &mut Family,
+    decision: Decision,
+    policy: &RefreshPolicy,
+    now_ms: i64,
+    user_agent: Option<&str>,
+) -> Option<i64> {
+    match decision {
+        Decision::Rotate => {
+            family.generation += 1;
+            family.rotated_at_ms = now_ms;
+            family.grace_used = 0;
+            family.idle_expires_at_ms =
+                (now_ms + policy.idle_ttl_ms).min(family.absolute_expires_at_ms);
+            family.last_used_at_ms = now_ms;
+            family.last_user_agent = user_agent.map(str::to_owned);
+            Some(family.generation)
+        }
+        Decision::GraceReissue => {
+            family.grace_used += 1;
+            family.last_used_at_ms = now_ms;
+            family.last_user_agent = user_agent.map(str::to_owned);
+            Some(family.generation)
+        }
+        Decision::Reuse => {
+            family.revoked_at_ms = Some(now_ms);
+            family.revoked_reason = Some("refresh_token_reuse".into());
+            None
+        }
+        Decision::Reject(_) => None,
+    }
+}
+
+/// A grant with `offline_access` outlives the sign-in session (SPEC §4 rule 10).
+pub fn is_offline(scope: &str) -> bool {
+    Scope::parse(scope)
+        .map(|s| s.contains("offline_access"))
+        .unwrap_or(false)
+}
+
+/// What redeeming an authorization code presents.
+#[derive(Clone, Debug)]
+pub struct CodeRedemption<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    Ok,
+    /// Second use: revoke what the first issued.
+    Replayed,
+    Reject(&'static str),
+}
+
+/// RFC 6749 §4.1.3 and RFC 7636 §4.6 checks. Nothing but `Ok` and `Replayed` may change state.
+pub fn check_code(code: &AuthCode, r: &CodeRedemption<'_>) -> CodeCheck {
+    if code.client_id != r.client_id {
+        return CodeCheck::Reject("authorization code was issued to another client");
+    }
+    if code.consumed_at_ms.is_some() {
+        return CodeCheck::Replayed;
+    }
+    if r.now_ms >= code.expires_at_ms {
+        return CodeCheck::Reject("authorization code is expired");
+    }
+    match (code.redirect_uri_sent, r.redirect_uri) {
+        (true, None) => {
+            return CodeCheck::Reject(
+                "redirect_uri is required: it was sent on the authorization request",
+            )
+        }
+        (_, Some(u)) if u != code.redirect_uri => {
+            return CodeCheck::Reject("redirect_uri does not match the authorization request")
+        }
+        _ => {}
+    }
+    match (&code.code_challenge, r.code_verifier) {
+        (Some(ch), Some(v)) => {
+            if !super::pkce::verify_s256(v, ch) {
+                return CodeCheck::Reject("code_verifier does not match the code_challenge");
+            }
+        }
+        (Some(_), None) => return CodeCheck::Reject("code_verifier is required"),
+        (None, Some(_)) => {
+            return CodeCheck::Reject(
+                "code_verifier sent but no code_challenge was on the authorization request",
+            )
+        }
+        (None, None) => {}
+    }
+    CodeCheck::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family() -> Family {
+        Family {
+            id: "f".into(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            scope: "openid profile".into(),
+            authorization_details: None,
+            dpop_jkt: None,
+            session_id: None,
+            sid: None,
+            auth_time: 0,
+            created_at_ms: 0,
+            absolute_expires_at_ms: 1_000_000,
+            idle_expires_at_ms: 500_000,
+            generation: 3,
+            rotated_at_ms: 10_000,
+            grace_used: 0,
+            revoked_at_ms: None,
+            revoked_reason: None,
+            last_used_at_ms: 10_000,
+            last_user_agent: None,
+        }
+    }
+    const P0: RefreshPolicy = RefreshPolicy {
+        grace_ms: 0,
+        grace_count: 1,
+        idle_ttl_ms: 100_000,
+    };
+    const P5: RefreshPolicy = RefreshPolicy {
+        grace_ms: 5_000,
+        grace_count: 2,
+        idle_ttl_ms: 100_000,
+    };
+
+    fn at(now: i64) -> RefreshAttempt<'static> {
+        RefreshAttempt {
+            client_id: "c",
+            requested_scope: None,
+            dpop_jkt: None,
+            now_ms: now,
+        }
+    }
+
+    #[test]
+    fn current_token_rotates() {
+        assert_eq!(decide(&family(), 3, &at(11_000), &P0), Decision::Rotate);
+    }
+
+    #[test]
+    fn predecessor_without_grace_is_reuse_even_in_the_same_millisecond() {
+        assert_eq!(decide(&family(), 2, &at(10_000), &P0), Decision::Reuse);
+    }
+
+    #[test]
+    fn grace_only_for_immediate_predecessor_within_window_and_count() {
+        let f = family();
+        assert_eq!(decide(&f, 2, &at(15_000), &P5), Decision::GraceReissue);
+        assert_eq!(decide(&f, 2, &at(15_001), &P5), Decision::Reuse);
+        assert_eq!(decide(&f, 1, &at(10_001), &P5), Decision::Reuse);
+        let mut used = family();
+        used.grace_used = 2;
+        assert_eq!(decide(&used, 2, &at(10_001), &P5), Decision::Reuse);
+    }
+
+    #[test]
+    fn rejections_change_nothing_and_come_first() {
+        let mut f = family();
+        let other = RefreshAttempt {
+            client_id: "x",
+            ..at(11_000)
+        };
+        assert_eq!(
+            decide(&f, 2, &other, &P0),
+            Decision::Reject(Reject::WrongClient)
+        );
+        assert_eq!(
+            decide(&f, 3, &at(2_000_000), &P0),
+            Decision::Reject(Reject::Expired)
+        );
+        assert_eq!(
+            decide(&f, 3, &at(600_000), &P0),
+            Decision::Reject(Reject::Expired)
+        );
+        f.revoked_at_ms = Some(1);
+        assert_eq!(
+            decide(&f, 3, &at(11_000), &P0),
+            Decision::Reject(Reject::Revoked)
+        );
+    }
+
+    #[test]
+    fn scope_must_be_subset_but_reuse_wins() {
+        let f = family();
+        let wide = Scope::parse("openid email").unwrap();
+        let narrow = Scope::parse("openid").unwrap();
+        let a = RefreshAttempt {
+            requested_scope: Some(&wide),
+            ..at(11_000)
+        };
+        assert_eq!(
+            decide(&f, 3, &a, &P0),
+            Decision::Reject(Reject::InvalidScope)
+        );
+        assert_eq!(decide(&f, 2, &a, &P0), Decision::Reuse);
+        let b = RefreshAttempt {
+            requested_scope: Some(&narrow),
+            ..at(11_000)
+        };
+        assert_eq!(decide(&f, 3, &b, &P0), Decision::Rotate);
+    }
+
+    #[test]
+    fn dpop_bound_family_needs_its_key() {
+        let mut f = family();
+        f.dpop_jkt = Some("k1".into());
+        assert_eq!(
+            decide(&f, 3, &at(11_000), &P0),
+            Decision::Reject(Reject::DpopProofRequired)
+        );
+        let wrong = RefreshAttempt {
+            dpop_jkt: Some("k2"),
+            ..at(11_000)
+        };
+        assert_eq!(
+            decide(&f, 3, &wrong, &P0),
+            Decision::Reject(Reject::DpopKeyMismatch)
+        );
+        let right = RefreshAttempt {
+            dpop_jkt: Some("k1"),
+            ..at(11_000)
+        };
+        assert_eq!(decide(&f, 3, &right, &P0), Decision::Rotate);
+    }
+
+    #[test]
+    fn apply_rotate_renews_idle_but_never_past_absolute() {
+        let mut f = family();
+        let g = apply(&mut f, Decision::Rotate, &P0, 950_000, Some("ua"));
+        assert_eq!(g, Some(4));
+        assert_eq!(f.idle_expires_at_ms, 1_000_000);
+        assert_eq!(f.rotated_at_ms, 950_000);
+        assert_eq!(f.absolute_expires_at_ms, 1_000_000);
+    }
+
+    #[test]
+    fn apply_grace_keeps_generation_and_counts() {
+        let mut f = family();
+        assert_eq!(
+            apply(&mut f, Decision::GraceReissue, &P5, 12_000, None),
+            Some(3)
+        );
+        assert_eq!(f.grace_used, 1);
+        assert_eq!(f.rotated_at_ms, 10_000);
+    }
+
+    fn code() -> AuthCode {
+        AuthCode {
+            hash: vec![],
+            client_id: "c".into(),
+            user_id: "u".into(),
+            redirect_uri: "https://app/cb".into(),
+            redirect_uri_sent: true,
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            session_id: "s".into(),
+            auth_time: 0,
+            expires_at_ms: 60_000,
+            consumed_at_ms: None,
+            family_id: None,
+        }
+    }
+
+    #[test]
+    fn code_checks() {
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let ok = CodeRedemption {
+            client_id: "c",
+            redirect_uri: Some("https://app/cb"),
+            code_verifier: Some(v),
+            now_ms: 1,
+        };
+        assert_eq!(check_code(&code(), &ok), CodeCheck::Ok);
+        assert!(matches!(
+            check_code(
+                &code(),
+                &CodeRedemption {
+                    redirect_uri: Some("https://app/cb2"),
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        assert!(matches!(
+            check_code(
+                &code(),
+                &CodeRedemption {
+                    redirect_uri: None,
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        assert!(matches!(
+            check_code(
+                &code(),
+                &CodeRedemption {
+                    code_verifier: None,
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        assert!(matches!(
+            check_code(
+                &code(),
+                &CodeRedemption {
+                    now_ms: 60_000,
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        assert!(matches!(
+            check_code(
+                &code(),
+                &CodeRedemption {
+                    client_id: "d",
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        let mut used = code();
+        used.consumed_at_ms = Some(1);
+        assert_eq!(check_code(&used, &ok), CodeCheck::Replayed);
+    }
+}

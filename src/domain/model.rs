@@ -1,0 +1,166 @@
+//! Records the stores keep and the grants reason about. Plain data; the rules live in
+//! `grant.rs` and the grant modules.
+
+use serde::{Deserialize, Serialize};
+
+/// How a client proves its identity at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        match s {
+            "none" => Some(AuthMethod::None),
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// A client secret as stored: its SHA-256 and, once rotated out, when it stops working.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretHash {
+    pub hash: Vec<u8>,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub auth_method: AuthMethod,
+    pub secrets: Vec<SecretHash>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request (space-separated).
+    pub scope: String,
+    pub dpop_bound: bool,
+    pub jwks: Option<String>,
+    /// Per-client refresh lifetime overrides, seconds.
+    pub refresh_idle_ttl_s: Option<i64>,
+    pub refresh_absolute_ttl_s: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+    pub fn allows_grant(&self, g: &str) -> bool {
+        self.grant_types.iter().any(|x| x == g)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A sign-in session. The cookie holds a secret whose SHA-256 is `token_hash`; `id` is the
+/// public handle (the `sid` claim).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub token_hash: Vec<u8>,
+    pub user_id: String,
+    /// Seconds since the epoch of the sign-in (`auth_time`).
+    pub auth_time: i64,
+    pub expires_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub user_agent: Option<String>,
+}
+
+/// An authorization code as stored (the code itself only as its hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthCode {
+    pub hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was sent on the authorization request (then it is required,
+    /// identical, at the token endpoint: RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub session_id: String,
+    pub auth_time: i64,
+    pub expires_at_ms: i64,
+    pub consumed_at_ms: Option<i64>,
+    /// The family the code's first redemption created (to revoke on replay).
+    pub family_id: Option<String>,
+}
+
+/// A token family: one authorization grant and every refresh token rotated from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// The scope granted (the refresh token always keeps it).
+    pub scope: String,
+    pub authorization_details: Option<String>,
+    pub dpop_jkt: Option<String>,
+    /// The sign-in session the family ends with; `None` with `offline_access`.
+    pub session_id: Option<String>,
+    /// The `sid` for ID tokens (kept even for offline families).
+    pub sid: Option<String>,
+    pub auth_time: i64,
+    pub created_at_ms: i64,
+    pub absolute_expires_at_ms: i64,
+    pub idle_expires_at_ms: i64,
+    pub generation: i64,
+    pub rotated_at_ms: i64,
+    pub grace_used: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub last_used_at_ms: i64,
+    pub last_user_agent: Option<String>,
+}
+
+impl Family {
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && now_ms < self.absolute_expires_at_ms
+    }
+}
+
+/// A signing key as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 DER, or `enc:` + AES-256-GCM ciphertext when an encryption key is configured.
+    pub private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at_ms: i64,
+    /// When it stopped signing (a newer key became active); `None` while active.
+    pub retired_at_ms: Option<i64>,
+}
+
+/// A security-relevant event, written in the same transaction as what it records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub kind: &'static str,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub family_id: Option<String>,
+    pub detail: Option<String>,
+}

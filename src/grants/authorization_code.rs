@@ -1,0 +1,87 @@
+//! The authorization code grant's token request (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6): the code
+//! is checked and consumed, and its token family created, in one store transaction; a replayed
+//! code revokes what its first use issued.
+
+use super::tokens::{mint, new_refresh_token, TokenResponse};
+use crate::app::App;
+use crate::domain::error::OAuthError;
+use crate::domain::model::Client;
+use crate::domain::scope::Scope;
+use crate::store::{NewFamily, RedeemCode, RedeemOutcome};
+use crate::util::{now_ms, random_id, sha256};
+
+pub struct CodeInput<'a> {
+    pub code: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+pub async fn exchange(
+    app: &App,
+    client: &Client,
+    input: CodeInput<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant("authorization_code") {
+        return Err(OAuthError::unauthorized_client(
+            "client may not use the authorization_code grant",
+        ));
+    }
+    if let Some(v) = input.code_verifier {
+        if !crate::domain::pkce::valid_syntax(v) {
+            return Err(OAuthError::invalid_request(
+                "code_verifier must be 43-128 unreserved characters",
+            ));
+        }
+    }
+    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    let r = &app.cfg.refresh;
+    let outcome = app
+        .store
+        .redeem_code(RedeemCode {
+            code_hash: sha256(input.code.as_bytes()),
+            client_id: client.id.clone(),
+            redirect_uri: input.redirect_uri.map(str::to_owned),
+            code_verifier: input.code_verifier.map(str::to_owned),
+            now_ms: now_ms(),
+            family: NewFamily {
+                id: random_id(),
+                refresh_hash: refresh.as_ref().map(|(_, h)| *h),
+                idle_ttl_ms: client
+                    .refresh_idle_ttl_s
+                    .map(|s| s * 1000)
+                    .unwrap_or(r.idle_ttl.as_ms()),
+                absolute_ttl_ms: client
+                    .refresh_absolute_ttl_s
+                    .map(|s| s * 1000)
+                    .unwrap_or(r.absolute_ttl.as_ms()),
+                dpop_jkt: None,
+                user_agent: input.user_agent.map(|s| s.chars().take(256).collect()),
+            },
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "code redemption failed");
+            OAuthError::server_error()
+        })?;
+    match outcome {
+        RedeemOutcome::Issued { code, family } => {
+            let scope = Scope::parse(&code.scope).unwrap_or_default();
+            Ok(mint(
+                app,
+                &family,
+                &scope,
+                code.nonce,
+                refresh.map(|(t, _)| t),
+            ))
+        }
+        RedeemOutcome::Replayed => {
+            tracing::warn!(client = %client.id, "authorization code replay: its grant has been revoked");
+            Err(OAuthError::invalid_grant(
+                "authorization code was already used",
+            ))
+        }
+        RedeemOutcome::Rejected(why) => Err(OAuthError::invalid_grant(why)),
+        RedeemOutcome::NotFound => Err(OAuthError::invalid_grant("authorization code is invalid")),
+    }
+}

@@ -1,0 +1,11 @@
+//! Grant logic: one module per grant or concern. Each takes typed input (parameters already
+//! parsed, the client already authenticated), decides through `domain` and `store`, and returns a
+//! typed result; none of them builds an HTTP response.
+
+pub mod authorization_code;
+pub mod authorize;
+pub mod client_auth;
+pub mod refresh;
+pub mod tokens;
+
+pub use tokens::TokenResponse;

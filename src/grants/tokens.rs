@@ -1,0 +1,96 @@
+//! Minting the tokens of a grant: the RFC 9068 access token, the OIDC ID token, and the flat
+//! `OAuthTokenResponse` they travel in.
+
+use crate::app::App;
+use crate::domain::model::Family;
+use crate::domain::scope::Scope;
+use crate::jose::jwt::{sign_access, sign_id, AccessClaims, IdClaims};
+use crate::util::random_id;
+use serde::Serialize;
+
+/// `OAuthTokenResponse`: flat JSON, no envelope.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_access_token_bound: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg: Option<String>,
+}
+
+/// Issues the access token (with `scope`, possibly narrower than the grant) and, when the
+/// grant has `openid`, an ID token (`nonce` only on the code exchange: OIDC Core §12.2).
+pub fn mint(
+    app: &App,
+    family: &Family,
+    scope: &Scope,
+    nonce: Option<String>,
+    refresh_token: Option<String>,
+) -> TokenResponse {
+    let keys = app.keys.get();
+    let now = crate::util::now_ms() / 1000;
+    let ttl = app.cfg.access_token.ttl.as_secs();
+    let scope_str = scope.to_string();
+    let access = AccessClaims {
+        iss: app.cfg.issuer.clone(),
+        sub: family.user_id.clone(),
+        aud: app.cfg.issuer.clone(),
+        client_id: family.client_id.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: random_id(),
+        scope: scope_str.clone(),
+        auth_time: Some(family.auth_time),
+        sid: family.sid.clone(),
+        grant_id: Some(family.id.clone()),
+        cnf: None,
+        authorization_details: None,
+    };
+    let grant_scope = Scope::parse(&family.scope).unwrap_or_default();
+    let id_token = grant_scope.contains("openid").then(|| {
+        sign_id(
+            &keys,
+            &IdClaims {
+                iss: app.cfg.issuer.clone(),
+                sub: family.user_id.clone(),
+                aud: family.client_id.clone(),
+                azp: family.client_id.clone(),
+                exp: now + app.cfg.id_token.ttl.as_secs(),
+                iat: now,
+                auth_time: family.auth_time,
+                nonce,
+                sid: family.sid.clone(),
+                name: None,
+                preferred_username: None,
+                email: None,
+            },
+        )
+    });
+    TokenResponse {
+        access_token: sign_access(&keys, &access),
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token,
+        scope: scope_str,
+        id_token,
+        authorization_details: None,
+        dpop_access_token_bound: None,
+        dpop_signing_alg: None,
+    }
+}
+
+/// A new opaque refresh token (`rt_` + 256 random bits) and its SHA-256.
+pub fn new_refresh_token() -> (String, [u8; 32]) {
+    let token = format!("rt_{}", crate::util::random_token());
+    let hash = crate::util::sha256(token.as_bytes());
+    (token, hash)
+}

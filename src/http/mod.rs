@@ -1,0 +1,71 @@
+//! HTTP layer (axum): routing, extractors, one module per endpoint group, pages. It turns
+//! requests into typed inputs for `grants`, and typed outcomes into responses and headers.
+
+mod authorize;
+mod body;
+mod discovery;
+mod error;
+mod health;
+mod pages;
+pub mod ratelimit;
+mod resource;
+mod session;
+mod token;
+
+use crate::app::App;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// The rate limiters for a config (built once per process).
+pub fn ratelimit_limits(cfg: &crate::config::RateLimitConfig) -> ratelimit::Limits {
+    ratelimit::Limits::new(cfg)
+}
+
+/// Per-process HTTP state: the app plus in-memory rate limiters.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: Arc<App>,
+    pub limits: Arc<ratelimit::Limits>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub demo: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    let demo = state.demo;
+    let mut r = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route("/oauth/jwks", get(discovery::jwks))
+        .route(
+            "/oauth/authorize",
+            get(authorize::get_authorize).post(authorize::post_authorize),
+        )
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/refresh", post(token::refresh))
+        .route(
+            "/oauth/userinfo",
+            get(resource::userinfo).post(resource::userinfo),
+        )
+        .route("/oauth/introspect", post(resource::introspect))
+        .route("/oauth/revoke", post(resource::revoke))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/account", get(session::account))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    if demo {
+        r = r.route("/demo/callback", get(pages::demo_callback));
+    }
+    r.fallback(error::not_found).with_state(state)
+}

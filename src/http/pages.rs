@@ -1,0 +1,155 @@
+//! HTML pages: askama templates (auto-escaped) served with a strict Content-Security-Policy,
+//! `X-Frame-Options: DENY`, `no-store`, and no referrer.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(askama::Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf_token: &'a str,
+    pub return_to: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<(&'a str, &'static str)>,
+    pub redirect_host: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub csrf_token: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub error: &'a str,
+    pub description: Option<&'a str>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub username: &'a str,
+    pub csrf_token: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_callback.html")]
+pub struct DemoCallbackPage {
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub state: Option<String>,
+}
+
+/// What each scope lets the client do, in plain words.
+pub fn describe_scope(s: &str) -> &'static str {
+    match s {
+        "openid" => "confirm who you are",
+        "profile" => "see your name and username",
+        "email" => "see your email address",
+        "offline_access" => "stay connected after you sign out, until you revoke it",
+        _ => "a permission this server does not describe",
+    }
+}
+
+/// The CSP source for where a form submission may end up (the client's redirect URI).
+pub fn form_target_source(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    match u.scheme() {
+        "http" | "https" => Some(u.origin().ascii_serialization()),
+        other => Some(format!("{other}:")),
+    }
+}
+
+/// Renders a page with the security headers. `form_targets` are extra `form-action` sources.
+pub fn render<T: askama::Template>(
+    status: StatusCode,
+    page: &T,
+    form_targets: &[String],
+) -> Response {
+    let html = match page.render() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+    };
+    let mut resp = (status, axum::response::Html(html)).into_response();
+    secure_headers(&mut resp, form_targets);
+    resp
+}
+
+pub fn secure_headers(resp: &mut Response, form_targets: &[String]) {
+    let mut form_action = String::from("'self'");
+    for t in form_targets {
+        if !t.contains([';', ',', '\'', ' ', '\n', '\r']) {
+            form_action.push(' ');
+            form_action.push_str(t);
+        }
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+pub fn error_page(status: StatusCode, error: &str, description: Option<&str>) -> Response {
+    render(status, &ErrorPage { error, description }, &[])
+}
+
+pub async fn stylesheet() -> Response {
+    let mut resp = (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/style.css"),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+#[derive(serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    error: Option<String>,
+    state: Option<String>,
+}
+
+/// `--demo` only: shows the authorization response so a newcomer can copy the code.
+pub async fn demo_callback(
+    axum::extract::Query(q): axum::extract::Query<CallbackQuery>,
+) -> Response {
+    render(
+        StatusCode::OK,
+        &DemoCallbackPage {
+            code: q.code,
+            error: q.error,
+            state: q.state,
+        },
+        &[],
+    )
+}

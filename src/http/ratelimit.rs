@@ -1,0 +1,76 @@
+//! Rate limits (GCRA, `governor`): per client and per remote address on the token and refresh
+//! endpoints, per address on sign-in. Exceeding one gives 429 `rate_limit_exceeded` with
+//! `Retry-After`. Counters are per process.
+
+use crate::config::RateLimitConfig;
+use crate::domain::error::OAuthError;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+pub struct Limits {
+    enabled: bool,
+    client: DefaultKeyedRateLimiter<String>,
+    address: DefaultKeyedRateLimiter<IpAddr>,
+    login: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
+}
+
+fn retry_after(wait: std::time::Duration) -> OAuthError {
+    OAuthError::rate_limited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+}
+
+impl Limits {
+    pub fn new(cfg: &RateLimitConfig) -> Limits {
+        Limits {
+            enabled: cfg.enabled,
+            client: RateLimiter::keyed(
+                Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst)),
+            ),
+            address: RateLimiter::keyed(
+                Quota::per_second(nz(cfg.address_per_second)).allow_burst(nz(cfg.address_burst)),
+            ),
+            login: RateLimiter::keyed(
+                Quota::per_minute(nz(cfg.login_per_minute)).allow_burst(nz(cfg.login_per_minute)),
+            ),
+        }
+    }
+
+    /// Token and refresh requests: the client's budget and the address's.
+    pub fn check_token(&self, client: Option<&str>, ip: IpAddr) -> Result<(), OAuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let now = DefaultClock::default().now();
+        self.address
+            .check_key(&ip)
+            .map_err(|n| retry_after(n.wait_time_from(now)))?;
+        if let Some(c) = client {
+            self.client
+                .check_key(&c.to_string())
+                .map_err(|n| retry_after(n.wait_time_from(now)))?;
+        }
+        Ok(())
+    }
+
+    pub fn check_login(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let now = DefaultClock::default().now();
+        self.login
+            .check_key(&ip)
+            .map_err(|n| retry_after(n.wait_time_from(now)))
+    }
+
+    /// Forgets keys whose budget is full again, so the maps stay bounded.
+    pub fn shrink(&self) {
+        self.client.retain_recent();
+        self.address.retain_recent();
+        self.login.retain_recent();
+    }
+}

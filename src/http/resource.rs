@@ -1,0 +1,299 @@
+//! Token use and endings: `userinfo` (OIDC Core §5.3, Bearer), `introspect` (RFC 7662; a token
+//! of a revoked family is inactive), `revoke` (RFC 7009; a refresh token revokes its family, an
+//! access token only itself).
+
+use super::body::{credentials, read_params, Accept};
+use super::error::{no_store, ApiError};
+use super::AppState;
+use crate::domain::error::OAuthError;
+use crate::domain::model::{Client, Family};
+use crate::grants::client_auth::authenticate;
+use crate::jose::jwt::{verify_access, AccessClaims};
+use crate::params::Params;
+use crate::util::{now_ms, sha256};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// An access token that verifies, is not revoked, and whose family (if any) is active.
+async fn active_access(
+    st: &AppState,
+    token: &str,
+) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
+    let keys = st.app.keys.get();
+    let Ok(claims) = verify_access(&keys, token, &st.app.cfg.issuer) else {
+        return Ok(None);
+    };
+    let store = &st.app.store;
+    if store
+        .is_access_token_revoked(&claims.jti)
+        .await
+        .map_err(|_| OAuthError::server_error())?
+    {
+        return Ok(None);
+    }
+    let family = match &claims.grant_id {
+        Some(g) => match store
+            .get_family(g)
+            .await
+            .map_err(|_| OAuthError::server_error())?
+        {
+            Some(f) if f.is_active(now_ms()) => Some(f),
+            _ => return Ok(None),
+        },
+        None => None,
+    };
+    Ok(Some((claims, family)))
+}
+
+fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
+    let challenge = match error {
+        Some(e) => {
+            format!("Bearer realm=\"autional\", error=\"{e}\", error_description=\"{description}\"")
+        }
+        None => "Bearer realm=\"autional\"".to_string(),
+    };
+    let mut resp = match error {
+        Some(e) => (
+            status,
+            axum::Json(json!({"error": e, "error_description": description})),
+        )
+            .into_response(),
+        None => status.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    no_store(&mut resp);
+    resp
+}
+
+pub async fn userinfo(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let header_token = auth.and_then(|a| {
+        let (scheme, t) = a.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| t.trim().to_string())
+    });
+    let body_token = if method == Method::POST && header_token.is_none() {
+        match read_params(&headers, body, Accept::Form).await {
+            Ok(p) => p.get("access_token").ok().flatten().map(str::to_owned),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let token = match (header_token, body_token) {
+        (Some(t), None) | (None, Some(t)) => t,
+        _ if auth.is_some() => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_request"),
+                "use the Bearer scheme",
+            )
+        }
+        _ => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
+    };
+    let (claims, _) = match active_access(&st, &token).await {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is invalid, expired or revoked",
+            )
+        }
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let scope = crate::domain::scope::Scope::parse(&claims.scope).unwrap_or_default();
+    if !scope.contains("openid") {
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the token lacks the openid scope",
+        );
+    }
+    let user = match st.app.store.get_user(&claims.sub).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the user no longer exists",
+            )
+        }
+        Err(_) => return ApiError(OAuthError::server_error()).into_response(),
+    };
+    let mut out = json!({ "sub": user.id });
+    if scope.contains("profile") {
+        out["preferred_username"] = json!(user.username);
+        if let Some(n) = &user.name {
+            out["name"] = json!(n);
+        }
+    }
+    if scope.contains("email") {
+        if let Some(e) = &user.email {
+            out["email"] = json!(e);
+            out["email_verified"] = json!(false);
+        }
+    }
+    let mut resp = axum::Json(out).into_response();
+    no_store(&mut resp);
+    resp
+}
+
+async fn authenticated(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Client, Params), OAuthError> {
+    let p = read_params(headers, body, Accept::Form).await?;
+    let creds = credentials(headers, &p)?;
+    let client = authenticate(&st.app, &creds).await?;
+    Ok((client, p))
+}
+
+fn check_hint(p: &Params) -> Result<(), OAuthError> {
+    match p.get("token_type_hint")? {
+        None | Some("access_token") | Some("refresh_token") => Ok(()),
+        Some(_) => Err(OAuthError::new(
+            400,
+            "unsupported_token_type",
+            "token_type_hint must be access_token or refresh_token",
+        )),
+    }
+}
+
+pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match introspect_inner(&st, &headers, body).await {
+        Ok(v) => {
+            let mut resp = axum::Json(v).into_response();
+            no_store(&mut resp);
+            resp
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn introspect_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, OAuthError> {
+    let (client, p) = authenticated(st, headers, body).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_client(
+            "public clients may not introspect tokens",
+        ));
+    }
+    let token = p.required("token")?;
+    check_hint(&p)?;
+    let inactive = json!({"active": false});
+    if token.starts_with("rt_") {
+        let found = st
+            .app
+            .store
+            .find_refresh(sha256(token.as_bytes()))
+            .await
+            .map_err(|_| OAuthError::server_error())?;
+        let now = now_ms();
+        return Ok(match found {
+            Some((generation, f))
+                if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms =>
+            {
+                json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "client_id": f.client_id,
+                    "sub": f.user_id,
+                    "scope": f.scope,
+                    "iss": st.app.cfg.issuer,
+                    "iat": f.rotated_at_ms / 1000,
+                    "exp": f.idle_expires_at_ms / 1000,
+                    "auth_time": f.auth_time,
+                })
+            }
+            _ => inactive,
+        });
+    }
+    Ok(match active_access(st, token).await? {
+        Some((c, _)) => {
+            let mut v = json!({
+                "active": true,
+                "token_type": "Bearer",
+                "client_id": c.client_id,
+                "sub": c.sub,
+                "scope": c.scope,
+                "iss": c.iss,
+                "aud": c.aud,
+                "exp": c.exp,
+                "iat": c.iat,
+                "jti": c.jti,
+            });
+            if let Some(t) = c.auth_time {
+                v["auth_time"] = json!(t);
+            }
+            if let Some(cnf) = c.cnf {
+                v["cnf"] = json!({"jkt": cnf.jkt});
+            }
+            v
+        }
+        None => inactive,
+    })
+}
+
+pub async fn revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match revoke_inner(&st, &headers, body).await {
+        Ok(()) => {
+            let mut resp = StatusCode::OK.into_response();
+            no_store(&mut resp);
+            resp
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+    let (client, p) = authenticated(st, headers, body).await?;
+    let token = p.required("token")?;
+    check_hint(&p)?;
+    let store = &st.app.store;
+    let foreign = || OAuthError::invalid_grant("the token was issued to another client");
+    if token.starts_with("rt_") {
+        if let Some((_, f)) = store
+            .find_refresh(sha256(token.as_bytes()))
+            .await
+            .map_err(|_| OAuthError::server_error())?
+        {
+            if f.client_id != client.id {
+                return Err(foreign());
+            }
+            store
+                .revoke_family(&f.id, "revoked_by_client", now_ms())
+                .await
+                .map_err(|_| OAuthError::server_error())?;
+        }
+        return Ok(());
+    }
+    // Access tokens: only a valid one of ours can be revoked; anything else is already useless.
+    if let Ok(c) = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer) {
+        if c.client_id != client.id {
+            return Err(foreign());
+        }
+        store
+            .revoke_access_token(&c.jti, c.exp * 1000)
+            .await
+            .map_err(|_| OAuthError::server_error())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! Sign-in sessions and their pages: `/login` (argon2id, rate-limited, CSRF), `/logout`
+//! (ends the session and its session-bound families), `/account`. Cookies are HttpOnly,
+//! SameSite=Lax, Secure when the issuer is https; the session cookie holds a 256-bit secret
+//! stored only as its SHA-256.
+
+use super::body::user_agent;
+use super::pages::{error_page, form_target_source, render, AccountPage, LoginPage};
+use super::AppState;
+use crate::domain::model::{AuditEvent, Session, User};
+use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_id, random_token, sha256};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+pub const SESSION_COOKIE: &str = "autional_session";
+pub const CSRF_COOKIE: &str = "autional_csrf";
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(a) = max_age {
+        c.push_str(&format!("; Max-Age={a}"));
+    }
+    if st.app.cfg.is_https() {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A CSRF token bound to `purpose` and `binding` (the CSRF cookie, or the session id).
+pub fn csrf_token(st: &AppState, purpose: &str, binding: &str) -> String {
+    b64url(&hmac_sha256(
+        &st.app.form_secret,
+        format!("{purpose}:{binding}").as_bytes(),
+    ))
+}
+
+pub fn csrf_ok(st: &AppState, purpose: &str, binding: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| ct_eq(p.as_bytes(), csrf_token(st, purpose, binding).as_bytes()))
+}
+
+/// The signed-in session and its user, if the cookie names a live one.
+pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, User)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let s = st
+        .app
+        .store
+        .get_session_by_token(sha256(token.as_bytes()))
+        .await
+        .ok()??;
+    if s.ended_at_ms.is_some() || now_ms() >= s.expires_at_ms {
+        return None;
+    }
+    let u = st.app.store.get_user(&s.user_id).await.ok()??;
+    Some((s, u))
+}
+
+/// Only paths of this server that a sign-in may continue to.
+fn safe_return_to(r: Option<&str>) -> String {
+    match r {
+        Some(p)
+            if (p.starts_with("/oauth/authorize?") || p == "/account")
+                && !p.contains(['\r', '\n', '\\']) =>
+        {
+            p.to_string()
+        }
+        _ => "/account".to_string(),
+    }
+}
+
+/// `form-action` for the login page: the client's redirect URI may end the chain.
+fn login_form_targets(return_to: &str) -> Vec<String> {
+    return_to
+        .strip_prefix("/oauth/authorize?")
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "redirect_uri")
+                .map(|(_, v)| v.into_owned())
+        })
+        .and_then(|u| form_target_source(&u))
+        .into_iter()
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+}
+
+fn login_form(
+    st: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let (csrf_cookie, fresh) = match cookie(headers, CSRF_COOKIE) {
+        Some(c) if c.len() == 43 => (c, false),
+        _ => (random_token(), true),
+    };
+    let token = csrf_token(st, "login", &csrf_cookie);
+    let mut resp = render(
+        status,
+        &LoginPage {
+            csrf_token: &token,
+            return_to,
+            username,
+            error,
+        },
+        &login_form_targets(return_to),
+    );
+    if fresh {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(st, CSRF_COOKIE, &csrf_cookie, None),
+        );
+    }
+    resp
+}
+
+pub async fn login_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let return_to = safe_return_to(q.return_to.as_deref());
+    login_form(&st, &headers, StatusCode::OK, &return_to, "", None)
+}
+
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024).await else {
+        return error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            Some("request body is too large"),
+        );
+    };
+    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let return_to = safe_return_to(form.get("return_to").map(String::as_str));
+    let username = form.get("username").map(String::as_str).unwrap_or("");
+    let csrf_cookie = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    if csrf_cookie.is_empty()
+        || !csrf_ok(
+            &st,
+            "login",
+            &csrf_cookie,
+            form.get("csrf_token").map(String::as_str),
+        )
+    {
+        return login_form(
+            &st,
+            &headers,
+            StatusCode::FORBIDDEN,
+            &return_to,
+            username,
+            Some("Your sign-in form expired. Please try again."),
+        );
+    }
+    if let Err(e) = st.limits.check_login(addr.ip()) {
+        let mut resp = login_form(
+            &st,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &return_to,
+            username,
+            Some("Too many sign-in attempts. Wait a minute and try again."),
+        );
+        if let Some(s) = e.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        return resp;
+    }
+    let password = form.get("password").cloned().unwrap_or_default();
+    let user = st
+        .app
+        .store
+        .find_user_by_username(username)
+        .await
+        .ok()
+        .flatten();
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crate::password::dummy_hash().to_string());
+    let verified = tokio::task::spawn_blocking(move || crate::password::verify(&password, &phc))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| verified) else {
+        let _ = st
+            .app
+            .store
+            .audit(
+                AuditEvent {
+                    kind: "login.failed",
+                    client_id: None,
+                    user_id: None,
+                    family_id: None,
+                    detail: None,
+                },
+                now_ms(),
+            )
+            .await;
+        return login_form(
+            &st,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &return_to,
+            username,
+            Some("Wrong username or password."),
+        );
+    };
+    let token = random_token();
+    let now = now_ms();
+    let ttl = st.app.cfg.session.ttl;
+    let session = Session {
+        id: random_id(),
+        token_hash: sha256(token.as_bytes()).to_vec(),
+        user_id: user.id.clone(),
+        auth_time: now / 1000,
+        expires_at_ms: now + ttl.as_ms(),
+        ended_at_ms: None,
+        user_agent: user_agent(&headers).map(|s| s.chars().take(256).collect()),
+    };
+    if st.app.store.insert_session(session).await.is_err() {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
+    }
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&st, SESSION_COOKIE, &token, Some(ttl.as_secs())),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let csrf = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned());
+    let Some((session, _)) = current(&st, &headers).await else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+    };
+    if !csrf_ok(&st, "logout", &session.id, csrf.as_deref()) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "invalid_request",
+            Some("the sign-out form expired; reload the page"),
+        );
+    }
+    if st
+        .app
+        .store
+        .end_session(&session.id, now_ms())
+        .await
+        .is_err()
+    {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
+    }
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&st, SESSION_COOKIE, "", Some(0)),
+    );
+    resp
+}
+
+pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((session, user)) = current(&st, &headers).await else {
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/login?return_to=%2Faccount")],
+        )
+            .into_response();
+    };
+    let token = csrf_token(&st, "logout", &session.id);
+    render(
+        StatusCode::OK,
+        &AccountPage {
+            username: &user.username,
+            csrf_token: &token,
+        },
+        &[],
+    )
+}

@@ -1,0 +1,102 @@
+//! `autional serve`: opens the store, loads keys, starts background work (sweeper, key reload,
+//! rate-limit housekeeping) and serves HTTP until SIGINT/SIGTERM.
+
+use crate::app::App;
+use crate::config::{Config, DatabaseLocation};
+use crate::http::{router, AppState};
+use crate::store::sqlite::SqliteStore;
+use crate::store::DynStore;
+use crate::util::now_ms;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
+    match cfg.database_location().map_err(anyhow::Error::msg)? {
+        DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(
+            &path,
+            cfg.store.max_batch,
+            cfg.store.readers,
+        )?)),
+    }
+}
+
+/// Runs the server. `on_ready` is called with the app once keys are loaded (demo set-up).
+pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&cfg)?;
+    let app = App::new(cfg, store).await?;
+    if demo {
+        crate::cli::demo_setup(&app).await?;
+    }
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let limits = Arc::new(crate::http::ratelimit_limits(&app.cfg.rate_limit));
+    let state = AppState {
+        app: app.clone(),
+        limits: limits.clone(),
+        metrics,
+        demo,
+    };
+
+    let sweeper_app = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(
+            sweeper_app
+                .cfg
+                .store
+                .sweep_interval
+                .0
+                .max(Duration::from_secs(1)),
+        );
+        loop {
+            tick.tick().await;
+            match sweeper_app.store.sweep(now_ms()).await {
+                Ok(r) => tracing::debug!(?r, "swept expired rows"),
+                Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+            limits.shrink();
+        }
+    });
+    let keys_app = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            match keys_app.reload_keys().await {
+                Ok(true) => tracing::info!("signing keys reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "key reload failed"),
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(&app.cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, issuer = %app.cfg.issuer, "autional serving");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        #[cfg(unix)]
+        {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,168 @@
+//! Storage: one trait whose methods are the server's atomic domain operations
+//! (`rotate_refresh`, `redeem_code`, `revoke_family`, …). Each backend implements every method
+//! as one transaction, calling the pure rules of `domain::grant` between its read and its
+//! write, so atomicity lives in one place per backend and the grant modules never see SQL.
+
+pub mod sqlite;
+
+use crate::domain::grant::{RefreshPolicy, Reject};
+use crate::domain::model::{
+    AuditEvent, AuthCode, Client, Family, KeyRecord, SecretHash, Session, User,
+};
+use crate::domain::scope::Scope;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, ref msg) = e {
+            if f.code == rusqlite::ErrorCode::ConstraintViolation {
+                return StoreError::Conflict(msg.clone().unwrap_or_default());
+            }
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A new family to create when a code is redeemed.
+#[derive(Clone, Debug)]
+pub struct NewFamily {
+    pub id: String,
+    /// SHA-256 of the first refresh token, when the client may refresh.
+    pub refresh_hash: Option<[u8; 32]>,
+    pub idle_ttl_ms: i64,
+    pub absolute_ttl_ms: i64,
+    pub dpop_jkt: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RedeemCode {
+    pub code_hash: [u8; 32],
+    pub client_id: String,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub now_ms: i64,
+    pub family: NewFamily,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    Issued {
+        code: Box<AuthCode>,
+        family: Box<Family>,
+    },
+    /// A second use: the family it issued (if any) has been revoked.
+    Replayed,
+    Rejected(&'static str),
+    NotFound,
+}
+
+#[derive(Clone, Debug)]
+pub struct RotateRequest {
+    pub presented_hash: [u8; 32],
+    pub new_hash: [u8; 32],
+    pub client_id: String,
+    pub requested_scope: Option<Scope>,
+    pub dpop_jkt: Option<String>,
+    pub policy: RefreshPolicy,
+    pub now_ms: i64,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// A new refresh token (`new_hash`) was committed; `family` is the row after the change.
+    Issued {
+        family: Box<Family>,
+        grace: bool,
+    },
+    /// The token had been rotated: the family is now revoked and the event audited.
+    Reused {
+        family_id: String,
+    },
+    Rejected(Reject),
+    NotFound,
+}
+
+/// What the sweeper deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub codes: u64,
+    pub sessions: u64,
+    pub families: u64,
+    pub refresh_tokens: u64,
+    pub revoked_access_tokens: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> Result<()>;
+
+    async fn insert_client(&self, client: Client) -> Result<()>;
+    async fn get_client(&self, id: &str) -> Result<Option<Client>>;
+    async fn list_clients(&self) -> Result<Vec<Client>>;
+    /// Deletes the client and revokes every family it holds.
+    async fn delete_client(&self, id: &str, now_ms: i64) -> Result<bool>;
+    async fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> Result<bool>;
+
+    async fn insert_user(&self, user: User) -> Result<()>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Adds a key and retires every other active key (rotation).
+    async fn add_key(&self, key: KeyRecord) -> Result<()>;
+    /// Adds `key` only when no active key exists (first start, race-free).
+    async fn ensure_key(&self, key: KeyRecord) -> Result<()>;
+    /// Returns the secret stored under `name`, storing `candidate` first if there is none.
+    async fn server_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>>;
+
+    async fn insert_session(&self, session: Session) -> Result<()>;
+    async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>>;
+    /// Ends the session and revokes its session-bound families; returns how many.
+    async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64>;
+
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    async fn insert_code(&self, code: AuthCode) -> Result<()>;
+    /// Checks and consumes a code and creates its family in one transaction; a replay
+    /// revokes the family the first redemption created.
+    async fn redeem_code(&self, req: RedeemCode) -> Result<RedeemOutcome>;
+
+    /// The refresh grant's atomic step: load, decide (`domain::grant::decide`), write.
+    async fn rotate_refresh(&self, req: RotateRequest) -> Result<RotateOutcome>;
+    /// A refresh token's generation and family, for introspection and revocation.
+    async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>>;
+    async fn get_family(&self, id: &str) -> Result<Option<Family>>;
+    /// Revokes a family; false when it was unknown or already revoked.
+    async fn revoke_family(&self, id: &str, reason: &str, now_ms: i64) -> Result<bool>;
+
+    async fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> Result<()>;
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
+
+    async fn audit(&self, event: AuditEvent, now_ms: i64) -> Result<()>;
+
+    /// Deletes what has expired (codes, sessions, families and their tokens, revocation
+    /// entries) so tables stay bounded.
+    async fn sweep(&self, now_ms: i64) -> Result<SweepReport>;
+}
+
+pub type DynStore = Arc<dyn Store>;

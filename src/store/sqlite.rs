@@ -1,0 +1,853 @@
+//! SQLite backend (the embedded default). One dedicated writer thread owns the only write
+//! connection and commits every job waiting in its queue in one transaction (group commit),
+//! each job inside its own SAVEPOINT; a request is answered only after the COMMIT (WAL,
+//! `synchronous=FULL`), so a 200 means durable. Readers are separate connections on their own
+//! threads. WAL checkpoints run on a third connection, off the commit path.
+
+use super::*;
+use crate::domain::grant::{
+    apply, check_code, decide, is_offline, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
+};
+use crate::domain::model::AuthMethod;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+type Completion = Box<dyn FnOnce(bool) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+pub struct SqliteStore {
+    writer: flume::Sender<WriteJob>,
+    reader: flume::Sender<ReadJob>,
+    _stop: flume::Sender<()>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Applies pending migrations (tracked in `PRAGMA user_version`).
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path` and starts its threads.
+    pub fn open(path: &Path, max_batch: usize, readers: usize) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
+        configure(&conn)?;
+        // Checkpoints run on their own connection so they never sit inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        migrate(&conn)?;
+
+        let (wtx, wrx) = flume::unbounded::<WriteJob>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, wrx, max_batch))?;
+
+        let (rtx, rrx) = flume::unbounded::<ReadJob>();
+        for i in 0..readers {
+            let c = Connection::open(path)?;
+            configure(&c)?;
+            c.pragma_update(None, "query_only", true)?;
+            let rx = rrx.clone();
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job(&c);
+                    }
+                })?;
+        }
+
+        let (stop_tx, stop_rx) = flume::bounded::<()>(0);
+        let cp = Connection::open(path)?;
+        configure(&cp)?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(flume::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(Duration::from_millis(500))
+                {
+                    if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+                let _ = cp.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })?;
+
+        Ok(SqliteStore {
+            writer: wtx,
+            reader: rtx,
+            _stop: stop_tx,
+        })
+    }
+
+    /// Runs `f` in the writer's next transaction; resolves after the COMMIT.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let res = f(conn);
+            let ok = res.is_ok();
+            let done: Completion = Box::new(move |committed| {
+                let out = if committed {
+                    res
+                } else {
+                    Err(StoreError::Backend("commit failed".into()))
+                };
+                let _ = tx.send(out);
+            });
+            (ok, done)
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("writer thread stopped".into()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        self.reader
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| StoreError::Backend("reader threads stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("reader threads stopped".into()))?
+    }
+}
+
+fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
+    let mut done: Vec<Completion> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot begin transaction");
+            for job in batch.drain(..) {
+                let (_, c) = job(&conn);
+                c(false);
+            }
+            let _ = conn.execute_batch("ROLLBACK");
+            continue;
+        }
+        for job in batch.drain(..) {
+            let sp = conn.execute_batch("SAVEPOINT job").is_ok();
+            let (ok, c) = job(&conn);
+            if sp {
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "savepoint failed");
+                }
+            }
+            done.push(c);
+        }
+        let committed = match conn.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                false
+            }
+        };
+        metrics::histogram!("autional_store_batch_size").record(done.len() as f64);
+        for c in done.drain(..) {
+            c(committed);
+        }
+    }
+}
+
+const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms";
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn client_row(r: &Row) -> rusqlite::Result<Client> {
+    let method: String = r.get(2)?;
+    Ok(Client {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        auth_method: AuthMethod::parse(&method).unwrap_or(AuthMethod::ClientSecretBasic),
+        secrets: serde_json::from_str(&r.get::<_, String>(3)?).map_err(json_err)?,
+        redirect_uris: serde_json::from_str(&r.get::<_, String>(4)?).map_err(json_err)?,
+        grant_types: serde_json::from_str(&r.get::<_, String>(5)?).map_err(json_err)?,
+        scope: r.get(6)?,
+        dpop_bound: r.get(7)?,
+        jwks: r.get(8)?,
+        refresh_idle_ttl_s: r.get(9)?,
+        refresh_absolute_ttl_s: r.get(10)?,
+        created_at_ms: r.get(11)?,
+    })
+}
+
+const USER_COLS: &str = "id, username, password_hash, email, name, created_at_ms";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        email: r.get(3)?,
+        name: r.get(4)?,
+        created_at_ms: r.get(5)?,
+    })
+}
+
+const FAMILY_COLS: &str = "f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid, f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation, f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent";
+
+fn family_row(r: &Row, o: usize) -> rusqlite::Result<Family> {
+    Ok(Family {
+        id: r.get(o)?,
+        client_id: r.get(o + 1)?,
+        user_id: r.get(o + 2)?,
+        scope: r.get(o + 3)?,
+        authorization_details: r.get(o + 4)?,
+        dpop_jkt: r.get(o + 5)?,
+        session_id: r.get(o + 6)?,
+        sid: r.get(o + 7)?,
+        auth_time: r.get(o + 8)?,
+        created_at_ms: r.get(o + 9)?,
+        absolute_expires_at_ms: r.get(o + 10)?,
+        idle_expires_at_ms: r.get(o + 11)?,
+        generation: r.get(o + 12)?,
+        rotated_at_ms: r.get(o + 13)?,
+        grace_used: r.get(o + 14)?,
+        revoked_at_ms: r.get(o + 15)?,
+        revoked_reason: r.get(o + 16)?,
+        last_used_at_ms: r.get(o + 17)?,
+        last_user_agent: r.get(o + 18)?,
+    })
+}
+
+fn insert_family(conn: &Connection, f: &Family) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms, revoked_reason, last_used_at_ms, last_user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?
+    .execute(params![
+        f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid,
+        f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation,
+        f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent
+    ])?;
+    Ok(())
+}
+
+fn insert_refresh(
+    conn: &Connection,
+    hash: &[u8; 32],
+    family_id: &str,
+    generation: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&hash[..], family_id, generation])?;
+    Ok(())
+}
+
+fn audit_insert(conn: &Connection, e: &AuditEvent, now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![now_ms, e.kind, e.client_id, e.user_id, e.family_id, e.detail])?;
+    Ok(())
+}
+
+fn revoke_family_sql(
+    conn: &Connection,
+    id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE families SET revoked_at_ms = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at_ms IS NULL")?
+        .execute(params![id, now_ms, reason])?;
+    Ok(n > 0)
+}
+
+fn get_family_sql(conn: &Connection, id: &str) -> rusqlite::Result<Option<Family>> {
+    conn.prepare_cached(&format!(
+        "SELECT {FAMILY_COLS} FROM families f WHERE f.id = ?1"
+    ))?
+    .query_row([id], |r| family_row(r, 0))
+    .optional()
+}
+
+fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
+    Ok(AuthCode {
+        hash: r.get(0)?,
+        client_id: r.get(1)?,
+        user_id: r.get(2)?,
+        redirect_uri: r.get(3)?,
+        redirect_uri_sent: r.get(4)?,
+        scope: r.get(5)?,
+        nonce: r.get(6)?,
+        code_challenge: r.get(7)?,
+        session_id: r.get(8)?,
+        auth_time: r.get(9)?,
+        expires_at_ms: r.get(10)?,
+        consumed_at_ms: r.get(11)?,
+        family_id: r.get(12)?,
+    })
+}
+
+fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1"
+        ))?
+        .query_row([&req.presented_hash[..]], |r| Ok((r.get::<_, i64>(0)?, family_row(r, 1)?)))
+        .optional()?;
+    let Some((generation, mut family)) = row else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let attempt = RefreshAttempt {
+        client_id: &req.client_id,
+        requested_scope: req.requested_scope.as_ref(),
+        dpop_jkt: req.dpop_jkt.as_deref(),
+        now_ms: req.now_ms,
+    };
+    let decision = decide(&family, generation, &attempt, &req.policy);
+    let new_generation = apply(
+        &mut family,
+        decision,
+        &req.policy,
+        req.now_ms,
+        req.user_agent.as_deref(),
+    );
+    match decision {
+        Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
+        Decision::Reuse => {
+            revoke_family_sql(conn, &family.id, "refresh_token_reuse", req.now_ms)?;
+            audit_insert(
+                conn,
+                &AuditEvent {
+                    kind: "refresh.reuse_detected",
+                    client_id: Some(family.client_id.clone()),
+                    user_id: Some(family.user_id.clone()),
+                    family_id: Some(family.id.clone()),
+                    detail: Some(format!(
+                        "{{\"presented_generation\":{generation},\"current_generation\":{}}}",
+                        family.generation
+                    )),
+                },
+                req.now_ms,
+            )?;
+            Ok(RotateOutcome::Reused {
+                family_id: family.id,
+            })
+        }
+        Decision::Rotate | Decision::GraceReissue => {
+            let generation = new_generation.unwrap_or(family.generation);
+            conn.prepare_cached(
+                "UPDATE families SET generation = ?2, rotated_at_ms = ?3, grace_used = ?4, idle_expires_at_ms = ?5, last_used_at_ms = ?6, last_user_agent = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                family.id, family.generation, family.rotated_at_ms, family.grace_used,
+                family.idle_expires_at_ms, family.last_used_at_ms, family.last_user_agent
+            ])?;
+            insert_refresh(conn, &req.new_hash, &family.id, generation)?;
+            Ok(RotateOutcome::Issued {
+                family: Box::new(family),
+                grace: decision == Decision::GraceReissue,
+            })
+        }
+    }
+}
+
+fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
+    let code = conn
+        .prepare_cached("SELECT hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id FROM codes WHERE hash = ?1")?
+        .query_row([&req.code_hash[..]], code_row)
+        .optional()?;
+    let Some(mut code) = code else {
+        return Ok(RedeemOutcome::NotFound);
+    };
+    let check = check_code(
+        &code,
+        &CodeRedemption {
+            client_id: &req.client_id,
+            redirect_uri: req.redirect_uri.as_deref(),
+            code_verifier: req.code_verifier.as_deref(),
+            now_ms: req.now_ms,
+        },
+    );
+    match check {
+        CodeCheck::Reject(why) => Ok(RedeemOutcome::Rejected(why)),
+        CodeCheck::Replayed => {
+            if let Some(fid) = &code.family_id {
+                if revoke_family_sql(conn, fid, "authorization_code_replay", req.now_ms)? {
+                    audit_insert(
+                        conn,
+                        &AuditEvent {
+                            kind: "code.replay_detected",
+                            client_id: Some(code.client_id.clone()),
+                            user_id: Some(code.user_id.clone()),
+                            family_id: Some(fid.clone()),
+                            detail: None,
+                        },
+                        req.now_ms,
+                    )?;
+                }
+            }
+            Ok(RedeemOutcome::Replayed)
+        }
+        CodeCheck::Ok => {
+            let nf = &req.family;
+            let auth_ms = code.auth_time * 1000;
+            let absolute = auth_ms.saturating_add(nf.absolute_ttl_ms);
+            let family = Family {
+                id: nf.id.clone(),
+                client_id: code.client_id.clone(),
+                user_id: code.user_id.clone(),
+                scope: code.scope.clone(),
+                authorization_details: None,
+                dpop_jkt: nf.dpop_jkt.clone(),
+                session_id: if is_offline(&code.scope) {
+                    None
+                } else {
+                    Some(code.session_id.clone())
+                },
+                sid: Some(code.session_id.clone()),
+                auth_time: code.auth_time,
+                created_at_ms: req.now_ms,
+                absolute_expires_at_ms: absolute,
+                idle_expires_at_ms: (req.now_ms + nf.idle_ttl_ms).min(absolute),
+                generation: 0,
+                rotated_at_ms: req.now_ms,
+                grace_used: 0,
+                revoked_at_ms: None,
+                revoked_reason: None,
+                last_used_at_ms: req.now_ms,
+                last_user_agent: nf.user_agent.clone(),
+            };
+            insert_family(conn, &family)?;
+            if let Some(h) = &nf.refresh_hash {
+                insert_refresh(conn, h, &family.id, 0)?;
+            }
+            conn.prepare_cached(
+                "UPDATE codes SET consumed_at_ms = ?2, family_id = ?3 WHERE hash = ?1",
+            )?
+            .execute(params![&req.code_hash[..], req.now_ms, family.id])?;
+            code.consumed_at_ms = Some(req.now_ms);
+            code.family_id = Some(family.id.clone());
+            Ok(RedeemOutcome::Issued {
+                code: Box::new(code),
+                family: Box::new(family),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn insert_client(&self, cl: Client) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![
+                    cl.id, cl.name, cl.auth_method.as_str(),
+                    serde_json::to_string(&cl.secrets).unwrap_or_else(|_| "[]".into()),
+                    serde_json::to_string(&cl.redirect_uris).unwrap_or_else(|_| "[]".into()),
+                    serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into()),
+                    cl.scope, cl.dpop_bound, cl.jwks, cl.refresh_idle_ttl_s, cl.refresh_absolute_ttl_s, cl.created_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_client(&self, id: &str) -> Result<Option<Client>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT {CLIENT_COLS} FROM clients WHERE id = ?1"))?
+                    .query_row([id], client_row)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {CLIENT_COLS} FROM clients ORDER BY created_at_ms, id"
+            ))?;
+            let rows = st
+                .query_map([], client_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_client(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'client_deleted' WHERE client_id = ?1 AND revoked_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            c.execute("DELETE FROM consents WHERE client_id = ?1", [&id])?;
+            Ok(c.execute("DELETE FROM clients WHERE id = ?1", [&id])? > 0)
+        })
+        .await
+    }
+
+    async fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let json = serde_json::to_string(&secrets).unwrap_or_else(|_| "[]".into());
+            Ok(c.execute(
+                "UPDATE clients SET secrets = ?2 WHERE id = ?1",
+                params![id, json],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn insert_user(&self, u: User) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    u.id,
+                    u.username,
+                    u.password_hash,
+                    u.email,
+                    u.name,
+                    u.created_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+                    .query_row([id], user_row)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let username = username.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users WHERE username = ?1"
+            ))?
+            .query_row([username], user_row)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT kid, alg, private_key, public_jwk, created_at_ms, retired_at_ms FROM signing_keys ORDER BY created_at_ms",
+            )?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(KeyRecord {
+                        kid: r.get(0)?,
+                        alg: r.get(1)?,
+                        private_key: r.get(2)?,
+                        public_jwk: r.get(3)?,
+                        created_at_ms: r.get(4)?,
+                        retired_at_ms: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn add_key(&self, k: KeyRecord) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE signing_keys SET retired_at_ms = ?1 WHERE retired_at_ms IS NULL",
+                [k.created_at_ms],
+            )?;
+            c.execute(
+                "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.kid, k.alg, k.private_key, k.public_jwk, k.created_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ensure_key(&self, k: KeyRecord) -> Result<()> {
+        self.write(move |c| {
+            let active: i64 =
+                c.query_row("SELECT COUNT(*) FROM signing_keys WHERE retired_at_ms IS NULL", [], |r| r.get(0))?;
+            if active == 0 {
+                c.execute(
+                    "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![k.kid, k.alg, k.private_key, k.public_jwk, k.created_at_ms],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn server_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let name = name.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO server_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, candidate],
+            )?;
+            Ok(c.query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn insert_session(&self, s: Session) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s.id, s.token_hash, s.user_id, s.auth_time, s.expires_at_ms, s.ended_at_ms, s.user_agent],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE token_hash = ?1",
+            )?
+            .query_row([&token_hash[..]], |r| {
+                Ok(Session {
+                    id: r.get(0)?,
+                    token_hash: r.get(1)?,
+                    user_id: r.get(2)?,
+                    auth_time: r.get(3)?,
+                    expires_at_ms: r.get(4)?,
+                    ended_at_ms: r.get(5)?,
+                    user_agent: r.get(6)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64> {
+        let id = id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE sessions SET ended_at_ms = ?2 WHERE id = ?1 AND ended_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            let n = c.execute(
+                "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'session_ended' WHERE session_id = ?1 AND revoked_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+        let (u, cl) = (user_id.to_string(), client_id.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2",
+            )?
+            .query_row([u, cl], |r| r.get(0))
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        let (u, cl, s) = (
+            user_id.to_string(),
+            client_id.to_string(),
+            scope.to_string(),
+        );
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO consents (user_id, client_id, scope, updated_at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at_ms = excluded.updated_at_ms",
+                params![u, cl, s, now_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_code(&self, code: AuthCode) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO codes (hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                code.hash, code.client_id, code.user_id, code.redirect_uri, code.redirect_uri_sent, code.scope,
+                code.nonce, code.code_challenge, code.session_id, code.auth_time, code.expires_at_ms,
+                code.consumed_at_ms, code.family_id
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_code(&self, req: RedeemCode) -> Result<RedeemOutcome> {
+        self.write(move |c| redeem(c, &req)).await
+    }
+
+    async fn rotate_refresh(&self, req: RotateRequest) -> Result<RotateOutcome> {
+        self.write(move |c| rotate(c, &req)).await
+    }
+
+    async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1"
+            ))?
+            .query_row([&hash[..]], |r| Ok((r.get::<_, i64>(0)?, family_row(r, 1)?)))
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn get_family(&self, id: &str) -> Result<Option<Family>> {
+        let id = id.to_string();
+        self.read(move |c| Ok(get_family_sql(c, &id)?)).await
+    }
+
+    async fn revoke_family(&self, id: &str, reason: &str, now_ms: i64) -> Result<bool> {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        self.write(move |c| Ok(revoke_family_sql(c, &id, &reason, now_ms)?))
+            .await
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> Result<()> {
+        let jti = jti.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO revoked_access_tokens (jti, expires_at_ms) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",
+                params![jti, expires_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
+        let jti = jti.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT 1 FROM revoked_access_tokens WHERE jti = ?1")?
+                    .query_row([jti], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })
+        .await
+    }
+
+    async fn audit(&self, e: AuditEvent, now_ms: i64) -> Result<()> {
+        self.write(move |c| Ok(audit_insert(c, &e, now_ms)?)).await
+    }
+
+    async fn sweep(&self, now_ms: i64) -> Result<SweepReport> {
+        self.write(move |c| {
+            // Codes stay a while after expiry so that a late replay still revokes.
+            let codes = c.execute(
+                "DELETE FROM codes WHERE expires_at_ms < ?1",
+                [now_ms - 3_600_000],
+            )? as u64;
+            let sessions = c.execute(
+                "DELETE FROM sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1",
+                [now_ms - 86_400_000],
+            )? as u64;
+            // Families end at absolute expiry, or a day after revocation (kept for the audit trail).
+            let dead =
+                "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2";
+            let refresh_tokens = c.execute(
+                &format!("DELETE FROM refresh_tokens WHERE family_id IN ({dead})"),
+                params![now_ms, now_ms - 86_400_000],
+            )? as u64;
+            let families = c.execute(
+                "DELETE FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2",
+                params![now_ms, now_ms - 86_400_000],
+            )? as u64;
+            let revoked_access_tokens = c.execute(
+                "DELETE FROM revoked_access_tokens WHERE expires_at_ms < ?1",
+                [now_ms],
+            )? as u64;
+            Ok(SweepReport {
+                codes,
+                sessions,
+                families,
+                refresh_tokens,
+                revoked_access_tokens,
+            })
+        })
+        .await
+    }
+}
