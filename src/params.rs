@@ -94,6 +94,12 @@ impl Params {
         Params { map }
     }
 
+    /// A copy with `k` set to `v`.
+    pub fn with(mut self, k: &str, v: &str) -> Params {
+        self.map.insert(k.to_string(), Value::String(v.to_string()));
+        self
+    }
+
     /// The string parameters form-encoded, in a stable order.
     pub fn encode(&self) -> String {
         let mut pairs: Vec<(&str, &str)> = self.strings().collect();

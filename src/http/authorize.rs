@@ -42,8 +42,19 @@ fn authorize_error(st: &AppState, e: AuthorizeError, status: StatusCode) -> Resp
     }
 }
 
-fn to_login(p: &Params) -> Response {
-    let return_to = format!("/oauth/authorize?{}", p.without(&["prompt"]).encode());
+/// Sends the user to sign in, then back to this request. `prompt=login` is dropped from the
+/// return path (it has been honoured); other prompt values (`consent`) stay.
+fn to_login(p: &Params, req_prompt: &[String]) -> Response {
+    let kept: Vec<&str> = req_prompt
+        .iter()
+        .map(String::as_str)
+        .filter(|v| *v != "login")
+        .collect();
+    let mut back = p.without(&["prompt"]);
+    if !kept.is_empty() {
+        back = back.with("prompt", &kept.join(" "));
+    }
+    let return_to = format!("/oauth/authorize?{}", back.encode());
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", &return_to)
         .finish();
@@ -73,7 +84,7 @@ pub async fn get_authorize(
                 StatusCode::FOUND,
             );
         }
-        return to_login(&p);
+        return to_login(&p, &req.prompt);
     };
     let consented = match st.app.store.get_consent(&user.id, &req.client.id).await {
         Ok(c) => c
@@ -169,7 +180,7 @@ pub async fn post_authorize(
         Err(e) => return authorize_error(&st, e, StatusCode::SEE_OTHER),
     };
     let Some((session, user)) = current(&st, &headers).await else {
-        return to_login(&p);
+        return to_login(&p, &req.prompt);
     };
     if !csrf_ok(
         &st,

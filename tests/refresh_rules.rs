@@ -1,0 +1,665 @@
+//! SPEC §4, one test per implemented rule, over HTTP against a real `autional` process on a real
+//! SQLite file. Tokens are obtained through the real pages (sign-in, consent) and code exchange.
+
+mod common;
+
+use common::{claims, Server};
+use futures::future::join_all;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SCOPE: &str = "openid profile email offline_access";
+
+async fn ok_json(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "expected 200, got {status}: {body}");
+    body
+}
+
+async fn err(r: reqwest::Response, status: u16, error: &str) -> Value {
+    let got = r.status().as_u16();
+    let cc = r
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (got, body["error"].as_str().unwrap_or("")),
+        (status, error),
+        "body: {body}"
+    );
+    assert_eq!(cc.as_deref(), Some("no-store"));
+    body
+}
+
+#[tokio::test]
+async fn rule1_rotation_returns_new_token_and_old_stops_working() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap();
+    assert!(
+        rt0.starts_with("rt_") && rt0.len() == 46,
+        "rt_ + 256 bits base64url: {rt0}"
+    );
+    // JSON body.
+    let r1 = ok_json(s.refresh("pub", rt0).await).await;
+    let rt1 = r1["refresh_token"].as_str().unwrap();
+    assert_ne!(rt1, rt0);
+    for k in [
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "scope",
+        "id_token",
+    ] {
+        assert!(r1.get(k).is_some(), "flat response has {k}: {r1}");
+    }
+    assert_eq!(r1["token_type"], "Bearer");
+    assert!(
+        r1.get("code").is_none() && r1.get("data").is_none(),
+        "no envelope"
+    );
+    // Form body with the ignored grant_type, on the same endpoint.
+    let r = s
+        .http
+        .post(s.url("/oauth/refresh"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt1),
+            ("client_id", "pub"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r2 = ok_json(r).await;
+    let rt2 = r2["refresh_token"].as_str().unwrap().to_string();
+    // /oauth/token runs the same code path.
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt2),
+            ("client_id", "pub"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r3 = ok_json(r).await;
+    // The stored hash is SHA-256 of the token, never the token itself.
+    let stored: i64 = s
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE hash = ?1",
+            [common_sha(r3["refresh_token"].as_str().unwrap())],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1);
+    let plain: i64 = s
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE CAST(hash AS TEXT) LIKE 'rt_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(plain, 0);
+    // The presented (rotated) token stops working: on /oauth/refresh invalid_grant is 401.
+    err(s.refresh("pub", rt0).await, 401, "invalid_grant").await;
+}
+
+fn common_sha(t: &str) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn rule2_reuse_revokes_family_access_tokens_and_audits() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap();
+    let r1 = ok_json(s.refresh("pub", rt0).await).await;
+    let at1 = r1["access_token"].as_str().unwrap();
+    let rt1 = r1["refresh_token"].as_str().unwrap();
+    assert_eq!(s.introspect(at1).await["active"], true);
+    assert_eq!(s.userinfo(at1).await.status(), 200);
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 0);
+    // Replay of the rotated token.
+    err(s.refresh("pub", rt0).await, 401, "invalid_grant").await;
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
+    // The whole family is gone: the current refresh token, and the access tokens.
+    err(s.refresh("pub", rt1).await, 401, "invalid_grant").await;
+    assert_eq!(s.introspect(rt1).await, json!({"active": false}));
+    assert_eq!(s.introspect(at1).await, json!({"active": false}));
+    let ui = s.userinfo(at1).await;
+    assert_eq!(ui.status(), 401);
+    assert!(ui.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    let (reason,): (String,) = s
+        .db()
+        .query_row("SELECT revoked_reason FROM families", [], |r| {
+            Ok((r.get(0)?,))
+        })
+        .unwrap();
+    assert_eq!(reason, "refresh_token_reuse");
+    // /oauth/token reports the same as 400 (RFC 6749 §5.2).
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt1),
+            ("client_id", "pub"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    err(r, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn rule3_grace_window_immediate_predecessor_only_count_times() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "30"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "2"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let a = ok_json(s.refresh("pub", &rt0).await).await;
+    // The response was "lost": the predecessor is presented again, twice (count 2).
+    let b = ok_json(s.refresh("pub", &rt0).await).await;
+    let c = ok_json(s.refresh("pub", &rt0).await).await;
+    let (ra, rb, rc) = (
+        a["refresh_token"].as_str().unwrap(),
+        b["refresh_token"].as_str().unwrap(),
+        c["refresh_token"].as_str().unwrap(),
+    );
+    assert!(
+        ra != rb && rb != rc && ra != rc,
+        "each grace reuse returns a fresh pair"
+    );
+    // The successors already issued stay valid: introspection says active for all three.
+    for rt in [ra, rb, rc] {
+        assert_eq!(s.introspect(rt).await["active"], true);
+    }
+    // Past the count: reuse, the family is revoked.
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", rc).await, 401, "invalid_grant").await;
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
+}
+
+#[tokio::test]
+async fn rule3_grace_does_not_cover_older_generations_or_other_clients() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "30"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "5"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another client presenting the predecessor inside the window: refused, nothing changes.
+    let before = s.snapshot();
+    err(s.refresh("pub2", &rt0).await, 401, "invalid_grant").await;
+    assert_eq!(before, s.snapshot());
+    let rt2 = ok_json(s.refresh("pub", &rt1).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // rt0 is now two generations old: reuse even inside the window.
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", &rt2).await, 401, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn rule3_grace_predecessor_after_window_is_reuse_and_zero_grace_accepts_none() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "1"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "5"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+
+    // Default grace 0: an immediate replay (same millisecond or not) is reuse.
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn rule4_lifetimes_idle_is_sliding() {
+    let s = Server::start(&[("AUTIONAL_REFRESH__IDLE_TTL", "2s")]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let mut rt = t["refresh_token"].as_str().unwrap().to_string();
+    // Each rotation renews the idle lifetime: 3 × 1.2 s is longer than 2 s.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        rt = ok_json(s.refresh("pub", &rt).await).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let before = s.snapshot();
+    let body = err(s.refresh("pub", &rt).await, 401, "invalid_grant").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+    assert_eq!(before, s.snapshot(), "an expired token changes nothing");
+}
+
+#[tokio::test]
+async fn rule4_lifetimes_absolute_counts_from_sign_in_and_rotation_never_extends() {
+    let s = Server::start(&[("AUTIONAL_REFRESH__ABSOLUTE_TTL", "3s")]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let auth_time = claims(t["id_token"].as_str().unwrap())["auth_time"]
+        .as_i64()
+        .unwrap();
+    let mut rt = t["refresh_token"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rt = ok_json(s.refresh("pub", &rt).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let abs: i64 = s
+        .db()
+        .query_row("SELECT absolute_expires_at_ms FROM families", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        abs,
+        auth_time * 1000 + 3000,
+        "absolute expiry is auth_time + absolute_ttl"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    err(s.refresh("pub", &rt).await, 401, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn rule5_client_binding() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let before = s.snapshot();
+    let body = err(s.refresh("pub2", rt).await, 401, "invalid_grant").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("another client"));
+    // A confidential client cannot use it either (after authenticating properly).
+    let r = s
+        .http
+        .post(s.url("/oauth/refresh"))
+        .basic_auth("conf", Some(&s.conf_secret))
+        .json(&json!({"refresh_token": rt, "client_id": "conf"}))
+        .send()
+        .await
+        .unwrap();
+    err(r, 401, "invalid_grant").await;
+    assert_eq!(before, s.snapshot(), "a foreign client changes nothing");
+    ok_json(s.refresh("pub", rt).await).await;
+}
+
+#[tokio::test]
+async fn rule5_confidential_client_cannot_skip_authentication() {
+    let s = Server::start(&[]).await;
+    let a = s.authorize("conf", SCOPE).await;
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth("conf", Some(&s.conf_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &a.code),
+            ("redirect_uri", common::REDIRECT),
+            ("code_verifier", &a.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let t = ok_json(r).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    err(s.refresh("conf", rt).await, 401, "invalid_client").await;
+    let r = s
+        .http
+        .post(s.url("/oauth/refresh"))
+        .basic_auth("conf", Some("wrong"))
+        .json(&json!({"refresh_token": rt}))
+        .send()
+        .await
+        .unwrap();
+    let www = r.headers().get("www-authenticate").cloned();
+    err(r, 401, "invalid_client").await;
+    assert!(www.is_some(), "Basic challenge on invalid_client");
+    let r = s
+        .http
+        .post(s.url("/oauth/refresh"))
+        .basic_auth("conf", Some(&s.conf_secret))
+        .json(&json!({"refresh_token": rt}))
+        .send()
+        .await
+        .unwrap();
+    ok_json(r).await;
+}
+
+#[tokio::test]
+async fn rule6_scope_narrowing() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap();
+    let before = s.snapshot();
+    let body = err(
+        s.refresh_json(json!({"refresh_token": rt0, "client_id": "pub", "scope": "openid phone"}))
+            .await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+    assert!(body["error_description"].is_string());
+    assert_eq!(before, s.snapshot(), "a refused scope changes nothing");
+    let r1 = ok_json(
+        s.refresh_json(json!({"refresh_token": rt0, "client_id": "pub", "scope": "openid email"}))
+            .await,
+    )
+    .await;
+    assert_eq!(r1["scope"], "email openid");
+    assert_eq!(
+        claims(r1["access_token"].as_str().unwrap())["scope"],
+        "email openid"
+    );
+    // The new refresh token keeps the original grant scope.
+    let r2 = ok_json(
+        s.refresh("pub", r1["refresh_token"].as_str().unwrap())
+            .await,
+    )
+    .await;
+    assert_eq!(r2["scope"], "email offline_access openid profile");
+    assert_eq!(
+        claims(r2["access_token"].as_str().unwrap())["scope"],
+        "email offline_access openid profile"
+    );
+}
+
+#[tokio::test]
+async fn rule9_id_token_on_refresh() {
+    let s = Server::start(&[]).await;
+    let (t, a) = s.tokens("pub", SCOPE).await;
+    let id0 = claims(t["id_token"].as_str().unwrap());
+    assert_eq!(id0["nonce"], a.nonce.as_str());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = ok_json(s.refresh("pub", t["refresh_token"].as_str().unwrap()).await).await;
+    let id1 = claims(r["id_token"].as_str().unwrap());
+    for k in ["iss", "sub", "aud", "azp", "auth_time"] {
+        assert_eq!(id0[k], id1[k], "{k} is kept");
+    }
+    assert!(
+        id1["iat"].as_i64().unwrap() > id0["iat"].as_i64().unwrap(),
+        "new iat"
+    );
+    assert!(
+        id1.get("nonce").is_none(),
+        "no nonce on refresh (OIDC Core §12.2)"
+    );
+    assert_eq!(id1["iss"], s.base.as_str());
+    assert_eq!(id1["aud"], "pub");
+    // Without openid there is no ID token.
+    let (t, _) = s.tokens("pub", "profile offline_access").await;
+    assert!(t.get("id_token").is_none());
+    let r = ok_json(s.refresh("pub", t["refresh_token"].as_str().unwrap()).await).await;
+    assert!(r.get("id_token").is_none());
+}
+
+#[tokio::test]
+async fn rule10_sessions_logout_ends_session_bound_families_offline_survives() {
+    let s = Server::start(&[]).await;
+    let (online, a) = s.tokens("pub", "openid profile").await;
+    // Same browser session, second grant with offline_access.
+    let (offline, b) = s.tokens("pub2", "openid offline_access").await;
+    // Sign out of both sign-in sessions through /account's form.
+    for cookies in [&a.cookies, &b.cookies] {
+        let html = s
+            .http
+            .get(s.url("/account"))
+            .header("cookie", cookies)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = common::hidden(&html, "csrf_token").unwrap();
+        assert!(html.contains("action=\"/logout\""));
+        // Without the CSRF token nothing happens.
+        let before = s.snapshot();
+        let r = s
+            .http
+            .post(s.url("/logout"))
+            .header("cookie", cookies)
+            .form(&[("csrf_token", "forged")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(before, s.snapshot());
+        let r = s
+            .http
+            .post(s.url("/logout"))
+            .header("cookie", cookies)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        // The session is over: /account asks to sign in again.
+        let r = s
+            .http
+            .get(s.url("/account"))
+            .header("cookie", cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    // The session-bound family ended with its session; its access token too.
+    err(
+        s.refresh("pub", online["refresh_token"].as_str().unwrap())
+            .await,
+        401,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        s.introspect(online["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    // The offline_access family outlives its session.
+    ok_json(
+        s.refresh("pub2", offline["refresh_token"].as_str().unwrap())
+            .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rule10_revocation_endings() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+    // Revoking an access token: inactive at introspection and userinfo; the refresh token still works.
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .form(&[("token", at), ("client_id", "pub")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.introspect(at).await, json!({"active": false}));
+    assert_eq!(s.userinfo(at).await.status(), 401);
+    let r1 = ok_json(s.refresh("pub", rt).await).await;
+    let rt1 = r1["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        s.userinfo(r1["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    // Another client cannot revoke it.
+    let before = s.snapshot();
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .form(&[("token", rt1), ("client_id", "pub2")])
+        .send()
+        .await
+        .unwrap();
+    err(r, 400, "invalid_grant").await;
+    assert_eq!(before, s.snapshot());
+    // Revoking the refresh token revokes its family.
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .form(&[
+            ("token", rt1),
+            ("client_id", "pub"),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    err(s.refresh("pub", rt1).await, 401, "invalid_grant").await;
+    assert_eq!(
+        s.introspect(r1["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    // Unknown tokens: 200 (RFC 7009 §2.2).
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .form(&[("token", "rt_unknown"), ("client_id", "pub")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn race_50_concurrent_refreshes_exactly_one_wins() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let results = join_all((0..50).map(|_| s.refresh("pub", &rt))).await;
+    let mut ok = Vec::new();
+    let mut statuses = Vec::new();
+    for r in results {
+        statuses.push(r.status().as_u16());
+        if r.status() == 200 {
+            ok.push(r.json::<Value>().await.unwrap());
+        }
+    }
+    assert_eq!(ok.len(), 1, "exactly one winner: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "no 500s: {statuses:?}"
+    );
+    // The losers were replays of a rotated token: the family is revoked, once.
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
+    err(
+        s.refresh("pub", ok[0]["refresh_token"].as_str().unwrap())
+            .await,
+        401,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn race_grace_k_plus_one() {
+    const K: usize = 3;
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "20"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "3"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let results = join_all((0..50).map(|_| s.refresh("pub", &rt))).await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
+    let wins = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "no 500s: {statuses:?}"
+    );
+    assert!(
+        (1..=K + 1).contains(&wins),
+        "at most K+1 successes inside the window: {wins}"
+    );
+    assert_eq!(wins, K + 1, "a serialized writer gives exactly K+1");
+    // The rest were reuse past the count: the family is revoked.
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
+
+    // Only the immediate predecessor, and not after the window.
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "1"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "3"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn code_replay_revokes_what_the_first_use_issued() {
+    let s = Server::start(&[]).await;
+    let a = s.authorize("pub", SCOPE).await;
+    let t: Value = ok_json(s.exchange("pub", &a.code, &a.verifier).await).await;
+    let r = s.exchange("pub", &a.code, &a.verifier).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    err(
+        s.refresh("pub", t["refresh_token"].as_str().unwrap()).await,
+        401,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        s.introspect(t["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    assert_eq!(s.audit_count("code.replay_detected"), 1);
+}
