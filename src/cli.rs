@@ -125,6 +125,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -359,20 +360,19 @@ pub async fn demo_setup(app: &App) -> anyhow::Result<()> {
     let store = &app.store;
     let issuer = &app.cfg.issuer;
     let password = format!("demo-{}", &random_token()[..12]);
-    let existing = store.find_user_by_username("demo").await?;
-    let password_note = if existing.is_none() {
-        create_user(
-            store,
-            "demo",
-            &password,
-            Some("demo@example.com".into()),
-            Some("Demo User".into()),
-        )
-        .await?;
-        password
-    } else {
-        "(unchanged: the demo user already existed)".to_string()
-    };
+    // A fresh password at every start (the demo user's earlier sessions and grants end).
+    match store.find_user_by_username("demo").await? {
+        None => {
+            let (email, name) = (Some("demo@example.com".into()), Some("Demo User".into()));
+            create_user(store, "demo", &password, email, name).await?;
+        }
+        Some(u) => {
+            let pw = password.clone();
+            let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw)).await??;
+            store.set_password(&u.id, &hash, now_ms()).await?;
+        }
+    }
+    let password_note = password;
     let redirect = format!("{issuer}/demo/callback");
     if store.get_client("demo-app").await?.is_none() {
         store

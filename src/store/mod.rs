@@ -119,6 +119,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, user: User) -> Result<()>;
     async fn get_user(&self, id: &str) -> Result<Option<User>>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// Replaces a user's password hash, ends their sessions and revokes their families.
+    async fn set_password(&self, user_id: &str, password_hash: &str, now_ms: i64) -> Result<bool>;
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
     /// Adds a key and retires every other active key (rotation).

@@ -594,6 +594,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_password(&self, user_id: &str, password_hash: &str, now_ms: i64) -> Result<bool> {
+        let (id, hash) = (user_id.to_string(), password_hash.to_string());
+        self.write(move |c| {
+            let n = c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
+            c.execute(
+                "UPDATE sessions SET ended_at_ms = ?2 WHERE user_id = ?1 AND ended_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            c.execute(
+                "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'password_changed' WHERE user_id = ?1 AND revoked_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
