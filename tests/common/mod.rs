@@ -152,8 +152,17 @@ impl Server {
     }
 
     async fn boot(&mut self) {
-        for _ in 0..5 {
-            let port = free_port();
+        // A restart keeps the port (and so the issuer) when it can.
+        let keep = self
+            .base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok());
+        for attempt in 0..5 {
+            let port = match keep {
+                Some(p) if attempt == 0 => p,
+                _ => free_port(),
+            };
             let base = format!("http://127.0.0.1:{port}");
             let mut child = self
                 .command()
@@ -182,6 +191,12 @@ impl Server {
     pub async fn restart(&mut self, env: &[(&str, &str)]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Pooled connections went down with the old process.
+        self.http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         for (k, v) in env {
             self.env.retain(|(a, _)| a != k);
             self.env.push((k.to_string(), v.to_string()));
@@ -515,4 +530,15 @@ pub fn claims(jwt: &str) -> Value {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// Runs the binary with only `env` (plus PATH); returns its output (for start-up errors).
+pub fn run_raw(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
 }
