@@ -183,6 +183,7 @@ impl Server {
                 return;
             }
             let _ = child.kill();
+            let _ = child.wait();
         }
         panic!("server did not start");
     }
