@@ -20,13 +20,9 @@ impl App {
     /// Loads keys (creating the first one when there is none) and the form secret.
     pub async fn new(cfg: Config, store: DynStore) -> anyhow::Result<Arc<App>> {
         let encryption_key = cfg.keys.encryption_key.as_deref().and_then(b64_decode);
-        store
-            .ensure_key(generate(encryption_key.as_deref(), now_ms())?)
-            .await?;
+        store.ensure_key(generate(encryption_key.as_deref(), now_ms())?).await?;
         let keys = Keyring::new(load_keys(&cfg, &store, encryption_key.as_deref()).await?);
-        let form_secret = store
-            .server_secret("form_hmac", random_bytes::<32>().to_vec())
-            .await?;
+        let form_secret = store.server_secret("form_hmac", random_bytes::<32>().to_vec()).await?;
         Ok(Arc::new(App {
             cfg,
             store,
@@ -43,12 +39,7 @@ impl App {
         if newest == self.keys.get().newest_ms {
             return Ok(false);
         }
-        let set = KeySet::from_records(
-            &records,
-            self.encryption_key.as_deref(),
-            now_ms(),
-            self.key_keep_ms(),
-        )?;
+        let set = KeySet::from_records(&records, self.encryption_key.as_deref(), now_ms(), self.key_keep_ms())?;
         self.keys.replace(set);
         Ok(true)
     }

@@ -127,10 +127,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -150,7 +147,7 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
     if let Command::Serve { demo } = cmd {
         return crate::server::serve(cfg, demo).await;
     }
-    let store = crate::server::open_store(&cfg)?;
+    let store = crate::server::open_store(&cfg).await?;
     match cmd {
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Migrate => {
@@ -218,8 +215,7 @@ pub async fn create_user(
 }
 
 fn validate_redirect_uri(u: &str) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(u)
-        .map_err(|e| anyhow::anyhow!("redirect URI {u} is not an absolute URI: {e}"))?;
+    let parsed = url::Url::parse(u).map_err(|e| anyhow::anyhow!("redirect URI {u} is not an absolute URI: {e}"))?;
     if parsed.fragment().is_some() {
         anyhow::bail!("redirect URI {u} must not have a fragment");
     }
@@ -231,7 +227,9 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
         ClientCmd::Create(a) => {
             let method = match a.auth_method.as_deref() {
                 Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-                    anyhow::anyhow!("--auth-method {m} is not supported (use client_secret_basic, client_secret_post or none)")
+                    anyhow::anyhow!(
+                        "--auth-method {m} is not supported (use client_secret_basic, client_secret_post or none)"
+                    )
                 })?,
                 None if a.public => AuthMethod::None,
                 None => AuthMethod::ClientSecretBasic,
@@ -240,10 +238,7 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 anyhow::bail!("--public clients authenticate with `none`");
             }
             let grant_types = if a.grant_types.is_empty() {
-                vec![
-                    "authorization_code".to_string(),
-                    "refresh_token".to_string(),
-                ]
+                vec!["authorization_code".to_string(), "refresh_token".to_string()]
             } else {
                 a.grant_types.clone()
             };

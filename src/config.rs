@@ -150,6 +150,8 @@ pub struct StoreConfig {
     pub readers: usize,
     /// How often expired rows are swept.
     pub sweep_interval: Dur,
+    /// PostgreSQL connections per server process.
+    pub pg_pool_size: usize,
 }
 
 impl Default for Config {
@@ -164,12 +166,8 @@ impl Default for Config {
                 reuse_grace_seconds: 0,
                 reuse_grace_count: 1,
             },
-            access_token: TtlConfig {
-                ttl: Dur::secs(900),
-            },
-            id_token: TtlConfig {
-                ttl: Dur::secs(3600),
-            },
+            access_token: TtlConfig { ttl: Dur::secs(900) },
+            id_token: TtlConfig { ttl: Dur::secs(3600) },
             code: TtlConfig { ttl: Dur::secs(60) },
             session: TtlConfig {
                 ttl: Dur::secs(14 * 86400),
@@ -195,6 +193,7 @@ impl Default for Config {
                 max_batch: 256,
                 readers: 2,
                 sweep_interval: Dur::secs(60),
+                pg_pool_size: 16,
             },
         }
     }
@@ -204,6 +203,7 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseLocation {
     Sqlite(PathBuf),
+    Postgres(String),
 }
 
 impl Config {
@@ -212,10 +212,7 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(format!(
-                    "config error: file {} does not exist",
-                    path.display()
-                ));
+                return Err(format!("config error: file {} does not exist", path.display()));
             }
             fig = fig.merge(Toml::file(path));
         }
@@ -251,14 +248,8 @@ impl Config {
             Ok(u) => u,
             Err(e) => return bad("issuer", format!("`{}` is not a URL ({e})", self.issuer)),
         };
-        if !matches!(issuer.scheme(), "http" | "https")
-            || issuer.query().is_some()
-            || issuer.fragment().is_some()
-        {
-            return bad(
-                "issuer",
-                "must be an http(s) URL without query or fragment".into(),
-            );
+        if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
+            return bad("issuer", "must be an http(s) URL without query or fragment".into());
         }
         self.issuer = self.issuer.trim_end_matches('/').to_string();
         if self.listen.parse::<SocketAddr>().is_err() {
@@ -271,10 +262,7 @@ impl Config {
         if self.refresh.reuse_grace_seconds > 60 {
             return bad(
                 "refresh.reuse_grace_seconds",
-                format!(
-                    "{} is above the maximum of 60",
-                    self.refresh.reuse_grace_seconds
-                ),
+                format!("{} is above the maximum of 60", self.refresh.reuse_grace_seconds),
             );
         }
         if self.refresh.idle_ttl.as_secs() == 0 {
@@ -296,8 +284,7 @@ impl Config {
         if self.rate_limit.token_per_second == 0 || self.rate_limit.token_burst == 0 {
             return bad(
                 "rate_limit.token_per_second",
-                "limits must be greater than zero (set rate_limit.enabled = false to turn them off)"
-                    .into(),
+                "limits must be greater than zero (set rate_limit.enabled = false to turn them off)".into(),
             );
         }
         if self.rate_limit.address_per_second == 0 || self.rate_limit.address_burst == 0 {
@@ -307,26 +294,15 @@ impl Config {
             );
         }
         if self.rate_limit.login_per_minute == 0 {
-            return bad(
-                "rate_limit.login_per_minute",
-                "must be greater than zero".into(),
-            );
+            return bad("rate_limit.login_per_minute", "must be greater than zero".into());
         }
-        if self.store.max_batch == 0 || self.store.readers == 0 {
-            return bad(
-                "store.max_batch",
-                "store sizes must be greater than zero".into(),
-            );
+        if self.store.max_batch == 0 || self.store.readers == 0 || self.store.pg_pool_size == 0 {
+            return bad("store.max_batch", "store sizes must be greater than zero".into());
         }
         if let Some(k) = &self.keys.encryption_key {
             match crate::util::b64_decode(k) {
                 Some(bytes) if bytes.len() == 32 => {}
-                _ => {
-                    return bad(
-                        "keys.encryption_key",
-                        "must be base64 of exactly 32 bytes".into(),
-                    )
-                }
+                _ => return bad("keys.encryption_key", "must be base64 of exactly 32 bytes".into()),
             }
         }
         Ok(())
@@ -346,8 +322,14 @@ impl Config {
                 return Ok(DatabaseLocation::Sqlite(PathBuf::from(rest)));
             }
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if url.parse::<tokio_postgres::Config>().is_err() {
+                return Err("config error: database_url: not a valid PostgreSQL URL".into());
+            }
+            return Ok(DatabaseLocation::Postgres(url.clone()));
+        }
         Err(format!(
-            "config error: database_url: `{url}` is not supported (use sqlite://PATH)"
+            "config error: database_url: `{url}` is not supported (use sqlite://PATH or postgres://…)"
         ))
     }
 

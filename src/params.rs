@@ -23,10 +23,7 @@ impl Params {
     pub fn from_form(bytes: &[u8]) -> Result<Params, OAuthError> {
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded::parse(bytes) {
-            if map
-                .insert(k.to_string(), Value::String(v.into_owned()))
-                .is_some()
-            {
+            if map.insert(k.to_string(), Value::String(v.into_owned())).is_some() {
                 return Err(repeated(&k));
             }
         }
@@ -56,9 +53,7 @@ impl Params {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(OAuthError::invalid_request(format!(
-                "parameter `{k}` must be a string"
-            ))),
+            Some(_) => Err(OAuthError::invalid_request(format!("parameter `{k}` must be a string"))),
         }
     }
 
@@ -72,9 +67,9 @@ impl Params {
         match self.map.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => serde_json::from_str(s).map(Some).map_err(|_| {
-                OAuthError::invalid_request(format!("parameter `{k}` is not valid JSON"))
-            }),
+            Some(Value::String(s)) => serde_json::from_str(s)
+                .map(Some)
+                .map_err(|_| OAuthError::invalid_request(format!("parameter `{k}` is not valid JSON"))),
             Some(v) => Ok(Some(v.clone())),
         }
     }
@@ -113,9 +108,7 @@ impl Params {
 
     /// The string parameters, for re-encoding (consent form hidden fields).
     pub fn strings(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))
+        self.map.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))
     }
 }
 

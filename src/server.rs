@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::config::{Config, DatabaseLocation};
 use crate::http::{router, AppState};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::DynStore;
 use crate::util::now_ms;
@@ -11,19 +12,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
+pub async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
     match cfg.database_location().map_err(anyhow::Error::msg)? {
         DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(
             &path,
             cfg.store.max_batch,
             cfg.store.readers,
         )?)),
+        DatabaseLocation::Postgres(url) => Ok(Arc::new(PgStore::open(&url, cfg.store.pg_pool_size).await?)),
     }
 }
 
 /// Runs the server. `on_ready` is called with the app once keys are loaded (demo set-up).
 pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
-    let store = open_store(&cfg)?;
+    let store = open_store(&cfg).await?;
     let app = App::new(cfg, store).await?;
     if demo {
         crate::cli::demo_setup(&app).await?;
@@ -41,14 +43,7 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
 
     let sweeper_app = app.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(
-            sweeper_app
-                .cfg
-                .store
-                .sweep_interval
-                .0
-                .max(Duration::from_secs(1)),
-        );
+        let mut tick = tokio::time::interval(sweeper_app.cfg.store.sweep_interval.0.max(Duration::from_secs(1)));
         loop {
             tick.tick().await;
             match sweeper_app.store.sweep(now_ms()).await {
@@ -88,9 +83,7 @@ async fn shutdown() {
     let term = async {
         #[cfg(unix)]
         {
-            if let Ok(mut s) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
+            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 s.recv().await;
             }
         }

@@ -57,10 +57,7 @@ async fn rule1_rotation_returns_new_token_and_old_stops_working() {
         assert!(r1.get(k).is_some(), "flat response has {k}: {r1}");
     }
     assert_eq!(r1["token_type"], "Bearer");
-    assert!(
-        r1.get("code").is_none() && r1.get("data").is_none(),
-        "no envelope"
-    );
+    assert!(r1.get("code").is_none() && r1.get("data").is_none(), "no envelope");
     // Form body with the ignored grant_type, on the same endpoint.
     let r = s
         .http
@@ -89,23 +86,19 @@ async fn rule1_rotation_returns_new_token_and_old_stops_working() {
         .unwrap();
     let r3 = ok_json(r).await;
     // The stored hash is SHA-256 of the token, never the token itself.
-    let stored: i64 = s
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE hash = ?1",
-            [common_sha(r3["refresh_token"].as_str().unwrap())],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let token = r3["refresh_token"].as_str().unwrap();
+    let stored = s.scalar_i64(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE {} = '{}'",
+        s.hex("hash"),
+        hex(&common_sha(token))
+    ));
     assert_eq!(stored, 1);
-    let plain: i64 = s
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE CAST(hash AS TEXT) LIKE 'rt_%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let plain = s.scalar_i64(&format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE {} = '{}' OR length(hash) <> 32",
+        s.hex("hash"),
+        hex(token.as_bytes())
+    ));
     assert_eq!(plain, 0);
     // The presented (rotated) token stops working: on /oauth/refresh invalid_grant is 401.
     err(s.refresh("pub", rt0).await, 401, "invalid_grant").await;
@@ -141,12 +134,7 @@ async fn rule2_reuse_revokes_family_access_tokens_and_audits() {
         .to_str()
         .unwrap()
         .contains("invalid_token"));
-    let (reason,): (String,) = s
-        .db()
-        .query_row("SELECT revoked_reason FROM families", [], |r| {
-            Ok((r.get(0)?,))
-        })
-        .unwrap();
+    let reason = s.scalar_str("SELECT revoked_reason FROM families").unwrap();
     assert_eq!(reason, "refresh_token_reuse");
     // /oauth/token reports the same as 400 (RFC 6749 §5.2).
     let r = s
@@ -266,10 +254,7 @@ async fn rule4_lifetimes_idle_is_sliding() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let before = s.snapshot();
     let body = err(s.refresh("pub", &rt).await, 401, "invalid_grant").await;
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("expired"));
+    assert!(body["error_description"].as_str().unwrap().contains("expired"));
     assert_eq!(before, s.snapshot(), "an expired token changes nothing");
 }
 
@@ -277,21 +262,14 @@ async fn rule4_lifetimes_idle_is_sliding() {
 async fn rule4_lifetimes_absolute_counts_from_sign_in_and_rotation_never_extends() {
     let s = Server::start(&[("AUTIONAL_REFRESH__ABSOLUTE_TTL", "3s")]).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
-    let auth_time = claims(t["id_token"].as_str().unwrap())["auth_time"]
-        .as_i64()
-        .unwrap();
+    let auth_time = claims(t["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
     let mut rt = t["refresh_token"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     rt = ok_json(s.refresh("pub", &rt).await).await["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let abs: i64 = s
-        .db()
-        .query_row("SELECT absolute_expires_at_ms FROM families", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let abs = s.scalar_i64("SELECT absolute_expires_at_ms FROM families");
     assert_eq!(
         abs,
         auth_time * 1000 + 3000,
@@ -308,10 +286,7 @@ async fn rule5_client_binding() {
     let rt = t["refresh_token"].as_str().unwrap();
     let before = s.snapshot();
     let body = err(s.refresh("pub2", rt).await, 401, "invalid_grant").await;
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("another client"));
+    assert!(body["error_description"].as_str().unwrap().contains("another client"));
     // A confidential client cannot use it either (after authenticating properly).
     let r = s
         .http
@@ -389,16 +364,9 @@ async fn rule6_scope_narrowing() {
     )
     .await;
     assert_eq!(r1["scope"], "email openid");
-    assert_eq!(
-        claims(r1["access_token"].as_str().unwrap())["scope"],
-        "email openid"
-    );
+    assert_eq!(claims(r1["access_token"].as_str().unwrap())["scope"], "email openid");
     // The new refresh token keeps the original grant scope.
-    let r2 = ok_json(
-        s.refresh("pub", r1["refresh_token"].as_str().unwrap())
-            .await,
-    )
-    .await;
+    let r2 = ok_json(s.refresh("pub", r1["refresh_token"].as_str().unwrap()).await).await;
     assert_eq!(r2["scope"], "email offline_access openid profile");
     assert_eq!(
         claims(r2["access_token"].as_str().unwrap())["scope"],
@@ -418,14 +386,8 @@ async fn rule9_id_token_on_refresh() {
     for k in ["iss", "sub", "aud", "azp", "auth_time"] {
         assert_eq!(id0[k], id1[k], "{k} is kept");
     }
-    assert!(
-        id1["iat"].as_i64().unwrap() > id0["iat"].as_i64().unwrap(),
-        "new iat"
-    );
-    assert!(
-        id1.get("nonce").is_none(),
-        "no nonce on refresh (OIDC Core §12.2)"
-    );
+    assert!(id1["iat"].as_i64().unwrap() > id0["iat"].as_i64().unwrap(), "new iat");
+    assert!(id1.get("nonce").is_none(), "no nonce on refresh (OIDC Core §12.2)");
     assert_eq!(id1["iss"], s.base.as_str());
     assert_eq!(id1["aud"], "pub");
     // Without openid there is no ID token.
@@ -488,8 +450,7 @@ async fn rule10_sessions_logout_ends_session_bound_families_offline_survives() {
     }
     // The session-bound family ended with its session; its access token too.
     err(
-        s.refresh("pub", online["refresh_token"].as_str().unwrap())
-            .await,
+        s.refresh("pub", online["refresh_token"].as_str().unwrap()).await,
         401,
         "invalid_grant",
     )
@@ -499,11 +460,7 @@ async fn rule10_sessions_logout_ends_session_bound_families_offline_survives() {
         false
     );
     // The offline_access family outlives its session.
-    ok_json(
-        s.refresh("pub2", offline["refresh_token"].as_str().unwrap())
-            .await,
-    )
-    .await;
+    ok_json(s.refresh("pub2", offline["refresh_token"].as_str().unwrap()).await).await;
 }
 
 #[tokio::test]
@@ -513,10 +470,15 @@ async fn rule10_revocation_endings() {
     let at = t["access_token"].as_str().unwrap();
     let rt = t["refresh_token"].as_str().unwrap();
     // Revoking an access token: inactive at introspection and userinfo; the refresh token still works.
+    // A wrong hint only widens the search (RFC 7009 §2.1).
     let r = s
         .http
         .post(s.url("/oauth/revoke"))
-        .form(&[("token", at), ("client_id", "pub")])
+        .form(&[
+            ("token", at),
+            ("client_id", "pub"),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await
         .unwrap();
@@ -525,12 +487,7 @@ async fn rule10_revocation_endings() {
     assert_eq!(s.userinfo(at).await.status(), 401);
     let r1 = ok_json(s.refresh("pub", rt).await).await;
     let rt1 = r1["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        s.userinfo(r1["access_token"].as_str().unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(s.userinfo(r1["access_token"].as_str().unwrap()).await.status(), 200);
     // Another client cannot revoke it.
     let before = s.snapshot();
     let r = s
@@ -586,15 +543,11 @@ async fn race_50_concurrent_refreshes_exactly_one_wins() {
         }
     }
     assert_eq!(ok.len(), 1, "exactly one winner: {statuses:?}");
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 401),
-        "no 500s: {statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "no 500s: {statuses:?}");
     // The losers were replays of a rotated token: the family is revoked, once.
     assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
     err(
-        s.refresh("pub", ok[0]["refresh_token"].as_str().unwrap())
-            .await,
+        s.refresh("pub", ok[0]["refresh_token"].as_str().unwrap()).await,
         401,
         "invalid_grant",
     )
@@ -614,10 +567,7 @@ async fn race_grace_k_plus_one() {
     let results = join_all((0..50).map(|_| s.refresh("pub", &rt))).await;
     let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
     let wins = statuses.iter().filter(|s| **s == 200).count();
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 401),
-        "no 500s: {statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "no 500s: {statuses:?}");
     assert!(
         (1..=K + 1).contains(&wins),
         "at most K+1 successes inside the window: {wins}"
@@ -657,9 +607,6 @@ async fn code_replay_revokes_what_the_first_use_issued() {
         "invalid_grant",
     )
     .await;
-    assert_eq!(
-        s.introspect(t["access_token"].as_str().unwrap()).await["active"],
-        false
-    );
+    assert_eq!(s.introspect(t["access_token"].as_str().unwrap()).await["active"], false);
     assert_eq!(s.audit_count("code.replay_detected"), 1);
 }

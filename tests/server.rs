@@ -21,10 +21,7 @@ fn bad_config_stops_startup_with_one_line_naming_the_key() {
         (("AUTIONAL_ISSUER", "not a url"), "issuer"),
         (("AUTIONAL_LISTEN", "nowhere"), "listen"),
         (("AUTIONAL_DATABASE_URL", "mysql://x"), "database_url"),
-        (
-            ("AUTIONAL_KEYS__ENCRYPTION_KEY", "c2hvcnQ="),
-            "keys.encryption_key",
-        ),
+        (("AUTIONAL_KEYS__ENCRYPTION_KEY", "c2hvcnQ="), "keys.encryption_key"),
     ] {
         let mut vars = vec![("AUTIONAL_DATABASE_URL", db.as_str())];
         vars.retain(|(k, _)| *k != env.0);
@@ -50,11 +47,7 @@ fn bad_config_stops_startup_with_one_line_naming_the_key() {
         ],
         &["--config", file.to_str().unwrap(), "migrate"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test]
@@ -80,10 +73,7 @@ async fn discovery_at_both_paths_advertises_what_is_implemented() {
         .unwrap();
     assert_eq!(a, b);
     assert_eq!(a["issuer"], s.base.as_str());
-    assert_eq!(
-        a["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
+    assert_eq!(a["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(
         a["grant_types_supported"],
         serde_json::json!(["authorization_code", "refresh_token"])
@@ -159,10 +149,7 @@ async fn jwks_serves_the_signing_key_and_rotation_keeps_old_tokens_valid() {
         "{kids:?}"
     );
     // The old access token still verifies; new tokens use the new key.
-    assert_eq!(
-        s.introspect(t["access_token"].as_str().unwrap()).await["active"],
-        true
-    );
+    assert_eq!(s.introspect(t["access_token"].as_str().unwrap()).await["active"], true);
     let r: Value = s
         .refresh("pub", t["refresh_token"].as_str().unwrap())
         .await
@@ -177,12 +164,8 @@ async fn jwks_serves_the_signing_key_and_rotation_keeps_old_tokens_valid() {
         .unwrap()
         .to_string();
     use base64::Engine;
-    let h: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
+    let h: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
     assert_eq!(h["kid"], new_kid.as_str());
     assert_eq!(h["typ"], "at+jwt");
 }
@@ -190,19 +173,11 @@ async fn jwks_serves_the_signing_key_and_rotation_keeps_old_tokens_valid() {
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let s = Server::start(&[]).await;
-    assert_eq!(
-        s.http.get(s.url("/healthz")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        s.http.get(s.url("/readyz")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(s.http.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
     let (t, _) = s.tokens("pub", "openid").await;
     assert_eq!(
-        s.refresh("pub", t["refresh_token"].as_str().unwrap())
-            .await
-            .status(),
+        s.refresh("pub", t["refresh_token"].as_str().unwrap()).await.status(),
         200
     );
     let m = s
@@ -231,9 +206,7 @@ async fn pages_send_strict_headers_and_check_csrf() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     let cookie = h["set-cookie"].to_str().unwrap();
     assert!(
-        cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Lax")
-            && !cookie.contains("Secure"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"),
         "{cookie}"
     );
     let csrf_cookie = common::set_cookie(&h, "autional_csrf").unwrap();
@@ -248,11 +221,7 @@ async fn pages_send_strict_headers_and_check_csrf() {
         s.http
             .post(s.url("/login"))
             .header("cookie", format!("autional_csrf={csrf_cookie}"))
-            .form(&[
-                ("username", "alice"),
-                ("password", pw),
-                ("csrf_token", csrf),
-            ])
+            .form(&[("username", "alice"), ("password", pw), ("csrf_token", csrf)])
             .send()
     };
     // Forged CSRF token: refused, no session.
@@ -294,18 +263,8 @@ async fn token_endpoints_are_rate_limited_per_client() {
     let before = s.snapshot();
     let r = s.refresh("pub", &rt1).await;
     assert_eq!(r.status(), 429);
-    assert!(
-        r.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "rate_limit_exceeded"
-    );
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limit_exceeded");
     assert_eq!(before, s.snapshot(), "a limited request changes nothing");
     // Another client has its own budget.
     let other = s.refresh("pub2", "rt_unknown").await;
@@ -359,11 +318,7 @@ async fn demo_mode_prints_a_working_walkthrough() {
         .build()
         .unwrap();
     let r = http.get(url).send().await.unwrap();
-    assert_eq!(
-        r.status(),
-        303,
-        "the printed URL is a valid authorization request"
-    );
+    assert_eq!(r.status(), 303, "the printed URL is a valid authorization request");
     let r = http
         .get(format!("{base}/demo/callback?code=abc&state=demo"))
         .send()

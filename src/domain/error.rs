@@ -17,11 +17,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    pub fn new(
-        status: u16,
-        error: &'static str,
-        description: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(status: u16, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         OAuthError {
             status,
             error,
@@ -54,11 +50,7 @@ impl OAuthError {
         e
     }
     pub fn server_error() -> Self {
-        Self::new(
-            500,
-            "server_error",
-            "the server could not complete the request",
-        )
+        Self::new(500, "server_error", "the server could not complete the request")
     }
     pub fn with_basic_challenge(mut self) -> Self {
         self.basic_challenge = true;

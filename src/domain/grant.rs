@@ -47,9 +47,7 @@ impl Reject {
             Reject::WrongClient => "refresh token was issued to another client",
             Reject::Expired => "refresh token is expired",
             Reject::InvalidScope => "requested scope exceeds the scope granted",
-            Reject::DpopKeyMismatch => {
-                "DPoP proof key does not match the key the token is bound to"
-            }
+            Reject::DpopKeyMismatch => "DPoP proof key does not match the key the token is bound to",
             Reject::DpopProofRequired => "refresh token is DPoP-bound: a DPoP proof is required",
         }
     }
@@ -67,12 +65,7 @@ pub enum Decision {
 }
 
 /// Classifies the presentation of a token of `generation` belonging to `family`.
-pub fn decide(
-    family: &Family,
-    generation: i64,
-    attempt: &RefreshAttempt<'_>,
-    policy: &RefreshPolicy,
-) -> Decision {
+pub fn decide(family: &Family, generation: i64, attempt: &RefreshAttempt<'_>, policy: &RefreshPolicy) -> Decision {
     if family.revoked_at_ms.is_some() {
         return Decision::Reject(Reject::Revoked);
     }
@@ -139,8 +132,7 @@ pub fn apply(
             family.generation += 1;
             family.rotated_at_ms = now_ms;
             family.grace_used = 0;
-            family.idle_expires_at_ms =
-                (now_ms + policy.idle_ttl_ms).min(family.absolute_expires_at_ms);
+            family.idle_expires_at_ms = (now_ms + policy.idle_ttl_ms).min(family.absolute_expires_at_ms);
             family.last_used_at_ms = now_ms;
             family.last_user_agent = user_agent.map(str::to_owned);
             Some(family.generation)
@@ -196,11 +188,7 @@ pub fn check_code(code: &AuthCode, r: &CodeRedemption<'_>) -> CodeCheck {
         return CodeCheck::Reject("authorization code is expired");
     }
     match (code.redirect_uri_sent, r.redirect_uri) {
-        (true, None) => {
-            return CodeCheck::Reject(
-                "redirect_uri is required: it was sent on the authorization request",
-            )
-        }
+        (true, None) => return CodeCheck::Reject("redirect_uri is required: it was sent on the authorization request"),
         (_, Some(u)) if u != code.redirect_uri => {
             return CodeCheck::Reject("redirect_uri does not match the authorization request")
         }
@@ -214,9 +202,7 @@ pub fn check_code(code: &AuthCode, r: &CodeRedemption<'_>) -> CodeCheck {
         }
         (Some(_), None) => return CodeCheck::Reject("code_verifier is required"),
         (None, Some(_)) => {
-            return CodeCheck::Reject(
-                "code_verifier sent but no code_challenge was on the authorization request",
-            )
+            return CodeCheck::Reject("code_verifier sent but no code_challenge was on the authorization request")
         }
         (None, None) => {}
     }
@@ -298,23 +284,11 @@ mod tests {
             client_id: "x",
             ..at(11_000)
         };
-        assert_eq!(
-            decide(&f, 2, &other, &P0),
-            Decision::Reject(Reject::WrongClient)
-        );
-        assert_eq!(
-            decide(&f, 3, &at(2_000_000), &P0),
-            Decision::Reject(Reject::Expired)
-        );
-        assert_eq!(
-            decide(&f, 3, &at(600_000), &P0),
-            Decision::Reject(Reject::Expired)
-        );
+        assert_eq!(decide(&f, 2, &other, &P0), Decision::Reject(Reject::WrongClient));
+        assert_eq!(decide(&f, 3, &at(2_000_000), &P0), Decision::Reject(Reject::Expired));
+        assert_eq!(decide(&f, 3, &at(600_000), &P0), Decision::Reject(Reject::Expired));
         f.revoked_at_ms = Some(1);
-        assert_eq!(
-            decide(&f, 3, &at(11_000), &P0),
-            Decision::Reject(Reject::Revoked)
-        );
+        assert_eq!(decide(&f, 3, &at(11_000), &P0), Decision::Reject(Reject::Revoked));
     }
 
     #[test]
@@ -326,10 +300,7 @@ mod tests {
             requested_scope: Some(&wide),
             ..at(11_000)
         };
-        assert_eq!(
-            decide(&f, 3, &a, &P0),
-            Decision::Reject(Reject::InvalidScope)
-        );
+        assert_eq!(decide(&f, 3, &a, &P0), Decision::Reject(Reject::InvalidScope));
         assert_eq!(decide(&f, 2, &a, &P0), Decision::Reuse);
         let b = RefreshAttempt {
             requested_scope: Some(&narrow),
@@ -350,10 +321,7 @@ mod tests {
             dpop_jkt: Some("k2"),
             ..at(11_000)
         };
-        assert_eq!(
-            decide(&f, 3, &wrong, &P0),
-            Decision::Reject(Reject::DpopKeyMismatch)
-        );
+        assert_eq!(decide(&f, 3, &wrong, &P0), Decision::Reject(Reject::DpopKeyMismatch));
         let right = RefreshAttempt {
             dpop_jkt: Some("k1"),
             ..at(11_000)
@@ -374,10 +342,7 @@ mod tests {
     #[test]
     fn apply_grace_keeps_generation_and_counts() {
         let mut f = family();
-        assert_eq!(
-            apply(&mut f, Decision::GraceReissue, &P5, 12_000, None),
-            Some(3)
-        );
+        assert_eq!(apply(&mut f, Decision::GraceReissue, &P5, 12_000, None), Some(3));
         assert_eq!(f.grace_used, 1);
         assert_eq!(f.rotated_at_ms, 10_000);
     }

@@ -14,11 +14,7 @@ pub fn valid_syntax(s: &str) -> bool {
 
 /// True when `BASE64URL(SHA256(verifier)) == challenge`, compared in constant time.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    valid_syntax(verifier)
-        && ct_eq(
-            b64url(&sha256(verifier.as_bytes())).as_bytes(),
-            challenge.as_bytes(),
-        )
+    valid_syntax(verifier) && ct_eq(b64url(&sha256(verifier.as_bytes())).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]
@@ -30,10 +26,7 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verify_s256(verifier, challenge));
-        assert!(!verify_s256(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
-            challenge
-        ));
+        assert!(!verify_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", challenge));
         assert!(!verify_s256("short", challenge));
     }
 }

@@ -78,16 +78,11 @@ mod tests {
     fn subset() {
         let g = Scope::parse("openid profile email").unwrap();
         assert!(Scope::parse("openid email").unwrap().is_subset_of(&g));
-        assert!(!Scope::parse("openid offline_access")
-            .unwrap()
-            .is_subset_of(&g));
+        assert!(!Scope::parse("openid offline_access").unwrap().is_subset_of(&g));
     }
 
     #[test]
     fn unknown_tokens() {
-        assert_eq!(
-            Scope::parse("openid admin").unwrap().unknown(),
-            vec!["admin"]
-        );
+        assert_eq!(Scope::parse("openid admin").unwrap().unknown(), vec!["admin"]);
     }
 }

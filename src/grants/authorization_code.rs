@@ -17,11 +17,7 @@ pub struct CodeInput<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn exchange(
-    app: &App,
-    client: &Client,
-    input: CodeInput<'_>,
-) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant("authorization_code") {
         return Err(OAuthError::unauthorized_client(
             "client may not use the authorization_code grant",
@@ -67,19 +63,11 @@ pub async fn exchange(
     match outcome {
         RedeemOutcome::Issued { code, family } => {
             let scope = Scope::parse(&code.scope).unwrap_or_default();
-            Ok(mint(
-                app,
-                &family,
-                &scope,
-                code.nonce,
-                refresh.map(|(t, _)| t),
-            ))
+            Ok(mint(app, &family, &scope, code.nonce, refresh.map(|(t, _)| t)))
         }
         RedeemOutcome::Replayed => {
             tracing::warn!(client = %client.id, "authorization code replay: its grant has been revoked");
-            Err(OAuthError::invalid_grant(
-                "authorization code was already used",
-            ))
+            Err(OAuthError::invalid_grant("authorization code was already used"))
         }
         RedeemOutcome::Rejected(why) => Err(OAuthError::invalid_grant(why)),
         RedeemOutcome::NotFound => Err(OAuthError::invalid_grant("authorization code is invalid")),

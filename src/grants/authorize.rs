@@ -59,12 +59,7 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 
 impl AuthorizeError {
     /// The Location for a redirect error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
-    pub fn location(
-        redirect_uri: &str,
-        error: &OAuthError,
-        state: Option<&str>,
-        issuer: &str,
-    ) -> String {
+    pub fn location(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
         let mut p = vec![("error", error.error)];
         if let Some(d) = &error.description {
             p.push(("error_description", d));
@@ -81,19 +76,16 @@ const MAX_LEN: usize = 2048;
 
 pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, AuthorizeError> {
     let page = AuthorizeError::Page;
-    let client_id = p.get("client_id").map_err(page)?.ok_or_else(|| {
-        AuthorizeError::Page(OAuthError::invalid_request(
-            "missing required parameter `client_id`",
-        ))
-    })?;
+    let client_id = p
+        .get("client_id")
+        .map_err(page)?
+        .ok_or_else(|| AuthorizeError::Page(OAuthError::invalid_request("missing required parameter `client_id`")))?;
     let client = app
         .store
         .get_client(client_id)
         .await
         .map_err(|_| AuthorizeError::Page(OAuthError::server_error()))?
-        .ok_or_else(|| {
-            AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client"))
-        })?;
+        .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
     let sent = p.get("redirect_uri").map_err(page)?;
     let redirect_uri = match sent {
         Some(u) => {
@@ -162,11 +154,10 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
             )));
         }
     }
-    let scope_str = p.get("scope").map_err(&redirect)?.ok_or_else(|| {
-        redirect(OAuthError::invalid_scope(
-            "missing required parameter `scope`",
-        ))
-    })?;
+    let scope_str = p
+        .get("scope")
+        .map_err(&redirect)?
+        .ok_or_else(|| redirect(OAuthError::invalid_scope("missing required parameter `scope`")))?;
     let scope = Scope::parse(scope_str).map_err(|e| redirect(OAuthError::invalid_scope(e)))?;
     if scope.is_empty() {
         return Err(redirect(OAuthError::invalid_scope("scope is empty")));
@@ -221,12 +212,7 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
     let prompt: Vec<String> = p
         .get("prompt")
         .map_err(&redirect)?
-        .map(|s| {
-            s.split(' ')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     for v in &prompt {
         if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
@@ -253,11 +239,7 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
 }
 
 /// Stores a fresh code for `req` and `session`; returns the redirect Location.
-pub async fn issue_code(
-    app: &App,
-    req: &AuthorizeRequest,
-    session: &Session,
-) -> Result<String, OAuthError> {
+pub async fn issue_code(app: &App, req: &AuthorizeRequest, session: &Session) -> Result<String, OAuthError> {
     let code = random_token();
     app.store
         .insert_code(AuthCode {

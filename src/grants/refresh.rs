@@ -31,11 +31,7 @@ pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
     }
 }
 
-pub async fn refresh(
-    app: &App,
-    client: &Client,
-    input: RefreshInput<'_>,
-) -> Result<TokenResponse, OAuthError> {
+pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant("refresh_token") {
         return Err(OAuthError::unauthorized_client(
             "client may not use the refresh_token grant",
@@ -65,9 +61,9 @@ pub async fn refresh(
         })?;
     match outcome {
         RotateOutcome::Issued { family, grace } => {
-            metrics::counter!("autional_refresh_total", "outcome" => if grace { "grace" } else { "rotated" }).increment(1);
-            let scope =
-                requested_scope.unwrap_or_else(|| Scope::parse(&family.scope).unwrap_or_default());
+            metrics::counter!("autional_refresh_total", "outcome" => if grace { "grace" } else { "rotated" })
+                .increment(1);
+            let scope = requested_scope.unwrap_or_else(|| Scope::parse(&family.scope).unwrap_or_default());
             Ok(mint(app, &family, &scope, None, Some(token)))
         }
         RotateOutcome::Reused { family_id } => {

@@ -2,9 +2,7 @@
 //! `POST /oauth/authorize` (the consent decision, `approved=true|false`, CSRF-checked).
 
 use super::body::MAX_BODY;
-use super::pages::{
-    describe_scope, error_page, form_target_source, render, secure_headers, ConsentPage,
-};
+use super::pages::{describe_scope, error_page, form_target_source, render, secure_headers, ConsentPage};
 use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::domain::error::OAuthError;
@@ -61,11 +59,7 @@ fn to_login(p: &Params, req_prompt: &[String]) -> Response {
     redirect(StatusCode::SEE_OTHER, &format!("/login?{q}"))
 }
 
-pub async fn get_authorize(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
+pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let p = match Params::from_form(q.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return page_error(&e),
@@ -110,8 +104,7 @@ pub async fn get_authorize(
     let mut fields: Vec<(&str, &str)> = fields.strings().collect();
     fields.sort();
     let csrf = csrf_token(&st, "consent", &session.id);
-    let scopes: Vec<(&str, &'static str)> =
-        req.scope.iter().map(|s| (s, describe_scope(s))).collect();
+    let scopes: Vec<(&str, &'static str)> = req.scope.iter().map(|s| (s, describe_scope(s))).collect();
     let host = url::Url::parse(&req.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
@@ -134,20 +127,11 @@ pub async fn get_authorize(
 fn deny(st: &AppState, req: &AuthorizeRequest, error: OAuthError, status: StatusCode) -> Response {
     redirect(
         status,
-        &AuthorizeError::location(
-            &req.redirect_uri,
-            &error,
-            req.state.as_deref(),
-            &st.app.cfg.issuer,
-        ),
+        &AuthorizeError::location(&req.redirect_uri, &error, req.state.as_deref(), &st.app.cfg.issuer),
     )
 }
 
-pub async fn post_authorize(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let ct_ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -164,11 +148,7 @@ pub async fn post_authorize(
         ));
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return page_error(&OAuthError::new(
-            413,
-            "invalid_request",
-            "request body is too large",
-        ));
+        return page_error(&OAuthError::new(413, "invalid_request", "request body is too large"));
     };
     let all = match Params::from_form(&bytes) {
         Ok(p) => p,
@@ -182,12 +162,7 @@ pub async fn post_authorize(
     let Some((session, user)) = current(&st, &headers).await else {
         return to_login(&p, &req.prompt);
     };
-    if !csrf_ok(
-        &st,
-        "consent",
-        &session.id,
-        all.get("csrf_token").ok().flatten(),
-    ) {
+    if !csrf_ok(&st, "consent", &session.id, all.get("csrf_token").ok().flatten()) {
         return page_error(&OAuthError::new(
             403,
             "invalid_request",
@@ -196,13 +171,7 @@ pub async fn post_authorize(
     }
     match all.get("approved").ok().flatten() {
         Some("true") => {
-            let existing = st
-                .app
-                .store
-                .get_consent(&user.id, &req.client.id)
-                .await
-                .ok()
-                .flatten();
+            let existing = st.app.store.get_consent(&user.id, &req.client.id).await.ok().flatten();
             let mut granted: Vec<String> = existing
                 .and_then(|s| Scope::parse(&s).ok())
                 .map(|s| s.iter().map(str::to_owned).collect())
@@ -229,8 +198,6 @@ pub async fn post_authorize(
             OAuthError::new(400, "access_denied", "the user denied the request"),
             StatusCode::SEE_OTHER,
         ),
-        _ => page_error(&OAuthError::invalid_request(
-            "approved must be true or false",
-        )),
+        _ => page_error(&OAuthError::invalid_request("approved must be true or false")),
     }
 }

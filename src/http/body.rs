@@ -20,22 +20,12 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 /// Reads and parses the body. Oversized → 413 `invalid_request`; wrong content type or
 /// malformed body → 400 `invalid_request`.
-pub async fn read_params(
-    headers: &HeaderMap,
-    body: Body,
-    accept: Accept,
-) -> Result<Params, OAuthError> {
+pub async fn read_params(headers: &HeaderMap, body: Body, accept: Accept) -> Result<Params, OAuthError> {
     let mt = media_type(headers);
     let json = match mt.as_deref() {
         Some("application/x-www-form-urlencoded") => false,
@@ -46,9 +36,7 @@ pub async fn read_params(
             } else {
                 "application/json or application/x-www-form-urlencoded"
             };
-            return Err(OAuthError::invalid_request(format!(
-                "Content-Type must be {expected}"
-            )));
+            return Err(OAuthError::invalid_request(format!("Content-Type must be {expected}")));
         }
     };
     let bytes = axum::body::to_bytes(body, MAX_BODY)
@@ -103,7 +91,5 @@ pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials,
 }
 
 pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }

@@ -35,19 +35,15 @@ pub async fn metadata(State(st): State<AppState>) -> Response {
         "claims_parameter_supported": false,
     });
     let mut resp = axum::Json(doc).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     resp
 }
 
 pub async fn jwks(State(st): State<AppState>) -> Response {
     let body = st.app.keys.get().jwks.clone();
     let mut resp = ([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     resp
 }

@@ -22,10 +22,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {
         Some(h) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )],
+            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
             h.render(),
         )
             .into_response(),

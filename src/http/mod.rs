@@ -36,14 +36,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let demo = state.demo;
     let mut r = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::metadata),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::metadata),
-        )
+        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
         .route("/oauth/jwks", get(discovery::jwks))
         .route(
             "/oauth/authorize",
@@ -51,10 +45,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/oauth/token", post(token::token))
         .route("/oauth/refresh", post(token::refresh))
-        .route(
-            "/oauth/userinfo",
-            get(resource::userinfo).post(resource::userinfo),
-        )
+        .route("/oauth/userinfo", get(resource::userinfo).post(resource::userinfo))
         .route("/oauth/introspect", post(resource::introspect))
         .route("/oauth/revoke", post(resource::revoke))
         .route("/login", get(session::login_page).post(session::login))

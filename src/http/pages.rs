@@ -67,11 +67,7 @@ pub fn form_target_source(uri: &str) -> Option<String> {
 }
 
 /// Renders a page with the security headers. `form_targets` are extra `form-action` sources.
-pub fn render<T: askama::Template>(
-    status: StatusCode,
-    page: &T,
-    form_targets: &[String],
-) -> Response {
+pub fn render<T: askama::Template>(status: StatusCode, page: &T, form_targets: &[String]) -> Response {
     let html = match page.render() {
         Ok(h) => h,
         Err(e) => {
@@ -100,14 +96,8 @@ pub fn secure_headers(resp: &mut Response, form_targets: &[String]) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
@@ -121,14 +111,10 @@ pub async fn stylesheet() -> Response {
         include_str!("../../static/style.css"),
     )
         .into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    resp.headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     resp
 }
 
@@ -140,9 +126,7 @@ pub struct CallbackQuery {
 }
 
 /// `--demo` only: shows the authorization response so a newcomer can copy the code.
-pub async fn demo_callback(
-    axum::extract::Query(q): axum::extract::Query<CallbackQuery>,
-) -> Response {
+pub async fn demo_callback(axum::extract::Query(q): axum::extract::Query<CallbackQuery>) -> Response {
     render(
         StatusCode::OK,
         &DemoCallbackPage {

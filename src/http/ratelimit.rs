@@ -28,9 +28,7 @@ impl Limits {
     pub fn new(cfg: &RateLimitConfig) -> Limits {
         Limits {
             enabled: cfg.enabled,
-            client: RateLimiter::keyed(
-                Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst)),
-            ),
+            client: RateLimiter::keyed(Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst))),
             address: RateLimiter::keyed(
                 Quota::per_second(nz(cfg.address_per_second)).allow_burst(nz(cfg.address_burst)),
             ),

@@ -18,10 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 /// An access token that verifies, is not revoked, and whose family (if any) is active.
-async fn active_access(
-    st: &AppState,
-    token: &str,
-) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
+async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
     let keys = st.app.keys.get();
     let Ok(claims) = verify_access(&keys, token, &st.app.cfg.issuer) else {
         return Ok(None);
@@ -35,11 +32,7 @@ async fn active_access(
         return Ok(None);
     }
     let family = match &claims.grant_id {
-        Some(g) => match store
-            .get_family(g)
-            .await
-            .map_err(|_| OAuthError::server_error())?
-        {
+        Some(g) => match store.get_family(g).await.map_err(|_| OAuthError::server_error())? {
             Some(f) if f.is_active(now_ms()) => Some(f),
             _ => return Ok(None),
         },
@@ -70,20 +63,11 @@ fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> R
     resp
 }
 
-pub async fn userinfo(
-    State(st): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+pub async fn userinfo(State(st): State<AppState>, method: Method, headers: HeaderMap, body: Body) -> Response {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let header_token = auth.and_then(|a| {
         let (scheme, t) = a.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| t.trim().to_string())
+        scheme.eq_ignore_ascii_case("bearer").then(|| t.trim().to_string())
     });
     let body_token = if method == Method::POST && header_token.is_none() {
         match read_params(&headers, body, Accept::Form).await {
@@ -152,26 +136,11 @@ pub async fn userinfo(
     resp
 }
 
-async fn authenticated(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Client, Params), OAuthError> {
+async fn authenticated(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(Client, Params), OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let creds = credentials(headers, &p)?;
     let client = authenticate(&st.app, &creds).await?;
     Ok((client, p))
-}
-
-fn check_hint(p: &Params) -> Result<(), OAuthError> {
-    match p.get("token_type_hint")? {
-        None | Some("access_token") | Some("refresh_token") => Ok(()),
-        Some(_) => Err(OAuthError::new(
-            400,
-            "unsupported_token_type",
-            "token_type_hint must be access_token or refresh_token",
-        )),
-    }
 }
 
 pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -185,19 +154,12 @@ pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Bo
     }
 }
 
-async fn introspect_inner(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Value, OAuthError> {
+async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, OAuthError> {
     let (client, p) = authenticated(st, headers, body).await?;
     if client.is_public() {
-        return Err(OAuthError::invalid_client(
-            "public clients may not introspect tokens",
-        ));
+        return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
     let token = p.required("token")?;
-    check_hint(&p)?;
     let inactive = json!({"active": false});
     if token.starts_with("rt_") {
         let found = st
@@ -208,9 +170,7 @@ async fn introspect_inner(
             .map_err(|_| OAuthError::server_error())?;
         let now = now_ms();
         return Ok(match found {
-            Some((generation, f))
-                if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms =>
-            {
+            Some((generation, f)) if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms => {
                 json!({
                     "active": true,
                     "token_type": "refresh_token",
@@ -266,7 +226,6 @@ pub async fn revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) 
 async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
     let (client, p) = authenticated(st, headers, body).await?;
     let token = p.required("token")?;
-    check_hint(&p)?;
     let store = &st.app.store;
     let foreign = || OAuthError::invalid_grant("the token was issued to another client");
     if token.starts_with("rt_") {

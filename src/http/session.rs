@@ -70,10 +70,7 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, Use
 /// Only paths of this server that a sign-in may continue to.
 fn safe_return_to(r: Option<&str>) -> String {
     match r {
-        Some(p)
-            if (p.starts_with("/oauth/authorize?") || p == "/account")
-                && !p.contains(['\r', '\n', '\\']) =>
-        {
+        Some(p) if (p.starts_with("/oauth/authorize?") || p == "/account") && !p.contains(['\r', '\n', '\\']) => {
             p.to_string()
         }
         _ => "/account".to_string(),
@@ -123,19 +120,13 @@ fn login_form(
         &login_form_targets(return_to),
     );
     if fresh {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(st, CSRF_COOKIE, &csrf_cookie, None),
-        );
+        resp.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(st, CSRF_COOKIE, &csrf_cookie, None));
     }
     resp
 }
 
-pub async fn login_page(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
-) -> Response {
+pub async fn login_page(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     let return_to = safe_return_to(q.return_to.as_deref());
     login_form(&st, &headers, StatusCode::OK, &return_to, "", None)
 }
@@ -159,14 +150,7 @@ pub async fn login(
     let return_to = safe_return_to(form.get("return_to").map(String::as_str));
     let username = form.get("username").map(String::as_str).unwrap_or("");
     let csrf_cookie = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
-    if csrf_cookie.is_empty()
-        || !csrf_ok(
-            &st,
-            "login",
-            &csrf_cookie,
-            form.get("csrf_token").map(String::as_str),
-        )
-    {
+    if csrf_cookie.is_empty() || !csrf_ok(&st, "login", &csrf_cookie, form.get("csrf_token").map(String::as_str)) {
         return login_form(
             &st,
             &headers,
@@ -186,19 +170,12 @@ pub async fn login(
             Some("Too many sign-in attempts. Wait a minute and try again."),
         );
         if let Some(s) = e.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         return resp;
     }
     let password = form.get("password").cloned().unwrap_or_default();
-    let user = st
-        .app
-        .store
-        .find_user_by_username(username)
-        .await
-        .ok()
-        .flatten();
+    let user = st.app.store.find_user_by_username(username).await.ok().flatten();
     let phc = user
         .as_ref()
         .map(|u| u.password_hash.clone())
@@ -256,9 +233,7 @@ pub async fn login(
 }
 
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = axum::body::to_bytes(body, 16 * 1024)
-        .await
-        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let csrf = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| v.into_owned());
@@ -272,20 +247,12 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
             Some("the sign-out form expired; reload the page"),
         );
     }
-    if st
-        .app
-        .store
-        .end_session(&session.id, now_ms())
-        .await
-        .is_err()
-    {
+    if st.app.store.end_session(&session.id, now_ms()).await.is_err() {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
     }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(&st, SESSION_COOKIE, "", Some(0)),
-    );
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&st, SESSION_COOKIE, "", Some(0)));
     resp
 }
 

@@ -79,15 +79,13 @@ pub async fn refresh(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = refresh_inner(&st, addr, &headers, body)
-        .await
-        .map_err(|mut e| {
-            // The reference API's deliberate deviation (SPEC §4): invalid_grant is 401 here.
-            if e.error == "invalid_grant" {
-                e.status = 401;
-            }
-            e
-        });
+    let r = refresh_inner(&st, addr, &headers, body).await.map_err(|mut e| {
+        // The reference API's deliberate deviation (SPEC §4): invalid_grant is 401 here.
+        if e.error == "invalid_grant" {
+            e.status = 401;
+        }
+        e
+    });
     respond(r)
 }
 
@@ -108,9 +106,7 @@ async fn refresh_inner(
     let refresh_token = p.required("refresh_token")?;
     let creds = credentials(headers, &p)?;
     if creds.claimed_id().is_none() {
-        return Err(OAuthError::invalid_request(
-            "missing required parameter `client_id`",
-        ));
+        return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
     st.limits.check_token(creds.claimed_id(), addr.ip())?;
     let client = authenticate(&st.app, &creds).await?;

@@ -84,20 +84,13 @@ pub fn sign_id(keys: &KeySet, claims: &IdClaims) -> String {
 pub struct InvalidToken(pub &'static str);
 
 /// Verifies an access token we issued: `typ`, `kid`, signature, `iss`, `exp`.
-pub fn verify_access(
-    keys: &KeySet,
-    token: &str,
-    issuer: &str,
-) -> Result<AccessClaims, InvalidToken> {
+pub fn verify_access(keys: &KeySet, token: &str, issuer: &str) -> Result<AccessClaims, InvalidToken> {
     let header = decode_header(token).map_err(|_| InvalidToken("malformed token"))?;
     if header.typ.as_deref() != Some("at+jwt") {
         return Err(InvalidToken("not an access token"));
     }
     let kid = header.kid.ok_or(InvalidToken("token has no kid"))?;
-    let key = keys
-        .verifiers
-        .get(&kid)
-        .ok_or(InvalidToken("unknown signing key"))?;
+    let key = keys.verifiers.get(&kid).ok_or(InvalidToken("unknown signing key"))?;
     let mut v = Validation::new(Algorithm::ES256);
     v.set_issuer(&[issuer]);
     v.validate_aud = false;
@@ -140,10 +133,7 @@ mod tests {
         let keys = KeySet::from_records(&[rec], None, 1, 1).unwrap();
         let now = crate::util::now_ms() / 1000;
         let t = sign_access(&keys, &claims(now + 60));
-        assert_eq!(
-            verify_access(&keys, &t, "https://as").unwrap(),
-            claims(now + 60)
-        );
+        assert_eq!(verify_access(&keys, &t, "https://as").unwrap(), claims(now + 60));
         assert!(verify_access(&keys, &t, "https://other").is_err());
         let expired = sign_access(&keys, &claims(now - 1));
         assert_eq!(

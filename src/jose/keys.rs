@@ -79,9 +79,7 @@ fn public_jwk(kid: &str, point: &[u8]) -> serde_json::Value {
 }
 
 fn encrypt(key: &[u8], plain: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let k = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("bad encryption key"))?,
-    );
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("bad encryption key"))?);
     let nonce_bytes = random_bytes::<12>();
     let mut buf = plain.to_vec();
     k.seal_in_place_append_tag(
@@ -101,16 +99,12 @@ fn decrypt(key: Option<&[u8]>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
         return Ok(stored.to_vec());
     };
     let key = key.ok_or_else(|| {
-        anyhow::anyhow!(
-            "signing keys are encrypted: set keys.encryption_key (AUTIONAL_KEYS__ENCRYPTION_KEY)"
-        )
+        anyhow::anyhow!("signing keys are encrypted: set keys.encryption_key (AUTIONAL_KEYS__ENCRYPTION_KEY)")
     })?;
     if body.len() < 12 + 16 {
         anyhow::bail!("encrypted signing key is truncated");
     }
-    let k = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("bad encryption key"))?,
-    );
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("bad encryption key"))?);
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&body[..12]);
     let mut buf = body[12..].to_vec();
@@ -120,9 +114,7 @@ fn decrypt(key: Option<&[u8]>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
             Aad::from(b"autional-signing-key"),
             &mut buf,
         )
-        .map_err(|_| {
-            anyhow::anyhow!("cannot decrypt the signing key: wrong keys.encryption_key")
-        })?;
+        .map_err(|_| anyhow::anyhow!("cannot decrypt the signing key: wrong keys.encryption_key"))?;
     Ok(plain.to_vec())
 }
 
@@ -164,10 +156,7 @@ impl KeySet {
                 }
             }
             let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk)?;
-            let (x, y) = (
-                jwk["x"].as_str().unwrap_or(""),
-                jwk["y"].as_str().unwrap_or(""),
-            );
+            let (x, y) = (jwk["x"].as_str().unwrap_or(""), jwk["y"].as_str().unwrap_or(""));
             let dk = DecodingKey::from_ec_components(x, y)
                 .map_err(|e| anyhow::anyhow!("stored public key {} is invalid: {e}", r.kid))?;
             verifiers.insert(r.kid.clone(), dk);
@@ -214,9 +203,7 @@ mod tests {
         let set = KeySet::from_records(std::slice::from_ref(&rec), Some(&ek), 2, 1000).unwrap();
         assert_eq!(set.signer.kid, rec.kid);
         assert!(KeySet::from_records(std::slice::from_ref(&rec), None, 2, 1000).is_err());
-        assert!(
-            KeySet::from_records(std::slice::from_ref(&rec), Some(&[8u8; 32]), 2, 1000).is_err()
-        );
+        assert!(KeySet::from_records(std::slice::from_ref(&rec), Some(&[8u8; 32]), 2, 1000).is_err());
     }
 
     #[test]

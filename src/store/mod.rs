@@ -3,12 +3,11 @@
 //! as one transaction, calling the pure rules of `domain::grant` between its read and its
 //! write, so atomicity lives in one place per backend and the grant modules never see SQL.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::grant::{RefreshPolicy, Reject};
-use crate::domain::model::{
-    AuditEvent, AuthCode, Client, Family, KeyRecord, SecretHash, Session, User,
-};
+use crate::domain::model::{AuditEvent, AuthCode, Client, Family, KeyRecord, SecretHash, Session, User};
 use crate::domain::scope::Scope;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -136,13 +135,7 @@ pub trait Store: Send + Sync + 'static {
     async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64>;
 
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
-    async fn save_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        scope: &str,
-        now_ms: i64,
-    ) -> Result<()>;
+    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()>;
 
     async fn insert_code(&self, code: AuthCode) -> Result<()>;
     /// Checks and consumes a code and creates its family in one transaction; a replay

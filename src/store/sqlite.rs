@@ -86,9 +86,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                while let Err(flume::RecvTimeoutError::Timeout) =
-                    stop_rx.recv_timeout(Duration::from_millis(500))
-                {
+                while let Err(flume::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(Duration::from_millis(500)) {
                     if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
@@ -271,16 +269,9 @@ fn insert_family(conn: &Connection, f: &Family) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_refresh(
-    conn: &Connection,
-    hash: &[u8; 32],
-    family_id: &str,
-    generation: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![&hash[..], family_id, generation])?;
+fn insert_refresh(conn: &Connection, hash: &[u8; 32], family_id: &str, generation: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (?1, ?2, ?3)")?
+        .execute(params![&hash[..], family_id, generation])?;
     Ok(())
 }
 
@@ -292,24 +283,19 @@ fn audit_insert(conn: &Connection, e: &AuditEvent, now_ms: i64) -> rusqlite::Res
     Ok(())
 }
 
-fn revoke_family_sql(
-    conn: &Connection,
-    id: &str,
-    reason: &str,
-    now_ms: i64,
-) -> rusqlite::Result<bool> {
+fn revoke_family_sql(conn: &Connection, id: &str, reason: &str, now_ms: i64) -> rusqlite::Result<bool> {
     let n = conn
-        .prepare_cached("UPDATE families SET revoked_at_ms = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at_ms IS NULL")?
+        .prepare_cached(
+            "UPDATE families SET revoked_at_ms = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at_ms IS NULL",
+        )?
         .execute(params![id, now_ms, reason])?;
     Ok(n > 0)
 }
 
 fn get_family_sql(conn: &Connection, id: &str) -> rusqlite::Result<Option<Family>> {
-    conn.prepare_cached(&format!(
-        "SELECT {FAMILY_COLS} FROM families f WHERE f.id = ?1"
-    ))?
-    .query_row([id], |r| family_row(r, 0))
-    .optional()
+    conn.prepare_cached(&format!("SELECT {FAMILY_COLS} FROM families f WHERE f.id = ?1"))?
+        .query_row([id], |r| family_row(r, 0))
+        .optional()
 }
 
 fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
@@ -372,9 +358,7 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
                 },
                 req.now_ms,
             )?;
-            Ok(RotateOutcome::Reused {
-                family_id: family.id,
-            })
+            Ok(RotateOutcome::Reused { family_id: family.id })
         }
         Decision::Rotate | Decision::GraceReissue => {
             let generation = new_generation.unwrap_or(family.generation);
@@ -464,10 +448,8 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
             if let Some(h) = &nf.refresh_hash {
                 insert_refresh(conn, h, &family.id, 0)?;
             }
-            conn.prepare_cached(
-                "UPDATE codes SET consumed_at_ms = ?2, family_id = ?3 WHERE hash = ?1",
-            )?
-            .execute(params![&req.code_hash[..], req.now_ms, family.id])?;
+            conn.prepare_cached("UPDATE codes SET consumed_at_ms = ?2, family_id = ?3 WHERE hash = ?1")?
+                .execute(params![&req.code_hash[..], req.now_ms, family.id])?;
             code.consumed_at_ms = Some(req.now_ms);
             code.family_id = Some(family.id.clone());
             Ok(RedeemOutcome::Issued {
@@ -481,20 +463,28 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     async fn insert_client(&self, cl: Client) -> Result<()> {
         self.write(move |c| {
             c.execute(
-                &format!("INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!(
+                    "INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
                 params![
-                    cl.id, cl.name, cl.auth_method.as_str(),
+                    cl.id,
+                    cl.name,
+                    cl.auth_method.as_str(),
                     serde_json::to_string(&cl.secrets).unwrap_or_else(|_| "[]".into()),
                     serde_json::to_string(&cl.redirect_uris).unwrap_or_else(|_| "[]".into()),
                     serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into()),
-                    cl.scope, cl.dpop_bound, cl.jwks, cl.refresh_idle_ttl_s, cl.refresh_absolute_ttl_s, cl.created_at_ms
+                    cl.scope,
+                    cl.dpop_bound,
+                    cl.jwks,
+                    cl.refresh_idle_ttl_s,
+                    cl.refresh_absolute_ttl_s,
+                    cl.created_at_ms
                 ],
             )?;
             Ok(())
@@ -516,12 +506,8 @@ impl Store for SqliteStore {
 
     async fn list_clients(&self) -> Result<Vec<Client>> {
         self.read(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {CLIENT_COLS} FROM clients ORDER BY created_at_ms, id"
-            ))?;
-            let rows = st
-                .query_map([], client_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare(&format!("SELECT {CLIENT_COLS} FROM clients ORDER BY created_at_ms, id"))?;
+            let rows = st.query_map([], client_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -544,10 +530,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let json = serde_json::to_string(&secrets).unwrap_or_else(|_| "[]".into());
-            Ok(c.execute(
-                "UPDATE clients SET secrets = ?2 WHERE id = ?1",
-                params![id, json],
-            )? > 0)
+            Ok(c.execute("UPDATE clients SET secrets = ?2 WHERE id = ?1", params![id, json])? > 0)
         })
         .await
     }
@@ -556,14 +539,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             c.execute(
                 &format!("INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![
-                    u.id,
-                    u.username,
-                    u.password_hash,
-                    u.email,
-                    u.name,
-                    u.created_at_ms
-                ],
+                params![u.id, u.username, u.password_hash, u.email, u.name, u.created_at_ms],
             )?;
             Ok(())
         })
@@ -585,11 +561,11 @@ impl Store for SqliteStore {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
         let username = username.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {USER_COLS} FROM users WHERE username = ?1"
-            ))?
-            .query_row([username], user_row)
-            .optional()?)
+            Ok(
+                c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"))?
+                    .query_row([username], user_row)
+                    .optional()?,
+            )
         })
         .await
     }
@@ -726,27 +702,17 @@ impl Store for SqliteStore {
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
         let (u, cl) = (user_id.to_string(), client_id.to_string());
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2",
-            )?
-            .query_row([u, cl], |r| r.get(0))
-            .optional()?)
+            Ok(
+                c.prepare_cached("SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2")?
+                    .query_row([u, cl], |r| r.get(0))
+                    .optional()?,
+            )
         })
         .await
     }
 
-    async fn save_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        scope: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let (u, cl, s) = (
-            user_id.to_string(),
-            client_id.to_string(),
-            scope.to_string(),
-        );
+    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()> {
+        let (u, cl, s) = (user_id.to_string(), client_id.to_string(), scope.to_string());
         self.write(move |c| {
             c.execute(
                 "INSERT INTO consents (user_id, client_id, scope, updated_at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at_ms = excluded.updated_at_ms",
@@ -817,12 +783,10 @@ impl Store for SqliteStore {
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
         let jti = jti.to_string();
         self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT 1 FROM revoked_access_tokens WHERE jti = ?1")?
-                    .query_row([jti], |_| Ok(()))
-                    .optional()?
-                    .is_some(),
-            )
+            Ok(c.prepare_cached("SELECT 1 FROM revoked_access_tokens WHERE jti = ?1")?
+                .query_row([jti], |_| Ok(()))
+                .optional()?
+                .is_some())
         })
         .await
     }
@@ -834,17 +798,13 @@ impl Store for SqliteStore {
     async fn sweep(&self, now_ms: i64) -> Result<SweepReport> {
         self.write(move |c| {
             // Codes stay a while after expiry so that a late replay still revokes.
-            let codes = c.execute(
-                "DELETE FROM codes WHERE expires_at_ms < ?1",
-                [now_ms - 3_600_000],
-            )? as u64;
+            let codes = c.execute("DELETE FROM codes WHERE expires_at_ms < ?1", [now_ms - 3_600_000])? as u64;
             let sessions = c.execute(
                 "DELETE FROM sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1",
                 [now_ms - 86_400_000],
             )? as u64;
             // Families end at absolute expiry, or a day after revocation (kept for the audit trail).
-            let dead =
-                "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2";
+            let dead = "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2";
             let refresh_tokens = c.execute(
                 &format!("DELETE FROM refresh_tokens WHERE family_id IN ({dead})"),
                 params![now_ms, now_ms - 86_400_000],
@@ -853,10 +813,8 @@ impl Store for SqliteStore {
                 "DELETE FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2",
                 params![now_ms, now_ms - 86_400_000],
             )? as u64;
-            let revoked_access_tokens = c.execute(
-                "DELETE FROM revoked_access_tokens WHERE expires_at_ms < ?1",
-                [now_ms],
-            )? as u64;
+            let revoked_access_tokens =
+                c.execute("DELETE FROM revoked_access_tokens WHERE expires_at_ms < ?1", [now_ms])? as u64;
             Ok(SweepReport {
                 codes,
                 sessions,

@@ -1,5 +1,7 @@
-//! Test harness: a real `autional` process on a loopback port with a real SQLite file in a temp
-//! directory, set up through the real CLI, and helpers that walk the real pages over HTTP.
+//! Test harness: real `autional` processes on loopback ports with a real database (a SQLite file
+//! in a temp directory, or a fresh PostgreSQL database), set up through the real CLI, and helpers
+//! that walk the real pages over HTTP. `AUTIONAL_TEST_BACKEND` picks the database, so one suite
+//! runs on both.
 #![allow(dead_code)]
 
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
@@ -13,11 +15,93 @@ use std::time::Duration;
 pub const PASSWORD: &str = "alice-password-1";
 pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
-pub struct Server {
-    pub base: String,
-    pub db: PathBuf,
-    pub dir: tempfile::TempDir,
+/// Which database the suite runs on: `AUTIONAL_TEST_BACKEND=sqlite` (default) or `postgres`
+/// (each server then gets a fresh database on `AUTIONAL_TEST_POSTGRES_URL`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("AUTIONAL_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("AUTIONAL_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL server tests use (`scripts/setup` creates the role and database).
+pub fn postgres_admin_url() -> String {
+    std::env::var("AUTIONAL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://autional:autional@127.0.0.1:5432/autional".to_string())
+}
+
+/// Runs `f` on a PostgreSQL connection from synchronous test code.
+fn with_pg<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(tokio_postgres::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>
+        + Send
+        + 'static,
+) -> T {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL reachable");
+            tokio::spawn(conn);
+            f(client).await
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// A fresh PostgreSQL database; dropped with the server.
+fn create_pg_database() -> (String, String) {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+            % 1_000_000_000
+    );
+    let admin = postgres_admin_url();
+    let n = name.clone();
+    with_pg(&admin, move |c| {
+        Box::pin(async move {
+            c.batch_execute(&format!("CREATE DATABASE {n}"))
+                .await
+                .expect("CREATE DATABASE");
+        })
+    });
+    let mut u = url::Url::parse(&admin).unwrap();
+    u.set_path(&format!("/{name}"));
+    (name, u.to_string())
+}
+
+struct Node {
     child: Child,
+    base: String,
+}
+
+pub struct Server {
+    /// The first node's URL; also the issuer of every node.
+    pub base: String,
+    pub backend: Backend,
+    pub db_url: String,
+    pg_database: Option<String>,
+    pub dir: tempfile::TempDir,
+    nodes: Vec<Node>,
     env: Vec<(String, String)>,
     /// Secrets of the confidential clients created by `start`.
     pub conf_secret: String,
@@ -27,8 +111,19 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for n in &mut self.nodes {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
+        if let Some(name) = self.pg_database.take() {
+            with_pg(&postgres_admin_url(), move |c| {
+                Box::pin(async move {
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                })
+            });
+        }
     }
 }
 
@@ -44,17 +139,48 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_autional")
 }
 
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 impl Server {
     /// Starts a server with the standard fixtures: user `alice`, public clients `pub` and
     /// `pub2`, confidential `conf` (client_secret_basic) and `post` (client_secret_post).
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_on(backend(), 1, env).await
+    }
+
+    /// `n` server processes on one PostgreSQL database, all with the same issuer.
+    pub async fn start_cluster(n: usize, env: &[(&str, &str)]) -> Server {
+        Server::start_on(Backend::Postgres, n, env).await
+    }
+
+    async fn start_on(backend: Backend, nodes: usize, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("autional.db");
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut s = Server::spawn(dir, db, env, String::new(), String::new());
+        let (pg_database, db_url) = match backend {
+            Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("autional.db").display())),
+            Backend::Postgres => {
+                let (name, url) = create_pg_database();
+                (Some(name), url)
+            }
+        };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut s = Server {
+            base: String::new(),
+            backend,
+            db_url,
+            pg_database,
+            dir,
+            nodes: Vec::new(),
+            env,
+            conf_secret: String::new(),
+            post_secret: String::new(),
+            http: http_client(),
+        };
         s.run_cli_stdin(
             &[
                 "user",
@@ -70,11 +196,12 @@ impl Server {
             PASSWORD,
         );
         for id in ["pub", "pub2"] {
+            let name = format!("App {id}");
             s.cli(&[
                 "client",
                 "create",
                 "--name",
-                &format!("App {id}"),
+                &name,
                 "--redirect-uri",
                 REDIRECT,
                 "--public",
@@ -106,44 +233,17 @@ impl Server {
             "client_secret_post",
         ]);
         s.post_secret = post["client_secret"].as_str().unwrap().to_string();
-        s.boot().await;
-        s
-    }
-
-    fn spawn(
-        dir: tempfile::TempDir,
-        db: PathBuf,
-        env: Vec<(String, String)>,
-        conf_secret: String,
-        post_secret: String,
-    ) -> Server {
-        let http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        // A placeholder child; `boot` replaces it.
-        let child = Command::new("true").spawn().unwrap();
-        Server {
-            base: String::new(),
-            db,
-            dir,
-            child,
-            env,
-            conf_secret,
-            post_secret,
-            http,
+        for _ in 0..nodes {
+            s.boot_node(None);
         }
+        s
     }
 
     fn command(&self) -> Command {
         let mut c = Command::new(bin());
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "AUTIONAL_DATABASE_URL",
-                format!("sqlite://{}", self.db.display()),
-            )
+            .env("AUTIONAL_DATABASE_URL", &self.db_url)
             .env("AUTIONAL_LOG", "warn");
         for (k, v) in &self.env {
             c.env(k, v);
@@ -151,23 +251,23 @@ impl Server {
         c
     }
 
-    async fn boot(&mut self) {
-        // A restart keeps the port (and so the issuer) when it can.
-        let keep = self
-            .base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse::<u16>().ok());
+    /// Starts one more process (on `port` when given); the first node's URL is everyone's issuer.
+    fn boot_node(&mut self, port: Option<u16>) {
         for attempt in 0..5 {
-            let port = match keep {
+            let port = match port {
                 Some(p) if attempt == 0 => p,
                 _ => free_port(),
             };
-            let base = format!("http://127.0.0.1:{port}");
+            let url = format!("http://127.0.0.1:{port}");
+            let issuer = if self.base.is_empty() {
+                url.clone()
+            } else {
+                self.base.clone()
+            };
             let mut child = self
                 .command()
                 .env("AUTIONAL_LISTEN", format!("127.0.0.1:{port}"))
-                .env("AUTIONAL_ISSUER", &base)
+                .env("AUTIONAL_ISSUER", &issuer)
                 .arg("serve")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -177,9 +277,10 @@ impl Server {
             let mut line = String::new();
             BufReader::new(stdout).read_line(&mut line).unwrap();
             if line.starts_with("listening on") {
-                let _ = self.child.kill();
-                self.child = child;
-                self.base = base;
+                if self.base.is_empty() {
+                    self.base = url.clone();
+                }
+                self.nodes.push(Node { child, base: url });
                 return;
             }
             let _ = child.kill();
@@ -188,21 +289,35 @@ impl Server {
         panic!("server did not start");
     }
 
-    /// Restarts the process on the same database (e.g. with other settings).
+    /// Restarts every process on the same database and ports (e.g. with other settings).
     pub async fn restart(&mut self, env: &[(&str, &str)]) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Pooled connections went down with the old process.
-        self.http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let ports: Vec<u16> = self
+            .nodes
+            .iter()
+            .map(|n| n.base.rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        for mut n in self.nodes.drain(..) {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
+        // Pooled connections went down with the old processes.
+        self.http = http_client();
         for (k, v) in env {
             self.env.retain(|(a, _)| a != k);
             self.env.push((k.to_string(), v.to_string()));
         }
-        self.boot().await;
+        for p in ports {
+            self.boot_node(Some(p));
+        }
+    }
+
+    /// The URL of node `i` (0 is `base`).
+    pub fn node(&self, i: usize) -> &str {
+        &self.nodes[i].base
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -224,12 +339,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -240,53 +350,95 @@ impl Server {
         serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or(Value::Null)
     }
 
-    /// A read-only look at the database, for assertions about what is stored.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap()
+    /// Rows of `sql` (every column must be TEXT: use `CAST(x AS TEXT)` and [`Server::hex`]).
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.rows_many(&[sql.to_string()]).remove(0)
+    }
+
+    /// Rows of several queries, on one connection.
+    pub fn rows_many(&self, queries: &[String]) -> Vec<Vec<Vec<Option<String>>>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.db_url.trim_start_matches("sqlite://");
+                let c =
+                    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+                queries
+                    .iter()
+                    .map(|sql| {
+                        let mut st = c.prepare(sql).unwrap();
+                        let n = st.column_count();
+                        st.query_map([], |r| {
+                            (0..n)
+                                .map(|i| r.get::<_, Option<String>>(i))
+                                .collect::<rusqlite::Result<Vec<_>>>()
+                        })
+                        .unwrap()
+                        .map(|r| r.unwrap())
+                        .collect()
+                    })
+                    .collect()
+            }
+            Backend::Postgres => {
+                let queries = queries.to_vec();
+                with_pg(&self.db_url, move |c| {
+                    Box::pin(async move {
+                        let mut out = Vec::new();
+                        for sql in queries {
+                            let rows = c.query(&sql, &[]).await.unwrap();
+                            out.push(
+                                rows.iter()
+                                    .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+                                    .collect(),
+                            );
+                        }
+                        out
+                    })
+                })
+            }
+        }
+    }
+
+    /// One integer (`sql` selects one value of any type).
+    pub fn scalar_i64(&self, sql: &str) -> i64 {
+        self.scalar_str(sql).expect("a value").parse().unwrap()
+    }
+
+    pub fn scalar_str(&self, sql: &str) -> Option<String> {
+        self.rows(&format!("SELECT CAST(({sql}) AS TEXT)")).remove(0).remove(0)
+    }
+
+    /// SQL for the lowercase hex of a binary column.
+    pub fn hex(&self, col: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("lower(hex({col}))"),
+            Backend::Postgres => format!("encode({col}, 'hex')"),
+        }
     }
 
     /// Everything a failed request must not change.
     pub fn snapshot(&self) -> String {
-        let c = self.db();
+        let h = |c: &str| self.hex(c);
+        let tables = [
+            ("families", "SELECT id, CAST(generation AS TEXT), CAST(grace_used AS TEXT), CAST(revoked_at_ms AS TEXT), CAST(idle_expires_at_ms AS TEXT), CAST(rotated_at_ms AS TEXT) FROM families ORDER BY id".to_string()),
+            ("refresh_tokens", format!("SELECT {}, family_id, CAST(generation AS TEXT) FROM refresh_tokens ORDER BY 1", h("hash"))),
+            ("codes", format!("SELECT {}, CAST(consumed_at_ms AS TEXT), family_id FROM codes ORDER BY 1", h("hash"))),
+            ("sessions", "SELECT id, CAST(ended_at_ms AS TEXT) FROM sessions ORDER BY id".to_string()),
+            ("consents", "SELECT user_id, client_id, scope FROM consents ORDER BY user_id, client_id".to_string()),
+            ("revoked_access_tokens", "SELECT jti FROM revoked_access_tokens ORDER BY jti".to_string()),
+            ("audit_events", "SELECT CAST(id AS TEXT), kind FROM audit_events ORDER BY id".to_string()),
+            ("clients", "SELECT id, secrets FROM clients ORDER BY id".to_string()),
+        ];
+        let queries: Vec<String> = tables.iter().map(|(_, q)| q.clone()).collect();
         let mut out = String::new();
-        for (t, q) in [
-            ("families", "SELECT id, generation, grace_used, revoked_at_ms, idle_expires_at_ms, rotated_at_ms FROM families ORDER BY id"),
-            ("refresh_tokens", "SELECT hex(hash), family_id, generation FROM refresh_tokens ORDER BY hash"),
-            ("codes", "SELECT hex(hash), consumed_at_ms, family_id FROM codes ORDER BY hash"),
-            ("sessions", "SELECT id, ended_at_ms FROM sessions ORDER BY id"),
-            ("consents", "SELECT user_id, client_id, scope FROM consents ORDER BY user_id, client_id"),
-            ("revoked_access_tokens", "SELECT jti FROM revoked_access_tokens ORDER BY jti"),
-            ("audit_events", "SELECT id, kind FROM audit_events ORDER BY id"),
-            ("clients", "SELECT id, secrets FROM clients ORDER BY id"),
-        ] {
-            let mut st = c.prepare(q).unwrap();
-            let n = st.column_count();
-            let rows: Vec<String> = st
-                .query_map([], |r| {
-                    let mut cols = Vec::new();
-                    for i in 0..n {
-                        let v: rusqlite::types::Value = r.get(i)?;
-                        cols.push(format!("{v:?}"));
-                    }
-                    Ok(cols.join("|"))
-                })
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+        for ((t, _), rows) in tables.iter().zip(self.rows_many(&queries)) {
+            let rows: Vec<String> = rows.into_iter().map(|r| format!("{r:?}")).collect();
             out.push_str(&format!("{t}: {}\n", rows.join("; ")));
         }
         out
     }
 
     pub fn audit_count(&self, kind: &str) -> i64 {
-        self.db()
-            .query_row(
-                "SELECT COUNT(*) FROM audit_events WHERE kind = ?1",
-                [kind],
-                |r| r.get(0),
-            )
-            .unwrap()
+        self.scalar_i64(&format!("SELECT COUNT(*) FROM audit_events WHERE kind = '{kind}'"))
     }
 
     // ---- protocol helpers ----
@@ -366,11 +518,7 @@ impl Server {
             r.headers()[LOCATION].to_str().unwrap().to_string()
         };
         let u = url::Url::parse(&location).unwrap();
-        let get = |k: &str| {
-            u.query_pairs()
-                .find(|(a, _)| a == k)
-                .map(|(_, v)| v.into_owned())
-        };
+        let get = |k: &str| u.query_pairs().find(|(a, _)| a == k).map(|(_, v)| v.into_owned());
         assert_eq!(get("state").as_deref(), Some("st-1"));
         assert_eq!(get("iss").as_deref(), Some(self.base.as_str()));
         Authorized {
@@ -515,29 +663,20 @@ pub fn hidden_all(html: &str) -> Vec<(String, String)> {
 }
 
 pub fn hidden(html: &str, name: &str) -> Option<String> {
-    hidden_all(html)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    hidden_all(html).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// The payload of a JWT, decoded without verification (the tests check claims).
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let p = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(p)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
 }
 
 /// Runs the binary with only `env` (plus PATH); returns its output (for start-up errors).
 pub fn run_raw(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut c = Command::new(bin());
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         c.env(k, v);
     }
