@@ -130,10 +130,21 @@ pub struct RegistrationConfig {
     pub enabled: bool,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeysConfig {
     /// Base64 of 32 bytes: when set, private signing keys are stored AES-256-GCM encrypted.
     pub encryption_key: Option<String>,
+    /// How often each process looks for keys rotated by another (`autional key rotate`).
+    pub reload_interval: Dur,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            encryption_key: None,
+            reload_interval: Dur::secs(10),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -152,6 +163,9 @@ pub struct StoreConfig {
     pub sweep_interval: Dur,
     /// PostgreSQL connections per server process.
     pub pg_pool_size: usize,
+    /// How long ended sessions, revoked families and expired codes are kept before the sweeper
+    /// deletes them.
+    pub sweep_retention: Dur,
 }
 
 impl Default for Config {
@@ -194,6 +208,7 @@ impl Default for Config {
                 readers: 2,
                 sweep_interval: Dur::secs(60),
                 pg_pool_size: 16,
+                sweep_retention: Dur::secs(3600),
             },
         }
     }

@@ -46,7 +46,11 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(sweeper_app.cfg.store.sweep_interval.0.max(Duration::from_secs(1)));
         loop {
             tick.tick().await;
-            match sweeper_app.store.sweep(now_ms()).await {
+            match sweeper_app
+                .store
+                .sweep(now_ms(), sweeper_app.cfg.store.sweep_retention.as_ms())
+                .await
+            {
                 Ok(r) => tracing::debug!(?r, "swept expired rows"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }
@@ -55,7 +59,7 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     });
     let keys_app = app.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut tick = tokio::time::interval(keys_app.cfg.keys.reload_interval.0.max(Duration::from_millis(100)));
         loop {
             tick.tick().await;
             match keys_app.reload_keys().await {

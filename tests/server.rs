@@ -338,3 +338,34 @@ impl Drop for Kill {
 fn scopeguard(c: std::process::Child) -> Kill {
     Kill(c)
 }
+
+#[tokio::test]
+async fn background_sweeper_deletes_expired_rows() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__ABSOLUTE_TTL", "1s"),
+        ("AUTIONAL_CODE__TTL", "1s"),
+        ("AUTIONAL_STORE__SWEEP_INTERVAL", "1s"),
+        ("AUTIONAL_STORE__SWEEP_RETENTION", "0s"),
+    ])
+    .await;
+    let (t, _) = s.tokens("pub", "openid offline_access").await;
+    let _unused_code = s.authorize("pub", "openid").await;
+    let _ = s.refresh("pub", t["refresh_token"].as_str().unwrap()).await;
+    assert!(s.scalar_i64("SELECT COUNT(*) FROM families") >= 1);
+    assert!(s.scalar_i64("SELECT COUNT(*) FROM codes") >= 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let left = s.scalar_i64(
+            "SELECT (SELECT COUNT(*) FROM families) + (SELECT COUNT(*) FROM refresh_tokens) + (SELECT COUNT(*) FROM codes)",
+        );
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} expired rows left: {}",
+            s.snapshot()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

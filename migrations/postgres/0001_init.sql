@@ -84,6 +84,7 @@ CREATE INDEX families_session ON families(session_id) WHERE session_id IS NOT NU
 CREATE INDEX families_user ON families(user_id);
 CREATE INDEX families_client ON families(client_id);
 CREATE INDEX families_expiry ON families(absolute_expires_at_ms);
+CREATE INDEX families_revoked ON families(revoked_at_ms) WHERE revoked_at_ms IS NOT NULL;
 
 -- A token's state is derived from its generation and its family's.
 CREATE TABLE refresh_tokens (

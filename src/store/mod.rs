@@ -104,6 +104,27 @@ pub struct SweepReport {
     pub revoked_access_tokens: u64,
 }
 
+/// Rows the sweeper deletes per table in one transaction, so that a large backlog never holds
+/// the writer (or row locks) for long.
+pub const SWEEP_CHUNK: u64 = 500;
+
+impl SweepReport {
+    pub fn add(&mut self, o: SweepReport) {
+        self.codes += o.codes;
+        self.sessions += o.sessions;
+        self.families += o.families;
+        self.refresh_tokens += o.refresh_tokens;
+        self.revoked_access_tokens += o.revoked_access_tokens;
+    }
+    /// True when some table filled its chunk (there may be more to delete).
+    pub fn full(&self) -> bool {
+        self.codes >= SWEEP_CHUNK
+            || self.sessions >= SWEEP_CHUNK
+            || self.families >= SWEEP_CHUNK
+            || self.revoked_access_tokens >= SWEEP_CHUNK
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
@@ -156,8 +177,10 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, event: AuditEvent, now_ms: i64) -> Result<()>;
 
     /// Deletes what has expired (codes, sessions, families and their tokens, revocation
-    /// entries) so tables stay bounded.
-    async fn sweep(&self, now_ms: i64) -> Result<SweepReport>;
+    /// entries) so tables stay bounded: absolute-expired families at once, revoked families,
+    /// ended sessions and expired codes `retention_ms` later. Works in chunks of
+    /// [`SWEEP_CHUNK`] rows per transaction.
+    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport>;
 }
 
 pub type DynStore = Arc<dyn Store>;

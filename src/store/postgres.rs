@@ -735,41 +735,56 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn sweep(&self, now_ms: i64) -> Result<SweepReport> {
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await?;
-        let day_ago = now_ms - 86_400_000;
-        let codes = tx
-            .execute("DELETE FROM codes WHERE expires_at_ms < $1", &[&(now_ms - 3_600_000)])
-            .await?;
-        let sessions = tx
-            .execute(
-                "DELETE FROM sessions WHERE expires_at_ms < $1 OR ended_at_ms < $1",
-                &[&day_ago],
-            )
-            .await?;
-        let refresh_tokens = tx
-            .execute(
-                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM families WHERE absolute_expires_at_ms < $1 OR revoked_at_ms < $2)",
-                &[&now_ms, &day_ago],
-            )
-            .await?;
-        let families = tx
-            .execute(
-                "DELETE FROM families WHERE absolute_expires_at_ms < $1 OR revoked_at_ms < $2",
-                &[&now_ms, &day_ago],
-            )
-            .await?;
-        let revoked_access_tokens = tx
-            .execute("DELETE FROM revoked_access_tokens WHERE expires_at_ms < $1", &[&now_ms])
-            .await?;
-        tx.commit().await?;
-        Ok(SweepReport {
-            codes,
-            sessions,
-            families,
-            refresh_tokens,
-            revoked_access_tokens,
-        })
+    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
+        let old = now_ms - retention_ms;
+        let n = SWEEP_CHUNK as i64;
+        let mut total = SweepReport::default();
+        loop {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let codes = tx
+                .execute(
+                    "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at_ms < $1 LIMIT $2)",
+                    &[&old, &n],
+                )
+                .await?;
+            let sessions = tx
+                .execute(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at_ms < $1 OR ended_at_ms < $1 LIMIT $2)",
+                    &[&old, &n],
+                )
+                .await?;
+            let dead: Vec<String> = tx
+                .query(
+                    "SELECT id FROM families WHERE absolute_expires_at_ms < $1 UNION SELECT id FROM families WHERE revoked_at_ms < $2 LIMIT $3",
+                    &[&now_ms, &old, &n],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let refresh_tokens = tx
+                .execute("DELETE FROM refresh_tokens WHERE family_id = ANY($1)", &[&dead])
+                .await?;
+            tx.execute("DELETE FROM families WHERE id = ANY($1)", &[&dead]).await?;
+            let revoked_access_tokens = tx
+                .execute(
+                    "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at_ms < $1 LIMIT $2)",
+                    &[&now_ms, &n],
+                )
+                .await?;
+            tx.commit().await?;
+            let r = SweepReport {
+                codes,
+                sessions,
+                families: dead.len() as u64,
+                refresh_tokens,
+                revoked_access_tokens,
+            };
+            total.add(r);
+            if !r.full() {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -460,6 +460,44 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
     }
 }
 
+/// One bounded round of the sweeper.
+fn sweep_chunk(c: &Connection, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
+    let old = now_ms - retention_ms;
+    let n = SWEEP_CHUNK as i64;
+    let codes = c.execute(
+        "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at_ms < ?1 LIMIT ?2)",
+        params![old, n],
+    )? as u64;
+    let sessions = c.execute(
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1 LIMIT ?2)",
+        params![old, n],
+    )? as u64;
+    let dead: Vec<String> = c
+        .prepare_cached(
+            "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 UNION SELECT id FROM families WHERE revoked_at_ms < ?2 LIMIT ?3",
+        )?
+        .query_map(params![now_ms, old, n], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut refresh_tokens = 0;
+    for id in &dead {
+        refresh_tokens += c
+            .prepare_cached("DELETE FROM refresh_tokens WHERE family_id = ?1")?
+            .execute([id])? as u64;
+        c.prepare_cached("DELETE FROM families WHERE id = ?1")?.execute([id])?;
+    }
+    let revoked_access_tokens = c.execute(
+        "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at_ms < ?1 LIMIT ?2)",
+        params![now_ms, n],
+    )? as u64;
+    Ok(SweepReport {
+        codes,
+        sessions,
+        families: dead.len() as u64,
+        refresh_tokens,
+        revoked_access_tokens,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
@@ -795,34 +833,14 @@ impl Store for SqliteStore {
         self.write(move |c| Ok(audit_insert(c, &e, now_ms)?)).await
     }
 
-    async fn sweep(&self, now_ms: i64) -> Result<SweepReport> {
-        self.write(move |c| {
-            // Codes stay a while after expiry so that a late replay still revokes.
-            let codes = c.execute("DELETE FROM codes WHERE expires_at_ms < ?1", [now_ms - 3_600_000])? as u64;
-            let sessions = c.execute(
-                "DELETE FROM sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1",
-                [now_ms - 86_400_000],
-            )? as u64;
-            // Families end at absolute expiry, or a day after revocation (kept for the audit trail).
-            let dead = "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2";
-            let refresh_tokens = c.execute(
-                &format!("DELETE FROM refresh_tokens WHERE family_id IN ({dead})"),
-                params![now_ms, now_ms - 86_400_000],
-            )? as u64;
-            let families = c.execute(
-                "DELETE FROM families WHERE absolute_expires_at_ms < ?1 OR revoked_at_ms < ?2",
-                params![now_ms, now_ms - 86_400_000],
-            )? as u64;
-            let revoked_access_tokens =
-                c.execute("DELETE FROM revoked_access_tokens WHERE expires_at_ms < ?1", [now_ms])? as u64;
-            Ok(SweepReport {
-                codes,
-                sessions,
-                families,
-                refresh_tokens,
-                revoked_access_tokens,
-            })
-        })
-        .await
+    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
+        let mut total = SweepReport::default();
+        loop {
+            let r = self.write(move |c| sweep_chunk(c, now_ms, retention_ms)).await?;
+            total.add(r);
+            if !r.full() {
+                return Ok(total);
+            }
+        }
     }
 }

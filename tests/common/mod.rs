@@ -61,31 +61,54 @@ fn with_pg<T: Send + 'static>(
     .unwrap()
 }
 
-/// A fresh PostgreSQL database; dropped with the server.
-fn create_pg_database() -> (String, String) {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = format!(
-        "t_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-            % 1_000_000_000
-    );
-    let admin = postgres_admin_url();
-    let n = name.clone();
-    with_pg(&admin, move |c| {
-        Box::pin(async move {
-            c.batch_execute(&format!("CREATE DATABASE {n}"))
-                .await
-                .expect("CREATE DATABASE");
-        })
-    });
-    let mut u = url::Url::parse(&admin).unwrap();
-    u.set_path(&format!("/{name}"));
-    (name, u.to_string())
+/// A fresh PostgreSQL database on the test server, dropped when this is dropped.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn create() -> PgDb {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros()
+                % 1_000_000_000
+        );
+        let admin = postgres_admin_url();
+        let n = name.clone();
+        with_pg(&admin, move |c| {
+            Box::pin(async move {
+                c.batch_execute(&format!("CREATE DATABASE {n}"))
+                    .await
+                    .expect("CREATE DATABASE");
+            })
+        });
+        let mut u = url::Url::parse(&admin).unwrap();
+        u.set_path(&format!("/{name}"));
+        PgDb {
+            name,
+            url: u.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        with_pg(&postgres_admin_url(), move |c| {
+            Box::pin(async move {
+                let _ = c
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            })
+        });
+    }
 }
 
 struct Node {
@@ -98,7 +121,7 @@ pub struct Server {
     pub base: String,
     pub backend: Backend,
     pub db_url: String,
-    pg_database: Option<String>,
+    pg: Option<PgDb>,
     pub dir: tempfile::TempDir,
     nodes: Vec<Node>,
     env: Vec<(String, String)>,
@@ -114,15 +137,7 @@ impl Drop for Server {
             let _ = n.child.kill();
             let _ = n.child.wait();
         }
-        if let Some(name) = self.pg_database.take() {
-            with_pg(&postgres_admin_url(), move |c| {
-                Box::pin(async move {
-                    let _ = c
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                })
-            });
-        }
+        // Processes first, then the database (`pg` drops after this).
     }
 }
 
@@ -160,11 +175,12 @@ impl Server {
 
     async fn start_on(backend: Backend, nodes: usize, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let (pg_database, db_url) = match backend {
+        let (pg, db_url) = match backend {
             Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("autional.db").display())),
             Backend::Postgres => {
-                let (name, url) = create_pg_database();
-                (Some(name), url)
+                let db = PgDb::create();
+                let url = db.url.clone();
+                (Some(db), url)
             }
         };
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -172,7 +188,7 @@ impl Server {
             base: String::new(),
             backend,
             db_url,
-            pg_database,
+            pg,
             dir,
             nodes: Vec::new(),
             env,

@@ -1,0 +1,376 @@
+//! The store contract, run on both backends (a SQLite file and a fresh PostgreSQL database)
+//! through the `Store` trait itself: atomic rotation under contention, grace accounting, code
+//! redemption races, session endings and the sweeper. Every test runs the same body on each
+//! backend.
+
+mod common;
+
+use autional::domain::grant::RefreshPolicy;
+use autional::domain::model::{AuthCode, AuthMethod, Client, Session, User};
+use autional::store::postgres::PgStore;
+use autional::store::sqlite::SqliteStore;
+use autional::store::{DynStore, NewFamily, RedeemCode, RedeemOutcome, RotateOutcome, RotateRequest};
+use autional::util::{now_ms, random_id, random_token, sha256};
+use futures::future::join_all;
+use std::sync::Arc;
+
+/// Both backends, each with what keeps it alive.
+async fn backends() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: DynStore = Arc::new(SqliteStore::open(&dir.path().join("s.db"), 256, 2).unwrap());
+    let pg = common::PgDb::create();
+    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, 32).await.unwrap());
+    vec![("sqlite", sqlite, Box::new(dir)), ("postgres", postgres, Box::new(pg))]
+}
+
+const NO_GRACE: RefreshPolicy = RefreshPolicy {
+    grace_ms: 0,
+    grace_count: 1,
+    idle_ttl_ms: 3_600_000,
+};
+
+struct Fixture {
+    session: String,
+}
+
+async fn fixture(store: &DynStore) -> Fixture {
+    let now = now_ms();
+    store
+        .insert_client(Client {
+            id: "c".into(),
+            name: "C".into(),
+            auth_method: AuthMethod::None,
+            secrets: vec![],
+            redirect_uris: vec!["https://app/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scope: "openid offline_access".into(),
+            dpop_bound: false,
+            jwks: None,
+            refresh_idle_ttl_s: None,
+            refresh_absolute_ttl_s: None,
+            created_at_ms: now,
+        })
+        .await
+        .unwrap();
+    store
+        .insert_user(User {
+            id: "u".into(),
+            username: "u".into(),
+            password_hash: "x".into(),
+            email: None,
+            name: None,
+            created_at_ms: now,
+        })
+        .await
+        .unwrap();
+    let session = random_id();
+    store
+        .insert_session(Session {
+            id: session.clone(),
+            token_hash: sha256(random_token().as_bytes()).to_vec(),
+            user_id: "u".into(),
+            auth_time: now / 1000,
+            expires_at_ms: now + 3_600_000,
+            ended_at_ms: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    Fixture { session }
+}
+
+/// A code for `scope`, and the request that redeems it.
+async fn code(store: &DynStore, f: &Fixture, scope: &str, absolute_ttl_ms: i64) -> RedeemCode {
+    let code = random_token();
+    let hash = sha256(code.as_bytes());
+    let now = now_ms();
+    store
+        .insert_code(AuthCode {
+            hash: hash.to_vec(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            redirect_uri: "https://app/cb".into(),
+            redirect_uri_sent: true,
+            scope: scope.into(),
+            nonce: None,
+            code_challenge: None,
+            session_id: f.session.clone(),
+            auth_time: now / 1000,
+            expires_at_ms: now + 60_000,
+            consumed_at_ms: None,
+            family_id: None,
+        })
+        .await
+        .unwrap();
+    RedeemCode {
+        code_hash: hash,
+        client_id: "c".into(),
+        redirect_uri: Some("https://app/cb".into()),
+        code_verifier: None,
+        now_ms: now,
+        family: NewFamily {
+            id: random_id(),
+            refresh_hash: Some(sha256(random_token().as_bytes())),
+            idle_ttl_ms: 3_600_000,
+            absolute_ttl_ms,
+            dpop_jkt: None,
+            user_agent: None,
+        },
+    }
+}
+
+/// A family with its first refresh token (returned as its hash).
+async fn family(store: &DynStore, f: &Fixture, scope: &str) -> (String, [u8; 32]) {
+    let req = code(store, f, scope, 86_400_000).await;
+    let rt = req.family.refresh_hash.unwrap();
+    match store.redeem_code(req).await.unwrap() {
+        RedeemOutcome::Issued { family, .. } => (family.id, rt),
+        other => panic!("redeem: {other:?}"),
+    }
+}
+
+fn rotate(presented: [u8; 32], policy: RefreshPolicy) -> (RotateRequest, [u8; 32]) {
+    let new_hash = sha256(random_token().as_bytes());
+    let req = RotateRequest {
+        presented_hash: presented,
+        new_hash,
+        client_id: "c".into(),
+        requested_scope: None,
+        dpop_jkt: None,
+        policy,
+        now_ms: now_ms(),
+        user_agent: Some("suite".into()),
+    };
+    (req, new_hash)
+}
+
+#[tokio::test]
+async fn rotation_is_atomic_under_contention_exactly_one_wins() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (_, rt0) = family(&store, &f, "openid offline_access").await;
+        let outcomes = join_all((0..64).map(|_| {
+            let store = store.clone();
+            async move { store.rotate_refresh(rotate(rt0, NO_GRACE).0).await }
+        }))
+        .await;
+        let (mut issued, mut reused, mut revoked) = (0, 0, 0);
+        for o in outcomes {
+            match o.unwrap_or_else(|e| panic!("{name}: no store error under contention: {e}")) {
+                RotateOutcome::Issued { grace: false, .. } => issued += 1,
+                RotateOutcome::Reused { .. } => reused += 1,
+                RotateOutcome::Rejected(autional::domain::grant::Reject::Revoked) => revoked += 1,
+                other => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        // One winner; the first loser is a reuse and revokes the family; later ones find it
+        // revoked (or, racing on PostgreSQL, also classify it as reuse).
+        assert_eq!(issued, 1, "{name}");
+        assert!(
+            reused >= 1 && reused + revoked == 63,
+            "{name}: {reused} reused, {revoked} revoked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn grace_reissues_at_most_count_times_under_contention() {
+    let policy = RefreshPolicy {
+        grace_ms: 30_000,
+        grace_count: 3,
+        idle_ttl_ms: 3_600_000,
+    };
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (_, rt0) = family(&store, &f, "openid offline_access").await;
+        let outcomes = join_all((0..40).map(|_| {
+            let store = store.clone();
+            async move { store.rotate_refresh(rotate(rt0, policy).0).await.unwrap() }
+        }))
+        .await;
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, RotateOutcome::Issued { grace: false, .. }))
+            .count();
+        let grace = outcomes
+            .iter()
+            .filter(|o| matches!(o, RotateOutcome::Issued { grace: true, .. }))
+            .count();
+        assert_eq!((rotated, grace), (1, 3), "{name}: one rotation, K grace re-issues");
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, RotateOutcome::Reused { .. } | RotateOutcome::Rejected(_)))
+            .count();
+        assert_eq!(refused, 36, "{name}: the rest are reuse (family revoked)");
+    }
+}
+
+#[tokio::test]
+async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
+    let policy = RefreshPolicy {
+        grace_ms: 30_000,
+        grace_count: 5,
+        idle_ttl_ms: 3_600_000,
+    };
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let (r, rt1) = rotate(rt0, policy);
+        assert!(
+            matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: false, .. }
+            ),
+            "{name}"
+        );
+        let (r, rt1b) = rotate(rt0, policy);
+        assert!(
+            matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: true, .. }
+            ),
+            "{name}"
+        );
+        // Using one successor moves the family on: rt0 is now two generations old.
+        let (r, _) = rotate(rt1, policy);
+        assert!(
+            matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: false, .. }
+            ),
+            "{name}"
+        );
+        // The sibling rt1b is now the immediate predecessor: grace applies to it, once per count.
+        let (r, _) = rotate(rt1b, policy);
+        assert!(
+            matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: true, .. }
+            ),
+            "{name}"
+        );
+        let (r, _) = rotate(rt0, policy);
+        assert!(
+            matches!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Reused { .. }),
+            "{name}: older generation"
+        );
+        let fam = store.get_family(&fid).await.unwrap().unwrap();
+        assert_eq!(fam.revoked_reason.as_deref(), Some("refresh_token_reuse"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn code_redemption_race_one_issue_and_replays_revoke_it() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let req = code(&store, &f, "openid", 86_400_000).await;
+        let outcomes = join_all((0..20).map(|_| {
+            let store = store.clone();
+            let mut req = req.clone();
+            req.family.id = random_id();
+            req.family.refresh_hash = Some(sha256(random_token().as_bytes()));
+            async move { store.redeem_code(req).await.unwrap() }
+        }))
+        .await;
+        let issued: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                RedeemOutcome::Issued { family, .. } => Some(family.id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(issued.len(), 1, "{name}: exactly one redemption");
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == RedeemOutcome::Replayed).count(),
+            19,
+            "{name}"
+        );
+        let fam = store.get_family(&issued[0]).await.unwrap().unwrap();
+        assert_eq!(
+            fam.revoked_reason.as_deref(),
+            Some("authorization_code_replay"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ending_a_session_revokes_only_its_session_bound_families() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (online, _) = family(&store, &f, "openid").await;
+        let (offline, _) = family(&store, &f, "openid offline_access").await;
+        assert_eq!(store.end_session(&f.session, now_ms()).await.unwrap(), 1, "{name}");
+        assert!(
+            store
+                .get_family(&online)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            store
+                .get_family(&offline)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms
+                .is_none(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sweeper_keeps_tables_bounded() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        // 700 families that expire within seconds (more than one sweep chunk), each rotated twice.
+        let mut expiring = Vec::new();
+        for _ in 0..700 {
+            let req = code(&store, &f, "openid offline_access", 2_000).await;
+            let mut rt = req.family.refresh_hash.unwrap();
+            let RedeemOutcome::Issued { family, .. } = store.redeem_code(req).await.unwrap() else {
+                panic!()
+            };
+            expiring.push(family.id);
+            for _ in 0..2 {
+                let (r, next) = rotate(rt, NO_GRACE);
+                assert!(matches!(
+                    store.rotate_refresh(r).await.unwrap(),
+                    RotateOutcome::Issued { .. }
+                ));
+                rt = next;
+            }
+        }
+        let (live, live_rt) = family(&store, &f, "openid offline_access").await;
+        let (revoked, _) = family(&store, &f, "openid offline_access").await;
+        store.revoke_family(&revoked, "test", now_ms()).await.unwrap();
+        store.revoke_access_token("gone", now_ms() + 1_000).await.unwrap();
+        store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        let r = store.sweep(now_ms() + 3_000, 3_600_000).await.unwrap();
+        assert_eq!(
+            r.families, 700,
+            "{name}: absolute-expired families go at once, in chunks: {r:?}"
+        );
+        assert_eq!(r.refresh_tokens, 700 * 3, "{name}: with all their tokens: {r:?}");
+        assert_eq!(r.revoked_access_tokens, 1, "{name}");
+        assert!(store.get_family(&expiring[0]).await.unwrap().is_none(), "{name}");
+        assert!(
+            store.get_family(&revoked).await.unwrap().is_some(),
+            "{name}: revoked kept for the retention"
+        );
+        assert!(store.is_access_token_revoked("kept").await.unwrap(), "{name}");
+        // After the retention: the revoked family and the consumed codes go too; the live one stays.
+        let r = store.sweep(now_ms() + 3_600_001 + 60_000, 3_600_000).await.unwrap();
+        assert!(r.codes >= 702 && r.families >= 1, "{name}: {r:?}");
+        assert!(store.get_family(&revoked).await.unwrap().is_none(), "{name}");
+        let (gen, fam) = store.find_refresh(live_rt).await.unwrap().expect("live family kept");
+        assert_eq!((gen, fam.id), (0, live), "{name}");
+    }
+}
