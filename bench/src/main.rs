@@ -1,0 +1,456 @@
+//! `autional-bench`: a load generator for the refresh grant, separate from the tests.
+//!
+//! It starts `autional serve` (optionally pinned to one core with `taskset`) on a fresh SQLite
+//! file or PostgreSQL database, obtains N refresh tokens through the real code flow (sign-in
+//! page, consent, code exchange with PKCE), then runs C concurrent refresh chains for D seconds:
+//! each chain sends the refresh token its previous response returned. It prints throughput,
+//! p50/p90/p99 latency and the server's CPU time per refresh (from /proc), one row per
+//! concurrency level.
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use clap::Parser;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Clone)]
+#[command(about = "Refresh-grant load generator for autional")]
+struct Args {
+    /// The server binary.
+    #[arg(long, default_value = "target/release/autional")]
+    server: String,
+    /// sqlite or postgres.
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// PostgreSQL admin URL (a fresh database is created on it for the run).
+    #[arg(long, default_value = "postgres://autional:autional@127.0.0.1:5432/autional")]
+    pg_url: String,
+    /// Server processes (PostgreSQL only; the load is spread over them).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Concurrency levels (comma-separated).
+    #[arg(long, default_value = "1,8,32", value_delimiter = ',')]
+    concurrency: Vec<usize>,
+    /// Measured seconds per level.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Warm-up seconds per level (not measured).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Pin each server process to this CPU (taskset); empty = unpinned.
+    #[arg(long)]
+    pin: Option<String>,
+    /// Scope of the grants (with `openid` an ID token is re-issued on every refresh).
+    #[arg(long, default_value = "openid offline_access")]
+    scope: String,
+    /// DPoP-bound refreshes (not available until the server implements DPoP).
+    #[arg(long)]
+    dpop: bool,
+}
+
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn cli(args: &Args, db: &str, cmd: &[&str], stdin: &str) -> Result<Value> {
+    use std::io::Write;
+    let mut c = Command::new(&args.server)
+        .env("AUTIONAL_DATABASE_URL", db)
+        .env("AUTIONAL_LOG", "warn")
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot run {}", args.server))?;
+    c.stdin.take().unwrap().write_all(stdin.as_bytes())?;
+    let out = c.wait_with_output()?;
+    if !out.status.success() {
+        bail!("autional {cmd:?} failed");
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+}
+
+fn start_node(args: &Args, db: &str, issuer: Option<&str>) -> Result<Node> {
+    use std::io::{BufRead, BufReader};
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = match &args.pin {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu, &args.server]);
+            c
+        }
+        None => Command::new(&args.server),
+    };
+    let mut child = cmd
+        .env("AUTIONAL_DATABASE_URL", db)
+        .env("AUTIONAL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AUTIONAL_ISSUER", issuer.unwrap_or(&url))
+        .env("AUTIONAL_LOG", "error")
+        .env("AUTIONAL_RATE_LIMIT__ENABLED", "false")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    if !line.starts_with("listening on") {
+        bail!("server did not start: {line}");
+    }
+    Ok(Node { child, url })
+}
+
+/// User CPU + system CPU of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse()?;
+    Ok(ticks / hz)
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let i = html.find(&marker)? + marker.len();
+    Some(html[i..].split('"').next()?.replace("&amp;", "&"))
+}
+
+fn hidden_all(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|p| {
+            let (name, rest) = p.split_once('"')?;
+            let v = rest.split_once("value=\"")?.1.split_once('"')?.0;
+            Some((name.to_string(), v.replace("&amp;", "&").replace("&#x2f;", "/")))
+        })
+        .collect()
+}
+
+fn location(r: &reqwest::Response) -> Result<String> {
+    Ok(r.headers()
+        .get("location")
+        .context("no Location")?
+        .to_str()?
+        .to_string())
+}
+
+/// Signs in once and returns the cookies; the first authorization records consent.
+async fn sign_in(http: &reqwest::Client, base: &str) -> Result<String> {
+    let r = http.get(format!("{base}/login")).send().await?;
+    let csrf_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix("autional_csrf=")
+                .map(|s| s.split(';').next().unwrap_or("").to_string())
+        })
+        .context("csrf cookie")?;
+    let token = hidden(&r.text().await?, "csrf_token").context("csrf token")?;
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("autional_csrf={csrf_cookie}"))
+        .form(&[
+            ("username", "bench"),
+            ("password", "bench-password"),
+            ("csrf_token", &token),
+            ("return_to", "/account"),
+        ])
+        .send()
+        .await?;
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix("autional_session=")
+                .map(|s| s.split(';').next().unwrap_or("").to_string())
+        })
+        .context("sign-in failed")?;
+    Ok(format!("autional_csrf={csrf_cookie}; autional_session={session}"))
+}
+
+/// One refresh token through the real code flow with PKCE.
+async fn obtain_token(http: &reqwest::Client, base: &str, cookies: &str, scope: &str) -> Result<String> {
+    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let redirect = "http://127.0.0.1:9/cb";
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "bench")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", scope)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let r = http
+        .get(format!("{base}/oauth/authorize?{q}"))
+        .header("cookie", cookies)
+        .send()
+        .await?;
+    let loc = if r.status() == 200 {
+        let mut form = hidden_all(&r.text().await?);
+        form.push(("approved".into(), "true".into()));
+        let r = http
+            .post(format!("{base}/oauth/authorize"))
+            .header("cookie", cookies)
+            .form(&form)
+            .send()
+            .await?;
+        location(&r)?
+    } else {
+        location(&r)?
+    };
+    let code = url::Url::parse(&loc)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("no code")?;
+    let t: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", "bench"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    t["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no refresh token")
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).expect("rng");
+    b
+}
+
+struct Level {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    seconds: f64,
+    cpu_s: f64,
+}
+
+/// C chains for warm-up + duration; returns the measured part.
+async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, args: &Args) -> Result<Level> {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.duration);
+    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let cpu_pids = pids.clone();
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
+        tokio::time::sleep_until(end.into()).await;
+        let after: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
+        after - before
+    });
+    let urls: Vec<String> = nodes.iter().map(|n| format!("{}/oauth/refresh", n.url)).collect();
+    let tasks = tokens.into_iter().enumerate().map(|(i, mut rt)| {
+        let http = http.clone();
+        let url = urls[i % urls.len()].clone();
+        async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let r = http
+                    .post(&url)
+                    .json(&json!({"refresh_token": rt, "client_id": "bench"}))
+                    .send()
+                    .await;
+                let body: Option<Value> = match r {
+                    Ok(r) if r.status() == 200 => r.json().await.ok(),
+                    _ => None,
+                };
+                let measured = t0 >= measure_from;
+                match body.and_then(|b| b["refresh_token"].as_str().map(str::to_owned)) {
+                    Some(next) => {
+                        rt = next;
+                        if measured {
+                            ok += 1;
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        }
+                    }
+                    None => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (ok, errors, lat)
+        }
+    });
+    let results = futures::future::join_all(tasks).await;
+    let cpu_s = cpu_probe.await?;
+    let mut level = Level {
+        ok: 0,
+        errors: 0,
+        latencies_us: Vec::new(),
+        seconds: args.duration as f64,
+        cpu_s,
+    };
+    for (ok, errors, lat) in results {
+        level.ok += ok;
+        level.errors += errors;
+        level.latencies_us.extend(lat);
+    }
+    level.latencies_us.sort_unstable();
+    Ok(level)
+}
+
+fn pct(v: &[u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.dpop {
+        bail!("--dpop: the server does not implement DPoP yet (issue 4); this flag is reserved for it");
+    }
+    let dir = tempfile::tempdir()?;
+    let (db, _pg_guard) = match args.backend.as_str() {
+        "sqlite" => (format!("sqlite://{}/bench.db", dir.path().display()), None),
+        "postgres" => {
+            let name = format!("bench_{}", std::process::id());
+            let admin = args.pg_url.clone();
+            run_psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            run_psql(&admin, &format!("CREATE DATABASE {name}"))?;
+            let mut u = url::Url::parse(&admin)?;
+            u.set_path(&format!("/{name}"));
+            (u.to_string(), Some(PgGuard { admin, name }))
+        }
+        other => bail!("--backend {other}: use sqlite or postgres"),
+    };
+    if args.nodes > 1 && args.backend != "postgres" {
+        bail!("--nodes > 1 needs --backend postgres");
+    }
+    cli(
+        &args,
+        &db,
+        &["user", "create", "--username", "bench", "--password-stdin"],
+        "bench-password",
+    )?;
+    cli(
+        &args,
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "bench",
+            "--public",
+            "--client-id",
+            "bench",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ],
+        "",
+    )?;
+    let first = start_node(&args, &db, None)?;
+    let issuer = first.url.clone();
+    let mut nodes = vec![first];
+    for _ in 1..args.nodes {
+        nodes.push(start_node(&args, &db, Some(&issuer))?);
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    let cookies = sign_in(&http, &issuer).await?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!(
+        "# autional refresh benchmark: backend={} nodes={} pin={} scope=\"{}\" warmup={}s duration={}s cpus={}",
+        args.backend,
+        args.nodes,
+        args.pin.as_deref().unwrap_or("none"),
+        args.scope,
+        args.warmup,
+        args.duration,
+        cores
+    );
+    println!("| C | refreshes/s | p50 ms | p90 ms | p99 ms | server CPU µs/refresh | server CPU s/1000 | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &c in &args.concurrency {
+        let mut tokens = Vec::with_capacity(c);
+        for _ in 0..c {
+            tokens.push(obtain_token(&http, &issuer, &cookies, &args.scope).await?);
+        }
+        let l = run_level(&http, &nodes, tokens, &args).await?;
+        let rate = l.ok as f64 / l.seconds;
+        let cpu_us = if l.ok > 0 {
+            l.cpu_s * 1e6 / l.ok as f64
+        } else {
+            f64::NAN
+        };
+        println!(
+            "| {c} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu_us:.0} | {:.3} | {} |",
+            pct(&l.latencies_us, 0.50),
+            pct(&l.latencies_us, 0.90),
+            pct(&l.latencies_us, 0.99),
+            cpu_us / 1000.0,
+            l.errors
+        );
+    }
+    Ok(())
+}
+
+struct PgGuard {
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        let _ = run_psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn run_psql(url: &str, sql: &str) -> Result<()> {
+    let st = Command::new("psql")
+        .args([url, "-qc", sql])
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("psql failed: {sql}");
+    }
+    Ok(())
+}
