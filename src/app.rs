@@ -14,6 +14,7 @@ pub struct App {
     /// HMAC key for CSRF tokens (shared by every process through the database).
     pub form_secret: Vec<u8>,
     encryption_key: Option<Vec<u8>>,
+    last_forced_reload_ms: std::sync::atomic::AtomicI64,
 }
 
 impl App {
@@ -29,6 +30,7 @@ impl App {
             keys,
             form_secret,
             encryption_key,
+            last_forced_reload_ms: Default::default(),
         }))
     }
 
@@ -42,6 +44,27 @@ impl App {
         let set = KeySet::from_records(&records, self.encryption_key.as_deref(), now_ms(), self.key_keep_ms())?;
         self.keys.replace(set);
         Ok(true)
+    }
+
+    /// Reloads keys after a token named a `kid` this process does not know yet (a rotation by
+    /// another process), at most once a second.
+    pub async fn reload_keys_for_unknown_kid(&self) -> bool {
+        let now = now_ms();
+        let last = self.last_forced_reload_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last < 1000
+            || self
+                .last_forced_reload_ms
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        self.reload_keys().await.unwrap_or(false)
     }
 
     fn key_keep_ms(&self) -> i64 {

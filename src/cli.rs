@@ -172,6 +172,17 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Key(KeyCmd::Rotate) => {
             let enc = cfg.keys.encryption_key.as_deref().and_then(b64_decode);
+            if enc.is_none()
+                && store
+                    .list_keys()
+                    .await?
+                    .iter()
+                    .any(|k| k.private_key.starts_with(b"enc:"))
+            {
+                anyhow::bail!(
+                    "the stored keys are encrypted: set keys.encryption_key (AUTIONAL_KEYS__ENCRYPTION_KEY) to rotate"
+                );
+            }
             let k = generate(enc.as_deref(), now_ms())?;
             let kid = k.kid.clone();
             store.add_key(k).await?;

@@ -90,6 +90,15 @@ pub struct Config {
     pub keys: KeysConfig,
     pub client_secret: ClientSecretConfig,
     pub store: StoreConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HttpConfig {
+    /// Trusted reverse proxies in front of the server: 0 uses the TCP peer address as the
+    /// client's; N > 0 takes the N-th address from the right of `X-Forwarded-For` (the one the
+    /// outermost trusted proxy saw). Used by the per-address rate limits.
+    pub forwarded_hops: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,6 +175,8 @@ pub struct StoreConfig {
     /// How long ended sessions, revoked families and expired codes are kept before the sweeper
     /// deletes them.
     pub sweep_retention: Dur,
+    /// How long audit events are kept.
+    pub audit_retention: Dur,
 }
 
 impl Default for Config {
@@ -203,12 +214,14 @@ impl Default for Config {
             client_secret: ClientSecretConfig {
                 rotation_overlap: Dur::secs(4 * 3600),
             },
+            http: HttpConfig::default(),
             store: StoreConfig {
                 max_batch: 256,
                 readers: 2,
                 sweep_interval: Dur::secs(60),
                 pg_pool_size: 16,
                 sweep_retention: Dur::secs(3600),
+                audit_retention: Dur::secs(90 * 86400),
             },
         }
     }
@@ -278,6 +291,12 @@ impl Config {
             return bad(
                 "refresh.reuse_grace_seconds",
                 format!("{} is above the maximum of 60", self.refresh.reuse_grace_seconds),
+            );
+        }
+        if self.refresh.reuse_grace_count > 10 {
+            return bad(
+                "refresh.reuse_grace_count",
+                format!("{} is above the maximum of 10", self.refresh.reuse_grace_count),
             );
         }
         if self.refresh.idle_ttl.as_secs() == 0 {

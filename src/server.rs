@@ -6,7 +6,7 @@ use crate::config::{Config, DatabaseLocation};
 use crate::http::{router, AppState};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::DynStore;
+use crate::store::{DynStore, SweepPolicy};
 use crate::util::now_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,11 +46,11 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(sweeper_app.cfg.store.sweep_interval.0.max(Duration::from_secs(1)));
         loop {
             tick.tick().await;
-            match sweeper_app
-                .store
-                .sweep(now_ms(), sweeper_app.cfg.store.sweep_retention.as_ms())
-                .await
-            {
+            let policy = SweepPolicy {
+                retention_ms: sweeper_app.cfg.store.sweep_retention.as_ms(),
+                audit_retention_ms: sweeper_app.cfg.store.audit_retention.as_ms(),
+            };
+            match sweeper_app.store.sweep(now_ms(), policy).await {
                 Ok(r) => tracing::debug!(?r, "swept expired rows"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }

@@ -369,3 +369,26 @@ async fn background_sweeper_deletes_expired_rows() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn per_address_limits_use_the_trusted_proxy_hop_only() {
+    let s = Server::start(&[
+        ("AUTIONAL_HTTP__FORWARDED_HOPS", "1"),
+        ("AUTIONAL_RATE_LIMIT__ADDRESS_PER_SECOND", "1"),
+        ("AUTIONAL_RATE_LIMIT__ADDRESS_BURST", "1"),
+    ])
+    .await;
+    let send = |xff: &'static str| {
+        s.http
+            .post(s.url("/oauth/refresh"))
+            .header("x-forwarded-for", xff)
+            .json(&serde_json::json!({"refresh_token": "rt_x", "client_id": "pub"}))
+            .send()
+    };
+    assert_eq!(send("1.1.1.1").await.unwrap().status(), 401);
+    assert_eq!(send("1.1.1.1").await.unwrap().status(), 429);
+    // Prepending addresses does not escape the limit: only the proxy's entry counts.
+    assert_eq!(send("9.9.9.9, 1.1.1.1").await.unwrap().status(), 429);
+    // Another client address behind the same proxy has its own budget.
+    assert_eq!(send("2.2.2.2").await.unwrap().status(), 401);
+}

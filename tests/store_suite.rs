@@ -9,7 +9,7 @@ use autional::domain::grant::RefreshPolicy;
 use autional::domain::model::{AuthCode, AuthMethod, Client, Session, User};
 use autional::store::postgres::PgStore;
 use autional::store::sqlite::SqliteStore;
-use autional::store::{DynStore, NewFamily, RedeemCode, RedeemOutcome, RotateOutcome, RotateRequest};
+use autional::store::{DynStore, NewFamily, RedeemCode, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use futures::future::join_all;
 use std::sync::Arc;
@@ -21,6 +21,13 @@ async fn backends() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>)> {
     let pg = common::PgDb::create();
     let postgres: DynStore = Arc::new(PgStore::open(&pg.url, 32).await.unwrap());
     vec![("sqlite", sqlite, Box::new(dir)), ("postgres", postgres, Box::new(pg))]
+}
+
+fn policy(retention_ms: i64) -> SweepPolicy {
+    SweepPolicy {
+        retention_ms,
+        audit_retention_ms: 86_400_000,
+    }
 }
 
 const NO_GRACE: RefreshPolicy = RefreshPolicy {
@@ -353,7 +360,7 @@ async fn sweeper_keeps_tables_bounded() {
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
-        let r = store.sweep(now_ms() + 3_000, 3_600_000).await.unwrap();
+        let r = store.sweep(now_ms() + 3_000, policy(3_600_000)).await.unwrap();
         assert_eq!(
             r.families, 700,
             "{name}: absolute-expired families go at once, in chunks: {r:?}"
@@ -367,7 +374,10 @@ async fn sweeper_keeps_tables_bounded() {
         );
         assert!(store.is_access_token_revoked("kept").await.unwrap(), "{name}");
         // After the retention: the revoked family and the consumed codes go too; the live one stays.
-        let r = store.sweep(now_ms() + 3_600_001 + 60_000, 3_600_000).await.unwrap();
+        let r = store
+            .sweep(now_ms() + 3_600_001 + 60_000, policy(3_600_000))
+            .await
+            .unwrap();
         assert!(r.codes >= 702 && r.families >= 1, "{name}: {r:?}");
         assert!(store.get_family(&revoked).await.unwrap().is_none(), "{name}");
         let (gen, fam) = store.find_refresh(live_rt).await.unwrap().expect("live family kept");

@@ -3,9 +3,10 @@
 //! A refresh token's state is derived from its generation and its family's:
 //! `generation == family.generation` is *current*, `family.generation - 1` is the *immediate
 //! predecessor* (its successor has not been used yet, or the family's generation would have
-//! moved on), anything lower is *old*. [`decide`] classifies one presentation; the store applies
-//! the decision in the same transaction it loaded the rows in, so the decision and the write are
-//! atomic. See `docs/design/refresh-rotation.md`.
+//! moved on), anything lower is *old*. [`decide`] classifies one presentation; each store makes
+//! the decision and its write atomic: SQLite runs both in the single writer's transaction,
+//! PostgreSQL guards the write with the generation and grace count the decision saw and decides
+//! again when the guard fails. See `docs/design/refresh-rotation.md`.
 
 use super::model::{AuthCode, Family};
 use super::scope::Scope;

@@ -90,6 +90,26 @@ pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials,
     })
 }
 
+/// The client's address: the TCP peer, or with `http.forwarded_hops = N` the N-th entry from the
+/// right of `X-Forwarded-For` (entries further left are client-controlled and never trusted).
+pub fn client_ip(peer: std::net::IpAddr, headers: &HeaderMap, hops: u32) -> std::net::IpAddr {
+    if hops == 0 {
+        return peer;
+    }
+    let chain: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain
+        .len()
+        .checked_sub(hops as usize)
+        .and_then(|i| chain.get(i).copied())
+        .unwrap_or(peer)
+}
+
 pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }

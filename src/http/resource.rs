@@ -8,7 +8,7 @@ use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, Family};
 use crate::grants::client_auth::authenticate;
-use crate::jose::jwt::{verify_access, AccessClaims};
+use crate::jose::jwt::{verify_access, AccessClaims, InvalidToken};
 use crate::params::Params;
 use crate::util::{now_ms, sha256};
 use axum::body::Body;
@@ -19,8 +19,11 @@ use serde_json::{json, Value};
 
 /// An access token that verifies, is not revoked, and whose family (if any) is active.
 async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
-    let keys = st.app.keys.get();
-    let Ok(claims) = verify_access(&keys, token, &st.app.cfg.issuer) else {
+    let mut verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
+    if verified == Err(InvalidToken("unknown signing key")) && st.app.reload_keys_for_unknown_kid().await {
+        verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
+    }
+    let Ok(claims) = verified else {
         return Ok(None);
     };
     let store = &st.app.store;

@@ -160,7 +160,11 @@ pub async fn login(
             Some("Your sign-in form expired. Please try again."),
         );
     }
-    if let Err(e) = st.limits.check_login(addr.ip()) {
+    if let Err(e) = st.limits.check_login(super::body::client_ip(
+        addr.ip(),
+        &headers,
+        st.app.cfg.http.forwarded_hops,
+    )) {
         let mut resp = login_form(
             &st,
             &headers,

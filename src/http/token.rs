@@ -1,7 +1,7 @@
 //! `POST /oauth/token` (RFC 6749 §3.2: form body, RFC status codes) and `POST /oauth/refresh`
 //! (SPEC §4: JSON or form, `invalid_grant` as 401). Both run `grants::refresh`.
 
-use super::body::{credentials, read_params, user_agent, Accept};
+use super::body::{client_ip, credentials, read_params, user_agent, Accept};
 use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
@@ -43,7 +43,10 @@ async fn token_inner(
 ) -> Result<TokenResponse, OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let creds = credentials(headers, &p)?;
-    st.limits.check_token(creds.claimed_id(), addr.ip())?;
+    st.limits.check_token(
+        creds.claimed_id(),
+        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
+    )?;
     let grant_type = p.required("grant_type")?;
     if !matches!(grant_type, "authorization_code" | "refresh_token") {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -108,7 +111,10 @@ async fn refresh_inner(
     if creds.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    st.limits.check_token(creds.claimed_id(), addr.ip())?;
+    st.limits.check_token(
+        creds.claimed_id(),
+        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
+    )?;
     let client = authenticate(&st.app, &creds).await?;
     let input = RefreshInput {
         refresh_token,

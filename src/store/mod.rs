@@ -102,6 +102,16 @@ pub struct SweepReport {
     pub families: u64,
     pub refresh_tokens: u64,
     pub revoked_access_tokens: u64,
+    pub audit_events: u64,
+}
+
+/// How long the sweeper keeps what has ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepPolicy {
+    /// Ended sessions, revoked families and expired codes.
+    pub retention_ms: i64,
+    /// Audit events.
+    pub audit_retention_ms: i64,
 }
 
 /// Rows the sweeper deletes per table in one transaction, so that a large backlog never holds
@@ -115,6 +125,7 @@ impl SweepReport {
         self.families += o.families;
         self.refresh_tokens += o.refresh_tokens;
         self.revoked_access_tokens += o.revoked_access_tokens;
+        self.audit_events += o.audit_events;
     }
     /// True when some table filled its chunk (there may be more to delete).
     pub fn full(&self) -> bool {
@@ -122,6 +133,7 @@ impl SweepReport {
             || self.sessions >= SWEEP_CHUNK
             || self.families >= SWEEP_CHUNK
             || self.revoked_access_tokens >= SWEEP_CHUNK
+            || self.audit_events >= SWEEP_CHUNK
     }
 }
 
@@ -177,10 +189,10 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, event: AuditEvent, now_ms: i64) -> Result<()>;
 
     /// Deletes what has expired (codes, sessions, families and their tokens, revocation
-    /// entries) so tables stay bounded: absolute-expired families at once, revoked families,
-    /// ended sessions and expired codes `retention_ms` later. Works in chunks of
+    /// entries, old audit events) so tables stay bounded: absolute-expired families at once;
+    /// revoked families, ended sessions and expired codes after `policy.retention_ms`. Works in chunks of
     /// [`SWEEP_CHUNK`] rows per transaction.
-    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport>;
+    async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport>;
 }
 
 pub type DynStore = Arc<dyn Store>;

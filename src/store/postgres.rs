@@ -16,9 +16,10 @@ use tokio_postgres::{NoTls, Row};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
 
-/// How often a rotation re-reads after losing a race before giving up (each loss means another
-/// request changed the family, so the second read already classifies it).
-const MAX_RACE_RETRIES: usize = 8;
+/// How often a rotation re-reads after losing a race before giving up. Each loss means another
+/// request wrote the family; per generation at most 1 + `reuse_grace_count` (≤ 10) writes can
+/// succeed, so a loser settles long before this.
+const MAX_RACE_RETRIES: usize = 32;
 
 pub struct PgStore {
     pool: Pool,
@@ -51,7 +52,12 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(mgr).max_size(pool_size).build()?;
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .build()?;
         let mut c = pool
             .get()
             .await
@@ -735,8 +741,9 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
-        let old = now_ms - retention_ms;
+    async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
+        let old = now_ms - policy.retention_ms;
+        let audit_before = now_ms - policy.audit_retention_ms;
         let n = SWEEP_CHUNK as i64;
         let mut total = SweepReport::default();
         loop {
@@ -773,6 +780,12 @@ impl Store for PgStore {
                     &[&now_ms, &n],
                 )
                 .await?;
+            let audit_events = tx
+                .execute(
+                    "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < $1 LIMIT $2)",
+                    &[&audit_before, &n],
+                )
+                .await?;
             tx.commit().await?;
             let r = SweepReport {
                 codes,
@@ -780,6 +793,7 @@ impl Store for PgStore {
                 families: dead.len() as u64,
                 refresh_tokens,
                 revoked_access_tokens,
+                audit_events,
             };
             total.add(r);
             if !r.full() {

@@ -461,8 +461,8 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
 }
 
 /// One bounded round of the sweeper.
-fn sweep_chunk(c: &Connection, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
-    let old = now_ms - retention_ms;
+fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
+    let old = now_ms - policy.retention_ms;
     let n = SWEEP_CHUNK as i64;
     let codes = c.execute(
         "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at_ms < ?1 LIMIT ?2)",
@@ -489,12 +489,17 @@ fn sweep_chunk(c: &Connection, now_ms: i64, retention_ms: i64) -> Result<SweepRe
         "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at_ms < ?1 LIMIT ?2)",
         params![now_ms, n],
     )? as u64;
+    let audit_events = c.execute(
+        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < ?1 LIMIT ?2)",
+        params![now_ms - policy.audit_retention_ms, n],
+    )? as u64;
     Ok(SweepReport {
         codes,
         sessions,
         families: dead.len() as u64,
         refresh_tokens,
         revoked_access_tokens,
+        audit_events,
     })
 }
 
@@ -833,10 +838,10 @@ impl Store for SqliteStore {
         self.write(move |c| Ok(audit_insert(c, &e, now_ms)?)).await
     }
 
-    async fn sweep(&self, now_ms: i64, retention_ms: i64) -> Result<SweepReport> {
+    async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
         let mut total = SweepReport::default();
         loop {
-            let r = self.write(move |c| sweep_chunk(c, now_ms, retention_ms)).await?;
+            let r = self.write(move |c| sweep_chunk(c, now_ms, policy)).await?;
             total.add(r);
             if !r.full() {
                 return Ok(total);
