@@ -17,13 +17,19 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+/// Verifies an access token of ours; a `kid` this process has not loaded yet (rotated by another
+/// process) triggers one key reload first.
+async fn verify(st: &AppState, token: &str) -> Result<AccessClaims, InvalidToken> {
+    let verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
+    if verified == Err(InvalidToken("unknown signing key")) && st.app.reload_keys_for_unknown_kid().await {
+        return verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
+    }
+    verified
+}
+
 /// An access token that verifies, is not revoked, and whose family (if any) is active.
 async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
-    let mut verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
-    if verified == Err(InvalidToken("unknown signing key")) && st.app.reload_keys_for_unknown_kid().await {
-        verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
-    }
-    let Ok(claims) = verified else {
+    let Ok(claims) = verify(st, token).await else {
         return Ok(None);
     };
     let store = &st.app.store;
@@ -248,7 +254,7 @@ async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
         return Ok(());
     }
     // Access tokens: only a valid one of ours can be revoked; anything else is already useless.
-    if let Ok(c) = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer) {
+    if let Ok(c) = verify(st, token).await {
         if c.client_id != client.id {
             return Err(foreign());
         }
