@@ -13,6 +13,8 @@ pub struct App {
     pub keys: Keyring,
     /// HMAC key for CSRF tokens (shared by every process through the database).
     pub form_secret: Vec<u8>,
+    /// HMAC key for stateless DPoP nonces (shared by every process through the database).
+    pub dpop_nonce_key: Vec<u8>,
     encryption_key: Option<Vec<u8>>,
     last_forced_reload_ms: std::sync::atomic::AtomicI64,
 }
@@ -24,11 +26,13 @@ impl App {
         store.ensure_key(generate(encryption_key.as_deref(), now_ms())?).await?;
         let keys = Keyring::new(load_keys(&cfg, &store, encryption_key.as_deref()).await?);
         let form_secret = store.server_secret("form_hmac", random_bytes::<32>().to_vec()).await?;
+        let dpop_nonce_key = store.server_secret("dpop_nonce", random_bytes::<32>().to_vec()).await?;
         Ok(Arc::new(App {
             cfg,
             store,
             keys,
             form_secret,
+            dpop_nonce_key,
             encryption_key,
             last_forced_reload_ms: Default::default(),
         }))

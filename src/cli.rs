@@ -85,6 +85,9 @@ struct ClientCreate {
     /// Require DPoP-bound access tokens.
     #[arg(long)]
     dpop_bound: bool,
+    /// Require pushed authorization requests (PAR) for this client.
+    #[arg(long)]
+    require_par: bool,
     #[arg(long)]
     client_id: Option<String>,
 }
@@ -296,6 +299,7 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 grant_types,
                 scope: scope.to_string(),
                 dpop_bound: a.dpop_bound,
+                require_par: a.require_par,
                 jwks,
                 refresh_idle_ttl_s: None,
                 refresh_absolute_ttl_s: None,
@@ -319,6 +323,7 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                         "client_id": c.id, "name": c.name, "token_endpoint_auth_method": c.auth_method.as_str(),
                         "redirect_uris": c.redirect_uris, "grant_types": c.grant_types, "scope": c.scope,
                         "dpop_bound_access_tokens": c.dpop_bound,
+                        "require_pushed_authorization_requests": c.require_par,
                     })
                 );
             }
@@ -391,6 +396,7 @@ pub async fn demo_setup(app: &App) -> anyhow::Result<()> {
                 grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                 scope: "openid profile email offline_access".into(),
                 dpop_bound: false,
+                require_par: false,
                 jwks: None,
                 refresh_idle_ttl_s: None,
                 refresh_absolute_ttl_s: None,

@@ -85,6 +85,8 @@ pub struct Config {
     pub code: TtlConfig,
     pub session: TtlConfig,
     pub dpop: DpopConfig,
+    pub authorization_details: AuthorizationDetailsConfig,
+    pub par: ParConfig,
     pub rate_limit: RateLimitConfig,
     pub registration: RegistrationConfig,
     pub keys: KeysConfig,
@@ -118,6 +120,20 @@ pub struct TtlConfig {
 pub struct DpopConfig {
     pub require_nonce: bool,
     pub proof_max_age: Dur,
+    /// A server nonce is valid for one to two windows of this length.
+    pub nonce_window: Dur,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthorizationDetailsConfig {
+    /// The RAR types this server accepts (`authorization_details_types_supported`).
+    pub types: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ParConfig {
+    /// Lifetime of a pushed request's `request_uri`.
+    pub ttl: Dur,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -200,7 +216,12 @@ impl Default for Config {
             dpop: DpopConfig {
                 require_nonce: false,
                 proof_max_age: Dur::secs(60),
+                nonce_window: Dur::secs(300),
             },
+            authorization_details: AuthorizationDetailsConfig {
+                types: vec!["account_information".into(), "payment_initiation".into()],
+            },
+            par: ParConfig { ttl: Dur::secs(90) },
             rate_limit: RateLimitConfig {
                 enabled: true,
                 token_per_second: 200,
@@ -310,6 +331,9 @@ impl Config {
             ("id_token.ttl", self.id_token.ttl),
             ("code.ttl", self.code.ttl),
             ("session.ttl", self.session.ttl),
+            ("dpop.proof_max_age", self.dpop.proof_max_age),
+            ("dpop.nonce_window", self.dpop.nonce_window),
+            ("par.ttl", self.par.ttl),
         ] {
             if d.as_secs() == 0 {
                 return bad(key, "must be greater than zero".into());

@@ -503,6 +503,28 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
         )
         .basic("conf", "wrong-secret"),
         Case::post(
+            "refresh: authorization_details the grant does not have",
+            R,
+            Some(JSON),
+            serde_json::json!({"refresh_token": rt, "client_id": "pub", "authorization_details": [{"type": "account_information"}]}).to_string(),
+            json_err(400, "invalid_authorization_details"),
+        ),
+        Case::post(
+            "refresh: authorization_details of an unknown type",
+            R,
+            Some(JSON),
+            serde_json::json!({"refresh_token": rt, "client_id": "pub", "authorization_details": [{"type": "root_access"}]}).to_string(),
+            json_err(400, "invalid_authorization_details"),
+        ),
+        Case::post(
+            "refresh: malformed DPoP header",
+            R,
+            Some(JSON),
+            good_refresh.to_string(),
+            json_err(400, "invalid_dpop_proof"),
+        )
+        .header("dpop", "not.a.proof".to_string()),
+        Case::post(
             "refresh: scope wider than the grant",
             R,
             Some(JSON),
@@ -726,9 +748,65 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             redirect("invalid_scope"),
         ),
         Case::get(
-            "authorize: request_uri parameter",
+            "authorize: unknown request_uri",
             authz(&[("request_uri", "urn:ietf:params:oauth:request_uri:x")], &[]),
-            redirect("request_uri_not_supported"),
+            page(400, "invalid_request_uri"),
+        ),
+        Case::get(
+            "authorize: unknown authorization_details type",
+            authz(&[("authorization_details", r#"[{"type":"root_access"}]"#)], &[]),
+            redirect("invalid_authorization_details"),
+        ),
+        Case::get(
+            "authorize: authorization_details not JSON",
+            authz(&[("authorization_details", "[{")], &[]),
+            redirect("invalid_request"),
+        ),
+        Case::get(
+            "authorize: authorization_details with an unknown field",
+            authz(&[("authorization_details", r#"[{"type":"account_information","admin":true}]"#)], &[]),
+            redirect("invalid_authorization_details"),
+        ),
+        Case::get(
+            "authorize: malformed dpop_jkt",
+            authz(&[("dpop_jkt", "not-a-thumbprint")], &[]),
+            redirect("invalid_request"),
+        ),
+        // ---- POST /oauth/pushed-authorization (PAR) ----
+        Case::post(
+            "par: no client authentication",
+            "/oauth/pushed-authorization",
+            Some(FORM),
+            form(&[("response_type", "code"), ("redirect_uri", REDIRECT), ("scope", "openid")]),
+            json_err(401, "invalid_client"),
+        ),
+        Case::post(
+            "par: request_uri inside a pushed request",
+            "/oauth/pushed-authorization",
+            Some(FORM),
+            authz(&[("request_uri", "urn:x")], &[]).split_once('?').unwrap().1.to_string(),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "par: unregistered redirect_uri",
+            "/oauth/pushed-authorization",
+            Some(FORM),
+            authz(&[("redirect_uri", "https://evil.example/cb")], &[]).split_once('?').unwrap().1.to_string(),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "par: unknown authorization_details type",
+            "/oauth/pushed-authorization",
+            Some(FORM),
+            authz(&[("authorization_details", r#"[{"type":"root_access"}]"#)], &[]).split_once('?').unwrap().1.to_string(),
+            json_err(400, "invalid_authorization_details"),
+        ),
+        Case::post(
+            "par: JSON body",
+            "/oauth/pushed-authorization",
+            Some(JSON),
+            r#"{"client_id":"pub","response_type":"code"}"#.to_string(),
+            json_err(400, "invalid_request"),
         ),
         // ---- POST /oauth/authorize (the consent decision), signed in ----
         Case::post(

@@ -90,10 +90,20 @@ async fn discovery_at_both_paths_advertises_what_is_implemented() {
         let u = a[k].as_str().unwrap();
         assert!(u.starts_with(&s.base), "{k}");
     }
+    assert_eq!(
+        a["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "ES384", "EdDSA", "RS256", "PS256"])
+    );
+    assert_eq!(
+        a["authorization_details_types_supported"],
+        serde_json::json!(["account_information", "payment_initiation"])
+    );
+    assert_eq!(
+        a["pushed_authorization_request_endpoint"],
+        format!("{}/oauth/pushed-authorization", s.base)
+    );
     // Not implemented yet, so not advertised.
     for k in [
-        "dpop_signing_alg_values_supported",
-        "pushed_authorization_request_endpoint",
         "device_authorization_endpoint",
         "registration_endpoint",
         "end_session_endpoint",

@@ -52,6 +52,7 @@ async fn fixture(store: &DynStore) -> Fixture {
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             scope: "openid offline_access".into(),
             dpop_bound: false,
+            require_par: false,
             jwks: None,
             refresh_idle_ttl_s: None,
             refresh_absolute_ttl_s: None,
@@ -101,6 +102,8 @@ async fn code(store: &DynStore, f: &Fixture, scope: &str, absolute_ttl_ms: i64) 
             scope: scope.into(),
             nonce: None,
             code_challenge: None,
+            dpop_jkt: None,
+            authorization_details: None,
             session_id: f.session.clone(),
             auth_time: now / 1000,
             expires_at_ms: now + 60_000,
@@ -112,6 +115,8 @@ async fn code(store: &DynStore, f: &Fixture, scope: &str, absolute_ttl_ms: i64) 
     RedeemCode {
         code_hash: hash,
         client_id: "c".into(),
+        dpop_jkt: None,
+        dpop_jti: None,
         redirect_uri: Some("https://app/cb".into()),
         code_verifier: None,
         now_ms: now,
@@ -143,7 +148,9 @@ fn rotate(presented: [u8; 32], policy: RefreshPolicy) -> (RotateRequest, [u8; 32
         new_hash,
         client_id: "c".into(),
         requested_scope: None,
+        requested_details: None,
         dpop_jkt: None,
+        dpop_jti: None,
         policy,
         now_ms: now_ms(),
         user_agent: Some("suite".into()),
@@ -382,5 +389,65 @@ async fn sweeper_keeps_tables_bounded() {
         assert!(store.get_family(&revoked).await.unwrap().is_none(), "{name}");
         let (gen, fam) = store.find_refresh(live_rt).await.unwrap().expect("live family kept");
         assert_eq!((gen, fam.id), (0, live), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let key = sha256(b"jkt:jti-1");
+        let exp = now_ms() + 60_000;
+        let (mut r, _) = rotate(rt0, NO_GRACE);
+        r.dpop_jti = Some((key, exp));
+        assert!(
+            matches!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Issued { .. }),
+            "{name}"
+        );
+        let before = store.get_family(&fid).await.unwrap().unwrap();
+        // The same proof again: refused before anything else, and nothing rotates or revokes.
+        let (mut r, _) = rotate(rt0, NO_GRACE);
+        r.dpop_jti = Some((key, exp));
+        assert_eq!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Rejected(autional::domain::grant::Reject::DpopReplay),
+            "{name}"
+        );
+        assert_eq!(store.get_family(&fid).await.unwrap().unwrap(), before, "{name}");
+        assert!(!store.use_dpop_jti(key, exp).await.unwrap(), "{name}");
+        assert!(store.use_dpop_jti(sha256(b"jkt:jti-2"), exp).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn pushed_requests_are_single_use() {
+    for (name, store, _keep) in backends().await {
+        let hash = sha256(b"urn:ietf:params:oauth:request_uri:x");
+        store
+            .insert_par(autional::store::ParRequest {
+                hash,
+                client_id: "c".into(),
+                params: "client_id=c".into(),
+                expires_at_ms: now_ms() + 90_000,
+                used_at_ms: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_par(hash).await.unwrap().unwrap().params,
+            "client_id=c",
+            "{name}"
+        );
+        let both = join_all((0..8).map(|_| store.mark_par_used(hash, now_ms()))).await;
+        assert_eq!(
+            both.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+            1,
+            "{name}: used once"
+        );
+        assert!(
+            store.get_par(hash).await.unwrap().unwrap().used_at_ms.is_some(),
+            "{name}"
+        );
     }
 }

@@ -14,6 +14,8 @@ pub struct OAuthError {
     pub basic_challenge: bool,
     /// Seconds to put in `Retry-After` (rate limiting).
     pub retry_after: Option<u64>,
+    /// A fresh server nonce for the `DPoP-Nonce` header (`use_dpop_nonce`).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -24,6 +26,7 @@ impl OAuthError {
             description: Some(description.into()),
             basic_challenge: false,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
@@ -48,6 +51,12 @@ impl OAuthError {
         let mut e = Self::new(429, "rate_limit_exceeded", "too many requests, retry later");
         e.retry_after = Some(retry_after.max(1));
         e
+    }
+    pub fn invalid_dpop_proof(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(400, "invalid_dpop_proof", d)
+    }
+    pub fn invalid_authorization_details(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(400, "invalid_authorization_details", d)
     }
     pub fn server_error() -> Self {
         Self::new(500, "server_error", "the server could not complete the request")

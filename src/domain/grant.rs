@@ -25,6 +25,8 @@ pub struct RefreshPolicy {
 pub struct RefreshAttempt<'a> {
     pub client_id: &'a str,
     pub requested_scope: Option<&'a Scope>,
+    /// RAR details asked for (rule 7), already validated.
+    pub requested_details: Option<&'a [super::rar::Detail]>,
     /// RFC 7638 thumbprint of the DPoP proof's key, when a proof was sent.
     pub dpop_jkt: Option<&'a str>,
     pub now_ms: i64,
@@ -37,8 +39,10 @@ pub enum Reject {
     WrongClient,
     Expired,
     InvalidScope,
+    InvalidAuthorizationDetails,
     DpopKeyMismatch,
     DpopProofRequired,
+    DpopReplay,
 }
 
 impl Reject {
@@ -48,8 +52,10 @@ impl Reject {
             Reject::WrongClient => "refresh token was issued to another client",
             Reject::Expired => "refresh token is expired",
             Reject::InvalidScope => "requested scope exceeds the scope granted",
+            Reject::InvalidAuthorizationDetails => "requested authorization_details are not covered by the grant",
             Reject::DpopKeyMismatch => "DPoP proof key does not match the key the token is bound to",
             Reject::DpopProofRequired => "refresh token is DPoP-bound: a DPoP proof is required",
+            Reject::DpopReplay => "DPoP proof jti has been used before",
         }
     }
 }
@@ -116,6 +122,16 @@ fn request_checks(family: &Family, attempt: &RefreshAttempt<'_>) -> Option<Rejec
             return Some(Reject::InvalidScope);
         }
     }
+    if let Some(req) = attempt.requested_details {
+        let granted: Vec<super::rar::Detail> = family
+            .authorization_details
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        if super::rar::narrow(&granted, req).is_none() {
+            return Some(Reject::InvalidAuthorizationDetails);
+        }
+    }
     None
 }
 
@@ -164,6 +180,8 @@ pub fn is_offline(scope: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct CodeRedemption<'a> {
     pub client_id: &'a str,
+    /// Thumbprint of the DPoP proof's key, when one was sent.
+    pub dpop_jkt: Option<&'a str>,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
     pub now_ms: i64,
@@ -206,6 +224,13 @@ pub fn check_code(code: &AuthCode, r: &CodeRedemption<'_>) -> CodeCheck {
             return CodeCheck::Reject("code_verifier sent but no code_challenge was on the authorization request")
         }
         (None, None) => {}
+    }
+    if let Some(bound) = &code.dpop_jkt {
+        match r.dpop_jkt {
+            None => return CodeCheck::Reject("the code is bound to a DPoP key (dpop_jkt): send a DPoP proof"),
+            Some(k) if k != bound => return CodeCheck::Reject("the DPoP proof key does not match dpop_jkt"),
+            Some(_) => {}
+        }
     }
     CodeCheck::Ok
 }
@@ -252,6 +277,7 @@ mod tests {
         RefreshAttempt {
             client_id: "c",
             requested_scope: None,
+            requested_details: None,
             dpop_jkt: None,
             now_ms: now,
         }
@@ -358,6 +384,8 @@ mod tests {
             scope: "openid".into(),
             nonce: None,
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            dpop_jkt: None,
+            authorization_details: None,
             session_id: "s".into(),
             auth_time: 0,
             expires_at_ms: 60_000,
@@ -371,6 +399,7 @@ mod tests {
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let ok = CodeRedemption {
             client_id: "c",
+            dpop_jkt: None,
             redirect_uri: Some("https://app/cb"),
             code_verifier: Some(v),
             now_ms: 1,
@@ -426,6 +455,29 @@ mod tests {
             ),
             CodeCheck::Reject(_)
         ));
+        let mut bound = code();
+        bound.dpop_jkt = Some("k1".into());
+        assert!(matches!(check_code(&bound, &ok), CodeCheck::Reject(_)));
+        assert!(matches!(
+            check_code(
+                &bound,
+                &CodeRedemption {
+                    dpop_jkt: Some("k2"),
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Reject(_)
+        ));
+        assert_eq!(
+            check_code(
+                &bound,
+                &CodeRedemption {
+                    dpop_jkt: Some("k1"),
+                    ..ok.clone()
+                }
+            ),
+            CodeCheck::Ok
+        );
         let mut used = code();
         used.consumed_at_ms = Some(1);
         assert_eq!(check_code(&used, &ok), CodeCheck::Replayed);

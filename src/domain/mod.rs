@@ -5,4 +5,5 @@ pub mod error;
 pub mod grant;
 pub mod model;
 pub mod pkce;
+pub mod rar;
 pub mod scope;

@@ -48,6 +48,8 @@ pub struct Client {
     /// Scopes the client may request (space-separated).
     pub scope: String,
     pub dpop_bound: bool,
+    /// Authorization requests must come through PAR (RFC 9126 §6).
+    pub require_par: bool,
     pub jwks: Option<String>,
     /// Per-client refresh lifetime overrides, seconds.
     pub refresh_idle_ttl_s: Option<i64>,
@@ -101,6 +103,10 @@ pub struct AuthCode {
     pub scope: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// RFC 9449 §10: the code may only be redeemed with a proof of this key.
+    pub dpop_jkt: Option<String>,
+    /// RAR details granted (JSON array).
+    pub authorization_details: Option<String>,
     pub session_id: String,
     pub auth_time: i64,
     pub expires_at_ms: i64,

@@ -2,11 +2,13 @@
 //! is checked and consumed, and its token family created, in one store transaction; a replayed
 //! code revokes what its first use issued.
 
-use super::tokens::{mint, new_refresh_token, TokenResponse};
+use super::refresh::replay_entry;
+use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::Client;
 use crate::domain::scope::Scope;
+use crate::jose::dpop::Proof;
 use crate::store::{NewFamily, RedeemCode, RedeemOutcome};
 use crate::util::{now_ms, random_id, sha256};
 
@@ -14,6 +16,7 @@ pub struct CodeInput<'a> {
     pub code: &'a str,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
+    pub proof: Option<Proof>,
     pub user_agent: Option<&'a str>,
 }
 
@@ -22,6 +25,9 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         return Err(OAuthError::unauthorized_client(
             "client may not use the authorization_code grant",
         ));
+    }
+    if client.dpop_bound && input.proof.is_none() {
+        return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
     }
     if let Some(v) = input.code_verifier {
         if !crate::domain::pkce::valid_syntax(v) {
@@ -37,6 +43,8 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         .redeem_code(RedeemCode {
             code_hash: sha256(input.code.as_bytes()),
             client_id: client.id.clone(),
+            dpop_jkt: input.proof.as_ref().map(|p| p.jkt.clone()),
+            dpop_jti: input.proof.as_ref().map(|p| replay_entry(app, p)),
             redirect_uri: input.redirect_uri.map(str::to_owned),
             code_verifier: input.code_verifier.map(str::to_owned),
             now_ms: now_ms(),
@@ -51,7 +59,12 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
                     .refresh_absolute_ttl_s
                     .map(|s| s * 1000)
                     .unwrap_or(r.absolute_ttl.as_ms()),
-                dpop_jkt: None,
+                // A public client's family is bound to its first proof's key (RFC 9449 §5).
+                dpop_jkt: input
+                    .proof
+                    .as_ref()
+                    .filter(|_| client.is_public())
+                    .map(|p| p.jkt.clone()),
                 user_agent: input.user_agent.map(|s| s.chars().take(256).collect()),
             },
         })
@@ -63,7 +76,14 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
     match outcome {
         RedeemOutcome::Issued { code, family } => {
             let scope = Scope::parse(&code.scope).unwrap_or_default();
-            Ok(mint(app, &family, &scope, code.nonce, refresh.map(|(t, _)| t)))
+            let issue = Issue {
+                scope: &scope,
+                nonce: code.nonce.clone(),
+                refresh_token: refresh.map(|(t, _)| t),
+                proof: input.proof.as_ref(),
+                details: granted_details(&family),
+            };
+            Ok(mint(app, &family, issue))
         }
         RedeemOutcome::Replayed => {
             tracing::warn!(client = %client.id, "authorization code replay: its grant has been revoked");

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{AuthCode, Client, Session};
 use crate::domain::pkce;
+use crate::domain::rar::{self, Detail};
 use crate::domain::scope::Scope;
 use crate::params::Params;
 use crate::util::{now_ms, random_token, sha256};
@@ -21,6 +22,10 @@ pub struct AuthorizeRequest {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub prompt: Vec<String>,
+    /// RAR details asked for (validated against the configured types).
+    pub details: Option<Vec<Detail>>,
+    /// RFC 9449 §10: the code will be bound to this key thumbprint.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -74,7 +79,9 @@ impl AuthorizeError {
 
 const MAX_LEN: usize = 2048;
 
-pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, AuthorizeError> {
+/// Validates an authorization request. `via_par` says the parameters came from a pushed
+/// request (then `request_uri` was already resolved by the caller).
+pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeRequest, AuthorizeError> {
     let page = AuthorizeError::Page;
     let client_id = p
         .get("client_id")
@@ -113,19 +120,24 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
     if state.as_ref().is_some_and(|s| s.len() > MAX_LEN) {
         return Err(redirect(OAuthError::invalid_request("state is too long")));
     }
-    for unsupported in ["request", "request_uri"] {
-        if p.contains(unsupported) {
-            let code = if unsupported == "request" {
-                "request_not_supported"
-            } else {
-                "request_uri_not_supported"
-            };
-            return Err(redirect(OAuthError::new(
-                400,
-                code,
-                format!("`{unsupported}` is not supported"),
-            )));
-        }
+    if p.contains("request") {
+        return Err(redirect(OAuthError::new(
+            400,
+            "request_not_supported",
+            "request objects are not supported",
+        )));
+    }
+    if p.contains("request_uri") {
+        return Err(redirect(OAuthError::new(
+            400,
+            "invalid_request_uri",
+            "request_uri is only accepted from PAR",
+        )));
+    }
+    if client.require_par && !via_par {
+        return Err(redirect(OAuthError::invalid_request(
+            "this client must push its authorization requests (PAR) and send request_uri",
+        )));
     }
     match p.get("response_type").map_err(&redirect)? {
         None => {
@@ -205,6 +217,19 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
         }
         _ => {}
     }
+    let details = match p.json("authorization_details").map_err(&redirect)? {
+        Some(v) => Some(
+            rar::parse(&v, &app.cfg.authorization_details.types)
+                .map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?,
+        ),
+        None => None,
+    };
+    let dpop_jkt = p.get("dpop_jkt").map_err(&redirect)?;
+    if dpop_jkt.is_some_and(|j| j.len() != 43 || crate::util::b64url_decode(j).is_none()) {
+        return Err(redirect(OAuthError::invalid_request(
+            "dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+        )));
+    }
     let nonce = p.get("nonce").map_err(&redirect)?;
     if nonce.is_some_and(|n| n.len() > MAX_LEN) {
         return Err(redirect(OAuthError::invalid_request("nonce is too long")));
@@ -235,6 +260,8 @@ pub async fn validate(app: &App, p: &Params) -> Result<AuthorizeRequest, Authori
         nonce: nonce.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         prompt,
+        details,
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     })
 }
 
@@ -251,6 +278,8 @@ pub async fn issue_code(app: &App, req: &AuthorizeRequest, session: &Session) ->
             scope: req.scope.to_string(),
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
+            dpop_jkt: req.dpop_jkt.clone(),
+            authorization_details: req.details.as_ref().and_then(|d| serde_json::to_string(d).ok()),
             session_id: session.id.clone(),
             auth_time: session.auth_time,
             expires_at_ms: now_ms() + app.cfg.code.ttl.as_ms(),

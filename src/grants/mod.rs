@@ -5,6 +5,7 @@
 pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
+pub mod par;
 pub mod refresh;
 pub mod tokens;
 

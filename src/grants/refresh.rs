@@ -1,21 +1,27 @@
 //! The refresh grant (RFC 6749 §6, SPEC §4). `/oauth/token` and `/oauth/refresh` both call
 //! [`refresh`]; the endpoints differ only in the status of `invalid_grant`.
 //!
-//! Hot path: one hash of the presented token, one store job (load, decide, write, commit with
-//! its batch), two signatures. No slow hash, no key parsing, no logging on success.
+//! Hot path: one hash of the presented token, one store job (replay check of the DPoP `jti`,
+//! load, decide, write, commit with its batch), two signatures. No slow hash, no key parsing, no
+//! logging on success.
 
-use super::tokens::{mint, new_refresh_token, TokenResponse};
+use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::grant::{RefreshPolicy, Reject};
 use crate::domain::model::Client;
+use crate::domain::rar;
 use crate::domain::scope::Scope;
+use crate::jose::dpop::Proof;
 use crate::store::{RotateOutcome, RotateRequest};
 use crate::util::{now_ms, sha256};
 
 pub struct RefreshInput<'a> {
     pub refresh_token: &'a str,
     pub scope: Option<&'a str>,
+    /// `authorization_details` as sent (JSON), not yet validated.
+    pub authorization_details: Option<serde_json::Value>,
+    pub proof: Option<Proof>,
     pub user_agent: Option<&'a str>,
 }
 
@@ -31,14 +37,32 @@ pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
     }
 }
 
+/// The replay-store entry for a proof: its key, and when it may be forgotten (after that the
+/// proof's `iat` is too old to be accepted anyway).
+pub fn replay_entry(app: &App, proof: &Proof) -> ([u8; 32], i64) {
+    (
+        proof.replay_key(),
+        (proof.iat + app.cfg.dpop.proof_max_age.as_secs() + 5) * 1000,
+    )
+}
+
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant("refresh_token") {
         return Err(OAuthError::unauthorized_client(
             "client may not use the refresh_token grant",
         ));
     }
+    if client.dpop_bound && input.proof.is_none() {
+        return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
+    }
     let requested_scope = match input.scope {
         Some(s) => Some(Scope::parse(s).map_err(OAuthError::invalid_scope)?),
+        None => None,
+    };
+    let requested_details = match &input.authorization_details {
+        Some(v) => Some(
+            rar::parse(v, &app.cfg.authorization_details.types).map_err(OAuthError::invalid_authorization_details)?,
+        ),
         None => None,
     };
     let (token, new_hash) = new_refresh_token();
@@ -49,7 +73,9 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             new_hash,
             client_id: client.id.clone(),
             requested_scope: requested_scope.clone(),
-            dpop_jkt: None,
+            requested_details: requested_details.clone(),
+            dpop_jkt: input.proof.as_ref().map(|p| p.jkt.clone()),
+            dpop_jti: input.proof.as_ref().map(|p| replay_entry(app, p)),
             policy: policy(app, client),
             now_ms: now_ms(),
             user_agent: input.user_agent.map(|s| s.chars().take(256).collect()),
@@ -64,7 +90,19 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             metrics::counter!("autional_refresh_total", "outcome" => if grace { "grace" } else { "rotated" })
                 .increment(1);
             let scope = requested_scope.unwrap_or_else(|| Scope::parse(&family.scope).unwrap_or_default());
-            Ok(mint(app, &family, &scope, None, Some(token)))
+            let granted = granted_details(&family);
+            let details = match (&granted, requested_details) {
+                (Some(g), Some(r)) => rar::narrow(g, &r),
+                (g, _) => g.clone(),
+            };
+            let issue = Issue {
+                scope: &scope,
+                nonce: None,
+                refresh_token: Some(token),
+                proof: input.proof.as_ref(),
+                details,
+            };
+            Ok(mint(app, &family, issue))
         }
         RotateOutcome::Reused { family_id } => {
             metrics::counter!("autional_refresh_total", "outcome" => "reuse").increment(1);
@@ -77,6 +115,8 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             metrics::counter!("autional_refresh_total", "outcome" => "rejected").increment(1);
             Err(match r {
                 Reject::InvalidScope => OAuthError::invalid_scope(r.description()),
+                Reject::InvalidAuthorizationDetails => OAuthError::invalid_authorization_details(r.description()),
+                Reject::DpopProofRequired | Reject::DpopReplay => OAuthError::invalid_dpop_proof(r.description()),
                 _ => OAuthError::invalid_grant(r.description()),
             })
         }

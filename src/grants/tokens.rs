@@ -3,8 +3,10 @@
 
 use crate::app::App;
 use crate::domain::model::Family;
+use crate::domain::rar::Detail;
 use crate::domain::scope::Scope;
-use crate::jose::jwt::{sign_access, sign_id, AccessClaims, IdClaims};
+use crate::jose::dpop::Proof;
+use crate::jose::jwt::{sign_access, sign_id, AccessClaims, Confirmation, IdClaims};
 use crate::util::random_id;
 use serde::Serialize;
 
@@ -27,19 +29,26 @@ pub struct TokenResponse {
     pub dpop_signing_alg: Option<String>,
 }
 
-/// Issues the access token (with `scope`, possibly narrower than the grant) and, when the
-/// grant has `openid`, an ID token (`nonce` only on the code exchange: OIDC Core §12.2).
-pub fn mint(
-    app: &App,
-    family: &Family,
-    scope: &Scope,
-    nonce: Option<String>,
-    refresh_token: Option<String>,
-) -> TokenResponse {
+/// What one issuance needs besides the family.
+pub struct Issue<'a> {
+    /// The access token's scope (possibly narrower than the grant's).
+    pub scope: &'a Scope,
+    /// Only on the code exchange (OIDC Core §12.2: no new nonce on refresh).
+    pub nonce: Option<String>,
+    pub refresh_token: Option<String>,
+    /// The DPoP proof the access token is bound to (`cnf.jkt`).
+    pub proof: Option<&'a Proof>,
+    /// RAR details for the access token and the response.
+    pub details: Option<Vec<Detail>>,
+}
+
+/// Issues the access token and, when the grant has `openid`, an ID token.
+pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
     let keys = app.keys.get();
     let now = crate::util::now_ms() / 1000;
     let ttl = app.cfg.access_token.ttl.as_secs();
-    let scope_str = scope.to_string();
+    let scope_str = issue.scope.to_string();
+    let details = issue.details.map(|d| serde_json::to_value(d).unwrap_or_default());
     let access = AccessClaims {
         iss: app.cfg.issuer.clone(),
         sub: family.user_id.clone(),
@@ -52,8 +61,8 @@ pub fn mint(
         auth_time: Some(family.auth_time),
         sid: family.sid.clone(),
         grant_id: Some(family.id.clone()),
-        cnf: None,
-        authorization_details: None,
+        cnf: issue.proof.map(|p| Confirmation { jkt: p.jkt.clone() }),
+        authorization_details: details.clone(),
     };
     let grant_scope = Scope::parse(&family.scope).unwrap_or_default();
     let id_token = grant_scope.contains("openid").then(|| {
@@ -67,7 +76,7 @@ pub fn mint(
                 exp: now + app.cfg.id_token.ttl.as_secs(),
                 iat: now,
                 auth_time: family.auth_time,
-                nonce,
+                nonce: issue.nonce,
                 sid: family.sid.clone(),
                 name: None,
                 preferred_username: None,
@@ -77,15 +86,23 @@ pub fn mint(
     });
     TokenResponse {
         access_token: sign_access(&keys, &access),
-        token_type: "Bearer",
+        token_type: if issue.proof.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ttl,
-        refresh_token,
+        refresh_token: issue.refresh_token,
         scope: scope_str,
         id_token,
-        authorization_details: None,
-        dpop_access_token_bound: None,
-        dpop_signing_alg: None,
+        authorization_details: details,
+        dpop_access_token_bound: issue.proof.map(|_| true),
+        dpop_signing_alg: issue.proof.map(|p| p.alg.clone()),
     }
+}
+
+/// The grant's RAR details as stored.
+pub fn granted_details(family: &Family) -> Option<Vec<Detail>> {
+    family
+        .authorization_details
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
 }
 
 /// A new opaque refresh token (`rt_` + 256 random bits) and its SHA-256.

@@ -1,13 +1,17 @@
 //! `GET /oauth/authorize` (start: validate, sign in, consent or issue) and
-//! `POST /oauth/authorize` (the consent decision, `approved=true|false`, CSRF-checked).
+//! `POST /oauth/authorize` (the consent decision, `approved=true|false`, CSRF-checked). A
+//! `request_uri` from PAR stands for its pushed parameters and is single-use.
 
 use super::body::MAX_BODY;
 use super::pages::{describe_scope, error_page, form_target_source, render, secure_headers, ConsentPage};
 use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::domain::error::OAuthError;
+use crate::domain::model::Session;
+use crate::domain::rar;
 use crate::domain::scope::Scope;
 use crate::grants::authorize::{issue_code, validate, AuthorizeError, AuthorizeRequest};
+use crate::grants::par;
 use crate::params::Params;
 use crate::util::now_ms;
 use axum::body::Body;
@@ -24,20 +28,6 @@ fn redirect(status: StatusCode, location: &str) -> Response {
 fn page_error(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     error_page(status, e.error, e.description.as_deref())
-}
-
-fn authorize_error(st: &AppState, e: AuthorizeError, status: StatusCode) -> Response {
-    match e {
-        AuthorizeError::Page(e) => page_error(&e),
-        AuthorizeError::Redirect {
-            redirect_uri,
-            error,
-            state,
-        } => redirect(
-            status,
-            &AuthorizeError::location(&redirect_uri, &error, state.as_deref(), &st.app.cfg.issuer),
-        ),
-    }
 }
 
 /// Sends the user to sign in, then back to this request. `prompt=login` is dropped from the
@@ -59,52 +49,121 @@ fn to_login(p: &Params, req_prompt: &[String]) -> Response {
     redirect(StatusCode::SEE_OTHER, &format!("/login?{q}"))
 }
 
+/// The request's effective parameters: the query itself, or for `request_uri` (PAR) the pushed
+/// parameters, with the key that marks the pushed request used once a response goes out.
+async fn effective(st: &AppState, raw: &Params) -> Result<(Params, Option<[u8; 32]>), Response> {
+    let Some(request_uri) = raw.get("request_uri").map_err(|e| page_error(&e))? else {
+        return Ok((raw.clone(), None));
+    };
+    let client_id = raw
+        .get("client_id")
+        .map_err(|e| page_error(&e))?
+        .ok_or_else(|| page_error(&OAuthError::invalid_request("missing required parameter `client_id`")))?;
+    let (p, hash) = par::resolve(&st.app, client_id, request_uri)
+        .await
+        .map_err(|e| page_error(&e))?;
+    Ok((p, Some(hash)))
+}
+
+/// Sends an authorization response; a pushed request is marked used first, and a second
+/// response for the same `request_uri` is refused (RFC 9126 §4, SPEC §5).
+async fn respond(st: &AppState, par_hash: Option<[u8; 32]>, status: StatusCode, location: &str) -> Response {
+    if let Some(h) = par_hash {
+        match st.app.store.mark_par_used(h, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => return page_error(&par::invalid_request_uri()),
+            Err(_) => return page_error(&OAuthError::server_error()),
+        }
+    }
+    redirect(status, location)
+}
+
+async fn authorize_failed(
+    st: &AppState,
+    par_hash: Option<[u8; 32]>,
+    e: AuthorizeError,
+    status: StatusCode,
+) -> Response {
+    match e {
+        AuthorizeError::Page(e) => page_error(&e),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            error,
+            state,
+        } => {
+            let loc = AuthorizeError::location(&redirect_uri, &error, state.as_deref(), &st.app.cfg.issuer);
+            respond(st, par_hash, status, &loc).await
+        }
+    }
+}
+
+async fn deny(
+    st: &AppState,
+    par_hash: Option<[u8; 32]>,
+    req: &AuthorizeRequest,
+    error: OAuthError,
+    status: StatusCode,
+) -> Response {
+    let loc = AuthorizeError::location(&req.redirect_uri, &error, req.state.as_deref(), &st.app.cfg.issuer);
+    respond(st, par_hash, status, &loc).await
+}
+
+async fn issue(
+    st: &AppState,
+    par_hash: Option<[u8; 32]>,
+    req: &AuthorizeRequest,
+    session: &Session,
+    status: StatusCode,
+) -> Response {
+    match issue_code(&st.app, req, session).await {
+        Ok(loc) => respond(st, par_hash, status, &loc).await,
+        Err(e) => page_error(&e),
+    }
+}
+
 pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let p = match Params::from_form(q.unwrap_or_default().as_bytes()) {
+    let raw = match Params::from_form(q.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return page_error(&e),
     };
-    let req = match validate(&st.app, &p).await {
+    let (p, par_hash) = match effective(&st, &raw).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let req = match validate(&st.app, &p, par_hash.is_some()).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(&st, e, StatusCode::FOUND),
+        Err(e) => return authorize_failed(&st, par_hash, e, StatusCode::FOUND).await,
     };
     let session = current(&st, &headers).await;
     let Some((session, user)) = session.filter(|_| !req.prompt("login")) else {
         if req.prompt("none") {
-            return deny(
-                &st,
-                &req,
-                OAuthError::new(400, "login_required", "the user is not signed in"),
-                StatusCode::FOUND,
-            );
+            let e = OAuthError::new(400, "login_required", "the user is not signed in");
+            return deny(&st, par_hash, &req, e, StatusCode::FOUND).await;
         }
-        return to_login(&p, &req.prompt);
+        return to_login(&raw, &req.prompt);
     };
-    let consented = match st.app.store.get_consent(&user.id, &req.client.id).await {
-        Ok(c) => c
-            .and_then(|s| Scope::parse(&s).ok())
-            .is_some_and(|s| req.scope.is_subset_of(&s)),
-        Err(_) => return page_error(&OAuthError::server_error()),
-    };
-    if consented && !req.prompt("consent") {
-        return match issue_code(&st.app, &req, &session).await {
-            Ok(loc) => redirect(StatusCode::FOUND, &loc),
-            Err(e) => page_error(&e),
+    // Remembered consent covers scopes; RAR details are per transaction and always asked.
+    let consented = req.details.is_none()
+        && match st.app.store.get_consent(&user.id, &req.client.id).await {
+            Ok(c) => c
+                .and_then(|s| Scope::parse(&s).ok())
+                .is_some_and(|s| req.scope.is_subset_of(&s)),
+            Err(_) => return page_error(&OAuthError::server_error()),
         };
+    if consented && !req.prompt("consent") {
+        return issue(&st, par_hash, &req, &session, StatusCode::FOUND).await;
     }
     if req.prompt("none") {
-        return deny(
-            &st,
-            &req,
-            OAuthError::new(400, "consent_required", "the user has not consented"),
-            StatusCode::FOUND,
-        );
+        let e = OAuthError::new(400, "consent_required", "the user has not consented");
+        return deny(&st, par_hash, &req, e, StatusCode::FOUND).await;
     }
-    let fields = p.without(&["csrf_token", "approved"]);
+    // The form carries the request as received (for PAR: client_id and request_uri).
+    let fields = raw.without(&["csrf_token", "approved"]);
     let mut fields: Vec<(&str, &str)> = fields.strings().collect();
     fields.sort();
     let csrf = csrf_token(&st, "consent", &session.id);
     let scopes: Vec<(&str, &'static str)> = req.scope.iter().map(|s| (s, describe_scope(s))).collect();
+    let details = req.details.as_deref().map(rar::describe).unwrap_or_default();
     let host = url::Url::parse(&req.redirect_uri)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
@@ -116,18 +175,12 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
             client_name: &req.client.name,
             username: &user.username,
             scopes,
+            details,
             redirect_host: &host,
             fields,
             csrf_token: &csrf,
         },
         &targets,
-    )
-}
-
-fn deny(st: &AppState, req: &AuthorizeRequest, error: OAuthError, status: StatusCode) -> Response {
-    redirect(
-        status,
-        &AuthorizeError::location(&req.redirect_uri, &error, req.state.as_deref(), &st.app.cfg.issuer),
     )
 }
 
@@ -154,13 +207,17 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
         Ok(p) => p,
         Err(e) => return page_error(&e),
     };
-    let p = all.without(&["csrf_token", "approved"]);
-    let req = match validate(&st.app, &p).await {
+    let raw = all.without(&["csrf_token", "approved"]);
+    let (p, par_hash) = match effective(&st, &raw).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let req = match validate(&st.app, &p, par_hash.is_some()).await {
         Ok(r) => r,
-        Err(e) => return authorize_error(&st, e, StatusCode::SEE_OTHER),
+        Err(e) => return authorize_failed(&st, par_hash, e, StatusCode::SEE_OTHER).await,
     };
     let Some((session, user)) = current(&st, &headers).await else {
-        return to_login(&p, &req.prompt);
+        return to_login(&raw, &req.prompt);
     };
     if !csrf_ok(&st, "consent", &session.id, all.get("csrf_token").ok().flatten()) {
         return page_error(&OAuthError::new(
@@ -187,17 +244,12 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
             {
                 return page_error(&OAuthError::server_error());
             }
-            match issue_code(&st.app, &req, &session).await {
-                Ok(loc) => redirect(StatusCode::SEE_OTHER, &loc),
-                Err(e) => page_error(&e),
-            }
+            issue(&st, par_hash, &req, &session, StatusCode::SEE_OTHER).await
         }
-        Some("false") => deny(
-            &st,
-            &req,
-            OAuthError::new(400, "access_denied", "the user denied the request"),
-            StatusCode::SEE_OTHER,
-        ),
+        Some("false") => {
+            let e = OAuthError::new(400, "access_denied", "the user denied the request");
+            deny(&st, par_hash, &req, e, StatusCode::SEE_OTHER).await
+        }
         _ => page_error(&OAuthError::invalid_request("approved must be true or false")),
     }
 }

@@ -44,6 +44,9 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Basic realm=\"autional\", charset=\"UTF-8\""),
             );
         }
+        if let Some(n) = e.dpop_nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            resp.headers_mut().insert("dpop-nonce", n);
+        }
         if let Some(secs) = e.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);

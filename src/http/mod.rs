@@ -4,6 +4,7 @@
 mod authorize;
 mod body;
 mod discovery;
+mod dpop;
 mod error;
 mod health;
 mod pages;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/oauth/token", post(token::token))
         .route("/oauth/refresh", post(token::refresh))
+        .route("/oauth/pushed-authorization", post(token::pushed_authorization))
+        .route("/oauth/dpop/nonce", get(dpop::nonce))
         .route("/oauth/userinfo", get(resource::userinfo).post(resource::userinfo))
         .route("/oauth/introspect", post(resource::introspect))
         .route("/oauth/revoke", post(resource::revoke))

@@ -19,6 +19,8 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<(&'a str, &'static str)>,
+    /// RAR details in plain words.
+    pub details: Vec<String>,
     pub redirect_host: &'a str,
     pub fields: Vec<(&'a str, &'a str)>,
     pub csrf_token: &'a str,

@@ -50,13 +50,22 @@ async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaim
     Ok(Some((claims, family)))
 }
 
-fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    let challenge = match error {
-        Some(e) => {
-            format!("Bearer realm=\"autional\", error=\"{e}\", error_description=\"{description}\"")
-        }
-        None => "Bearer realm=\"autional\"".to_string(),
+/// The authentication scheme of a protected-resource request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// A 401/403 with the `WWW-Authenticate` challenge of `scheme` (RFC 6750 §3, RFC 9449 §7.1).
+fn challenge(scheme: Scheme, status: StatusCode, error: Option<&str>, description: &str) -> Response {
+    let mut c = match scheme {
+        Scheme::Bearer => "Bearer realm=\"autional\"".to_string(),
+        Scheme::Dpop => format!("DPoP algs=\"{}\"", crate::jose::dpop::ALGS.join(" ")),
     };
+    if let Some(e) = error {
+        c.push_str(&format!(", error=\"{e}\", error_description=\"{description}\""));
+    }
     let mut resp = match error {
         Some(e) => (
             status,
@@ -65,18 +74,84 @@ fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> R
             .into_response(),
         None => status.into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
+    if let Ok(v) = HeaderValue::from_str(&c) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     no_store(&mut resp);
     resp
 }
 
+fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
+    challenge(Scheme::Bearer, status, error, description)
+}
+
+/// RFC 9449 §7: a DPoP-bound token only with the `DPoP` scheme and a fresh proof of its key with
+/// the right `ath`; an unbound token only with `Bearer`.
+async fn check_binding(
+    st: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    scheme: Scheme,
+    token: &str,
+    claims: &AccessClaims,
+) -> Result<(), Response> {
+    let unauthorized = |error: &str, d: &str| challenge(Scheme::Dpop, StatusCode::UNAUTHORIZED, Some(error), d);
+    let Some(cnf) = &claims.cnf else {
+        return match scheme {
+            Scheme::Bearer => Ok(()),
+            Scheme::Dpop => Err(unauthorized(
+                "invalid_token",
+                "the access token is not DPoP-bound: use Bearer",
+            )),
+        };
+    };
+    if scheme != Scheme::Dpop {
+        return Err(unauthorized(
+            "invalid_token",
+            "the access token is DPoP-bound: use the DPoP scheme with a proof",
+        ));
+    }
+    let proof = match super::dpop::proof(st, headers, method, "/oauth/userinfo", Some(token)) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(unauthorized("invalid_dpop_proof", "a DPoP proof is required")),
+        Err(super::dpop::DpopFailure::Invalid(d)) => return Err(unauthorized("invalid_dpop_proof", d)),
+        Err(super::dpop::DpopFailure::UseNonce(d, nonce)) => {
+            let mut resp = unauthorized("use_dpop_nonce", d);
+            if let Ok(v) = HeaderValue::from_str(&nonce) {
+                resp.headers_mut().insert("dpop-nonce", v);
+            }
+            return Err(resp);
+        }
+    };
+    if proof.jkt != cnf.jkt {
+        return Err(unauthorized(
+            "invalid_dpop_proof",
+            "the DPoP proof key is not the key the token is bound to",
+        ));
+    }
+    let (key, exp) = crate::grants::refresh::replay_entry(&st.app, &proof);
+    match st.app.store.use_dpop_jti(key, exp).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unauthorized(
+            "invalid_dpop_proof",
+            "DPoP proof jti has been used before",
+        )),
+        Err(_) => Err(ApiError(OAuthError::server_error()).into_response()),
+    }
+}
+
 pub async fn userinfo(State(st): State<AppState>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let header_token = auth.and_then(|a| {
         let (scheme, t) = a.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| t.trim().to_string())
+        let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+            Scheme::Bearer
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            Scheme::Dpop
+        } else {
+            return None;
+        };
+        Some((scheme, t.trim().to_string()))
     });
     let body_token = if method == Method::POST && header_token.is_none() {
         match read_params(&headers, body, Accept::Form).await {
@@ -86,13 +161,14 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
     } else {
         None
     };
-    let token = match (header_token, body_token) {
-        (Some(t), None) | (None, Some(t)) => t,
+    let (scheme, token) = match (header_token, body_token) {
+        (Some(x), None) => x,
+        (None, Some(t)) => (Scheme::Bearer, t),
         _ if auth.is_some() => {
             return bearer_error(
                 StatusCode::UNAUTHORIZED,
                 Some("invalid_request"),
-                "use the Bearer scheme",
+                "use the Bearer or DPoP scheme",
             )
         }
         _ => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
@@ -100,7 +176,8 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
     let (claims, _) = match active_access(&st, &token).await {
         Ok(Some(x)) => x,
         Ok(None) => {
-            return bearer_error(
+            return challenge(
+                scheme,
                 StatusCode::UNAUTHORIZED,
                 Some("invalid_token"),
                 "the access token is invalid, expired or revoked",
@@ -108,6 +185,9 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
         }
         Err(e) => return ApiError(e).into_response(),
     };
+    if let Err(resp) = check_binding(&st, &headers, method.as_str(), scheme, &token, &claims).await {
+        return resp;
+    }
     let scope = crate::domain::scope::Scope::parse(&claims.scope).unwrap_or_default();
     if !scope.contains("openid") {
         return bearer_error(
@@ -180,7 +260,7 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
         let now = now_ms();
         return Ok(match found {
             Some((generation, f)) if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms => {
-                json!({
+                let mut v = json!({
                     "active": true,
                     "token_type": "refresh_token",
                     "client_id": f.client_id,
@@ -190,7 +270,14 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
                     "iat": f.rotated_at_ms / 1000,
                     "exp": f.idle_expires_at_ms / 1000,
                     "auth_time": f.auth_time,
-                })
+                });
+                if let Some(jkt) = &f.dpop_jkt {
+                    v["cnf"] = json!({ "jkt": jkt });
+                }
+                if let Some(d) = crate::grants::tokens::granted_details(&f) {
+                    v["authorization_details"] = json!(d);
+                }
+                v
             }
             _ => inactive,
         });
@@ -199,7 +286,7 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
         Some((c, _)) => {
             let mut v = json!({
                 "active": true,
-                "token_type": "Bearer",
+                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
                 "client_id": c.client_id,
                 "sub": c.sub,
                 "scope": c.scope,
@@ -214,6 +301,9 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
             }
             if let Some(cnf) = c.cnf {
                 v["cnf"] = json!({"jkt": cnf.jkt});
+            }
+            if let Some(d) = c.authorization_details {
+                v["authorization_details"] = d;
             }
             v
         }

@@ -1,29 +1,45 @@
 //! `POST /oauth/token` (RFC 6749 §3.2: form body, RFC status codes) and `POST /oauth/refresh`
-//! (SPEC §4: JSON or form, `invalid_grant` as 401). Both run `grants::refresh`.
+//! (SPEC §4: JSON or form, `invalid_grant` as 401). Both run `grants::refresh`. A `DPoP`
+//! header is checked here (RFC 9449 §4.3) and its `jti` recorded by the grant's store operation.
 
 use super::body::{client_ip, credentials, read_params, user_agent, Accept};
+use super::dpop::{fresh_nonce, proof};
 use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
+use crate::domain::model::Client;
 use crate::grants::authorization_code::{exchange, CodeInput};
 use crate::grants::client_auth::authenticate;
 use crate::grants::refresh::{refresh as refresh_grant, RefreshInput};
 use crate::grants::TokenResponse;
+use crate::jose::dpop::Proof;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
-fn respond(r: Result<TokenResponse, OAuthError>) -> Response {
-    match r {
+fn respond(st: &AppState, r: Result<TokenResponse, OAuthError>) -> Response {
+    let mut resp = match r {
         Ok(t) => {
             let mut resp = axum::Json(t).into_response();
             no_store(&mut resp);
             resp
         }
         Err(e) => ApiError(e).into_response(),
+    };
+    // With nonces required, every answer carries the next one (RFC 9449 §8.2).
+    if st.app.cfg.dpop.require_nonce && !resp.headers().contains_key("dpop-nonce") {
+        if let Ok(v) = HeaderValue::from_str(&fresh_nonce(st)) {
+            resp.headers_mut().insert("dpop-nonce", v);
+        }
     }
+    resp
+}
+
+/// The request's DPoP proof for `path`, as a token-endpoint error when it fails.
+fn token_proof(st: &AppState, headers: &HeaderMap, path: &str) -> Result<Option<Proof>, OAuthError> {
+    proof(st, headers, "POST", path, None).map_err(|f| f.into_oauth())
 }
 
 pub async fn token(
@@ -32,7 +48,22 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(token_inner(&st, addr, &headers, body).await)
+    let r = token_inner(&st, addr, &headers, body).await;
+    respond(&st, r)
+}
+
+async fn authenticated(
+    st: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    p: &crate::params::Params,
+) -> Result<Client, OAuthError> {
+    let creds = credentials(headers, p)?;
+    st.limits.check_token(
+        creds.claimed_id(),
+        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
+    )?;
+    authenticate(&st.app, &creds).await
 }
 
 async fn token_inner(
@@ -42,18 +73,14 @@ async fn token_inner(
     body: Body,
 ) -> Result<TokenResponse, OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
-    let creds = credentials(headers, &p)?;
-    st.limits.check_token(
-        creds.claimed_id(),
-        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
-    )?;
     let grant_type = p.required("grant_type")?;
     if !matches!(grant_type, "authorization_code" | "refresh_token") {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant_type `{grant_type}` is not supported"
         )));
     }
-    let client = authenticate(&st.app, &creds).await?;
+    let client = authenticated(st, addr, headers, &p).await?;
+    let proof = token_proof(st, headers, "/oauth/token")?;
     let ua = user_agent(headers);
     match grant_type {
         "authorization_code" => {
@@ -61,6 +88,7 @@ async fn token_inner(
                 code: p.required("code")?,
                 redirect_uri: p.get("redirect_uri")?,
                 code_verifier: p.get("code_verifier")?,
+                proof,
                 user_agent: ua,
             };
             exchange(&st.app, &client, input).await
@@ -69,6 +97,8 @@ async fn token_inner(
             let input = RefreshInput {
                 refresh_token: p.required("refresh_token")?,
                 scope: p.get("scope")?,
+                authorization_details: p.json("authorization_details")?,
+                proof,
                 user_agent: ua,
             };
             refresh_grant(&st.app, &client, input).await
@@ -89,7 +119,7 @@ pub async fn refresh(
         }
         e
     });
-    respond(r)
+    respond(&st, r)
 }
 
 async fn refresh_inner(
@@ -107,19 +137,53 @@ async fn refresh_inner(
         }
     }
     let refresh_token = p.required("refresh_token")?;
-    let creds = credentials(headers, &p)?;
-    if creds.claimed_id().is_none() {
+    if credentials(headers, &p)?.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    st.limits.check_token(
-        creds.claimed_id(),
-        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
-    )?;
-    let client = authenticate(&st.app, &creds).await?;
+    let client = authenticated(st, addr, headers, &p).await?;
     let input = RefreshInput {
         refresh_token,
         scope: p.get("scope")?,
+        authorization_details: p.json("authorization_details")?,
+        proof: token_proof(st, headers, "/oauth/refresh")?,
         user_agent: user_agent(headers),
     };
     refresh_grant(&st.app, &client, input).await
+}
+
+/// `POST /oauth/pushed-authorization` (RFC 9126): 201 `{request_uri, expires_in}`.
+pub async fn pushed_authorization(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = async {
+        let p = read_params(&headers, body, Accept::Form).await?;
+        let client = authenticated(&st, addr, &headers, &p).await?;
+        let proof = proof(&st, &headers, "POST", "/oauth/pushed-authorization", None).map_err(|f| f.into_oauth())?;
+        if let Some(pr) = &proof {
+            let (key, exp) = crate::grants::refresh::replay_entry(&st.app, pr);
+            if !st
+                .app
+                .store
+                .use_dpop_jti(key, exp)
+                .await
+                .map_err(|_| OAuthError::server_error())?
+            {
+                return Err(OAuthError::invalid_dpop_proof("DPoP proof jti has been used before"));
+            }
+        }
+        crate::grants::par::push(&st.app, &client, p.without(&["client_secret"]), proof.as_ref()).await
+    }
+    .await;
+    match r {
+        Ok(pushed) => {
+            let body = serde_json::json!({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in});
+            let mut resp = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
+            no_store(&mut resp);
+            resp
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
 }

@@ -49,6 +49,10 @@ pub struct NewFamily {
 pub struct RedeemCode {
     pub code_hash: [u8; 32],
     pub client_id: String,
+    /// Thumbprint of the DPoP proof's key, when the request carried one.
+    pub dpop_jkt: Option<String>,
+    /// The proof's replay key and when it can be forgotten (recorded in the same transaction).
+    pub dpop_jti: Option<([u8; 32], i64)>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
     pub now_ms: i64,
@@ -73,7 +77,9 @@ pub struct RotateRequest {
     pub new_hash: [u8; 32],
     pub client_id: String,
     pub requested_scope: Option<Scope>,
+    pub requested_details: Option<Vec<crate::domain::rar::Detail>>,
     pub dpop_jkt: Option<String>,
+    pub dpop_jti: Option<([u8; 32], i64)>,
     pub policy: RefreshPolicy,
     pub now_ms: i64,
     pub user_agent: Option<String>,
@@ -94,6 +100,18 @@ pub enum RotateOutcome {
     NotFound,
 }
 
+/// A pushed authorization request (RFC 9126), stored under the SHA-256 of its `request_uri`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParRequest {
+    pub hash: [u8; 32],
+    pub client_id: String,
+    /// The authorization request's parameters, form-encoded.
+    pub params: String,
+    pub expires_at_ms: i64,
+    /// Set when an authorization response was sent for it: then it cannot be used again.
+    pub used_at_ms: Option<i64>,
+}
+
 /// What the sweeper deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -103,6 +121,8 @@ pub struct SweepReport {
     pub refresh_tokens: u64,
     pub revoked_access_tokens: u64,
     pub audit_events: u64,
+    pub dpop_jtis: u64,
+    pub par_requests: u64,
 }
 
 /// How long the sweeper keeps what has ended.
@@ -126,6 +146,8 @@ impl SweepReport {
         self.refresh_tokens += o.refresh_tokens;
         self.revoked_access_tokens += o.revoked_access_tokens;
         self.audit_events += o.audit_events;
+        self.dpop_jtis += o.dpop_jtis;
+        self.par_requests += o.par_requests;
     }
     /// True when some table filled its chunk (there may be more to delete).
     pub fn full(&self) -> bool {
@@ -134,6 +156,8 @@ impl SweepReport {
             || self.families >= SWEEP_CHUNK
             || self.revoked_access_tokens >= SWEEP_CHUNK
             || self.audit_events >= SWEEP_CHUNK
+            || self.dpop_jtis >= SWEEP_CHUNK
+            || self.par_requests >= SWEEP_CHUNK
     }
 }
 
@@ -187,6 +211,15 @@ pub trait Store: Send + Sync + 'static {
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
 
     async fn audit(&self, event: AuditEvent, now_ms: i64) -> Result<()>;
+
+    /// Records a DPoP proof's replay key until `expires_at_ms`; false when already seen.
+    async fn use_dpop_jti(&self, key: [u8; 32], expires_at_ms: i64) -> Result<bool>;
+
+    async fn insert_par(&self, request: ParRequest) -> Result<()>;
+    async fn get_par(&self, hash: [u8; 32]) -> Result<Option<ParRequest>>;
+    /// Marks a pushed request used (an authorization response went out); false when it already
+    /// was, or has expired.
+    async fn mark_par_used(&self, hash: [u8; 32], now_ms: i64) -> Result<bool>;
 
     /// Deletes what has expired (codes, sessions, families and their tokens, revocation
     /// entries, old audit events) so tables stay bounded: absolute-expired families at once;

@@ -7,6 +7,7 @@
 //! processes exactly one wins.
 
 use super::*;
+use crate::domain::grant::Reject;
 use crate::domain::grant::{
     apply, check_code, decide, is_offline, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
 };
@@ -14,7 +15,10 @@ use crate::domain::model::AuthMethod;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_dpop_rar_par.sql"),
+];
 
 /// How often a rotation re-reads after losing a race before giving up. Each loss means another
 /// request wrote the family; per generation at most 1 + `reuse_grace_count` (≤ 10) writes can
@@ -86,7 +90,7 @@ impl PgStore {
     }
 }
 
-const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms";
+const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par";
 
 fn json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
     serde_json::from_str(&s).map_err(|e| StoreError::Backend(format!("stored JSON is invalid: {e}")))
@@ -107,6 +111,7 @@ fn client_row(r: &Row) -> Result<Client> {
         refresh_idle_ttl_s: r.get(9),
         refresh_absolute_ttl_s: r.get(10),
         created_at_ms: r.get(11),
+        require_par: r.get(12),
     })
 }
 
@@ -149,6 +154,8 @@ fn family_row(r: &Row, o: usize) -> Family {
     }
 }
 
+const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id, dpop_jkt, authorization_details";
+
 fn code_row(r: &Row) -> AuthCode {
     AuthCode {
         hash: r.get(0),
@@ -164,6 +171,8 @@ fn code_row(r: &Row) -> AuthCode {
         expires_at_ms: r.get(10),
         consumed_at_ms: r.get(11),
         family_id: r.get(12),
+        dpop_jkt: r.get(13),
+        authorization_details: r.get(14),
     }
 }
 
@@ -175,6 +184,14 @@ fn reuse_detail(presented: i64, current: i64) -> String {
 /// already revoked).
 const REVOKE_AND_AUDIT: &str = "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at_ms IS NULL RETURNING id, client_id, user_id) \
      INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) SELECT $2, $4, client_id, user_id, id, $5 FROM u";
+
+/// Records a DPoP proof's `jti`; false when it was seen before (a replay).
+async fn use_jti(c: &deadpool_postgres::Object, key: &[u8; 32], expires_at_ms: i64) -> Result<bool> {
+    let st = c
+        .prepare_cached("INSERT INTO dpop_jtis (key, expires_at_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .await?;
+    Ok(c.execute(&st, &[&&key[..], &expires_at_ms]).await? == 1)
+}
 
 /// A second redemption of a code: revoke the family its first redemption created.
 async fn revoke_replayed(
@@ -211,7 +228,9 @@ impl Store for PgStore {
         let uris = serde_json::to_string(&cl.redirect_uris).unwrap_or_else(|_| "[]".into());
         let grants = serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into());
         c.execute(
-            &format!("INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+            &format!(
+                "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
             &[
                 &cl.id,
                 &cl.name,
@@ -225,6 +244,7 @@ impl Store for PgStore {
                 &cl.refresh_idle_ttl_s,
                 &cl.refresh_absolute_ttl_s,
                 &cl.created_at_ms,
+                &cl.require_par,
             ],
         )
         .await?;
@@ -468,9 +488,9 @@ impl Store for PgStore {
     async fn insert_code(&self, code: AuthCode) -> Result<()> {
         let c = self.conn().await?;
         let st = c
-            .prepare_cached(
-                "INSERT INTO codes (hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
+            .prepare_cached(&format!(
+                "INSERT INTO codes ({CODE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
             .await?;
         c.execute(
             &st,
@@ -488,6 +508,8 @@ impl Store for PgStore {
                 &code.expires_at_ms,
                 &code.consumed_at_ms,
                 &code.family_id,
+                &code.dpop_jkt,
+                &code.authorization_details,
             ],
         )
         .await?;
@@ -496,8 +518,13 @@ impl Store for PgStore {
 
     async fn redeem_code(&self, req: RedeemCode) -> Result<RedeemOutcome> {
         let c = self.conn().await?;
+        if let Some((key, exp)) = &req.dpop_jti {
+            if !use_jti(&c, key, *exp).await? {
+                return Ok(RedeemOutcome::Rejected("DPoP proof jti has been used before"));
+            }
+        }
         let select = c
-            .prepare_cached("SELECT hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id FROM codes WHERE hash = $1")
+            .prepare_cached(&format!("SELECT {CODE_COLS} FROM codes WHERE hash = $1"))
             .await?;
         let Some(row) = c.query_opt(&select, &[&&req.code_hash[..]]).await? else {
             return Ok(RedeemOutcome::NotFound);
@@ -505,6 +532,7 @@ impl Store for PgStore {
         let mut code = code_row(&row);
         let redemption = CodeRedemption {
             client_id: &req.client_id,
+            dpop_jkt: req.dpop_jkt.as_deref(),
             redirect_uri: req.redirect_uri.as_deref(),
             code_verifier: req.code_verifier.as_deref(),
             now_ms: req.now_ms,
@@ -520,7 +548,7 @@ impl Store for PgStore {
                     client_id: code.client_id.clone(),
                     user_id: code.user_id.clone(),
                     scope: code.scope.clone(),
-                    authorization_details: None,
+                    authorization_details: code.authorization_details.clone(),
                     dpop_jkt: nf.dpop_jkt.clone(),
                     session_id: if is_offline(&code.scope) {
                         None
@@ -606,6 +634,11 @@ impl Store for PgStore {
             )
             .await?;
         let revoke = c.prepare_cached(REVOKE_AND_AUDIT).await?;
+        if let Some((key, exp)) = &req.dpop_jti {
+            if !use_jti(&c, key, *exp).await? {
+                return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
+            }
+        }
         for _ in 0..MAX_RACE_RETRIES {
             let Some(row) = c.query_opt(&select, &[&&req.presented_hash[..]]).await? else {
                 return Ok(RotateOutcome::NotFound);
@@ -616,6 +649,7 @@ impl Store for PgStore {
             let attempt = RefreshAttempt {
                 client_id: &req.client_id,
                 requested_scope: req.requested_scope.as_ref(),
+                requested_details: req.requested_details.as_deref(),
                 dpop_jkt: req.dpop_jkt.as_deref(),
                 now_ms: req.now_ms,
             };
@@ -741,6 +775,50 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn use_dpop_jti(&self, key: [u8; 32], expires_at_ms: i64) -> Result<bool> {
+        use_jti(&self.conn().await?, &key, expires_at_ms).await
+    }
+
+    async fn insert_par(&self, p: ParRequest) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO par_requests (hash, client_id, params, expires_at_ms, used_at_ms) VALUES ($1, $2, $3, $4, NULL)",
+                &[&&p.hash[..], &p.client_id, &p.params, &p.expires_at_ms],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_par(&self, hash: [u8; 32]) -> Result<Option<ParRequest>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT client_id, params, expires_at_ms, used_at_ms FROM par_requests WHERE hash = $1",
+                &[&&hash[..]],
+            )
+            .await?;
+        Ok(row.map(|r| ParRequest {
+            hash,
+            client_id: r.get(0),
+            params: r.get(1),
+            expires_at_ms: r.get(2),
+            used_at_ms: r.get(3),
+        }))
+    }
+
+    async fn mark_par_used(&self, hash: [u8; 32], now_ms: i64) -> Result<bool> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE par_requests SET used_at_ms = $2 WHERE hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2",
+                &[&&hash[..], &now_ms],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
         let old = now_ms - policy.retention_ms;
         let audit_before = now_ms - policy.audit_retention_ms;
@@ -786,6 +864,18 @@ impl Store for PgStore {
                     &[&audit_before, &n],
                 )
                 .await?;
+            let dpop_jtis = tx
+                .execute(
+                    "DELETE FROM dpop_jtis WHERE key IN (SELECT key FROM dpop_jtis WHERE expires_at_ms < $1 LIMIT $2)",
+                    &[&now_ms, &n],
+                )
+                .await?;
+            let par_requests = tx
+                .execute(
+                    "DELETE FROM par_requests WHERE hash IN (SELECT hash FROM par_requests WHERE expires_at_ms < $1 LIMIT $2)",
+                    &[&old, &n],
+                )
+                .await?;
             tx.commit().await?;
             let r = SweepReport {
                 codes,
@@ -794,6 +884,8 @@ impl Store for PgStore {
                 refresh_tokens,
                 revoked_access_tokens,
                 audit_events,
+                dpop_jtis,
+                par_requests,
             };
             total.add(r);
             if !r.full() {

@@ -5,6 +5,7 @@
 //! threads. WAL checkpoints run on a third connection, off the commit path.
 
 use super::*;
+use crate::domain::grant::Reject;
 use crate::domain::grant::{
     apply, check_code, decide, is_offline, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
 };
@@ -14,7 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_dpop_rar_par.sql"),
+];
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
@@ -194,7 +198,7 @@ fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize
     }
 }
 
-const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms";
+const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par";
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -215,6 +219,7 @@ fn client_row(r: &Row) -> rusqlite::Result<Client> {
         refresh_idle_ttl_s: r.get(9)?,
         refresh_absolute_ttl_s: r.get(10)?,
         created_at_ms: r.get(11)?,
+        require_par: r.get(12)?,
     })
 }
 
@@ -298,6 +303,8 @@ fn get_family_sql(conn: &Connection, id: &str) -> rusqlite::Result<Option<Family
         .optional()
 }
 
+const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id, dpop_jkt, authorization_details";
+
 fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
     Ok(AuthCode {
         hash: r.get(0)?,
@@ -313,10 +320,17 @@ fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
         expires_at_ms: r.get(10)?,
         consumed_at_ms: r.get(11)?,
         family_id: r.get(12)?,
+        dpop_jkt: r.get(13)?,
+        authorization_details: r.get(14)?,
     })
 }
 
 fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
+    if let Some((key, exp)) = &req.dpop_jti {
+        if !use_jti(conn, key, *exp)? {
+            return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
+        }
+    }
     let row = conn
         .prepare_cached(&format!(
             "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1"
@@ -329,6 +343,7 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
     let attempt = RefreshAttempt {
         client_id: &req.client_id,
         requested_scope: req.requested_scope.as_ref(),
+        requested_details: req.requested_details.as_deref(),
         dpop_jkt: req.dpop_jkt.as_deref(),
         now_ms: req.now_ms,
     };
@@ -378,9 +393,22 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
     }
 }
 
+/// Records a DPoP proof's `jti`; false when it was seen before (a replay).
+fn use_jti(conn: &Connection, key: &[u8; 32], expires_at_ms: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("INSERT INTO dpop_jtis (key, expires_at_ms) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING")?
+        .execute(params![&key[..], expires_at_ms])?;
+    Ok(n == 1)
+}
+
 fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
+    if let Some((key, exp)) = &req.dpop_jti {
+        if !use_jti(conn, key, *exp)? {
+            return Ok(RedeemOutcome::Rejected("DPoP proof jti has been used before"));
+        }
+    }
     let code = conn
-        .prepare_cached("SELECT hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id FROM codes WHERE hash = ?1")?
+        .prepare_cached(&format!("SELECT {CODE_COLS} FROM codes WHERE hash = ?1"))?
         .query_row([&req.code_hash[..]], code_row)
         .optional()?;
     let Some(mut code) = code else {
@@ -390,6 +418,7 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
         &code,
         &CodeRedemption {
             client_id: &req.client_id,
+            dpop_jkt: req.dpop_jkt.as_deref(),
             redirect_uri: req.redirect_uri.as_deref(),
             code_verifier: req.code_verifier.as_deref(),
             now_ms: req.now_ms,
@@ -424,7 +453,7 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
                 client_id: code.client_id.clone(),
                 user_id: code.user_id.clone(),
                 scope: code.scope.clone(),
-                authorization_details: None,
+                authorization_details: code.authorization_details.clone(),
                 dpop_jkt: nf.dpop_jkt.clone(),
                 session_id: if is_offline(&code.scope) {
                     None
@@ -493,6 +522,14 @@ fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<Sweep
         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < ?1 LIMIT ?2)",
         params![now_ms - policy.audit_retention_ms, n],
     )? as u64;
+    let dpop_jtis = c.execute(
+        "DELETE FROM dpop_jtis WHERE key IN (SELECT key FROM dpop_jtis WHERE expires_at_ms < ?1 LIMIT ?2)",
+        params![now_ms, n],
+    )? as u64;
+    let par_requests = c.execute(
+        "DELETE FROM par_requests WHERE hash IN (SELECT hash FROM par_requests WHERE expires_at_ms < ?1 LIMIT ?2)",
+        params![old, n],
+    )? as u64;
     Ok(SweepReport {
         codes,
         sessions,
@@ -500,6 +537,8 @@ fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<Sweep
         refresh_tokens,
         revoked_access_tokens,
         audit_events,
+        dpop_jtis,
+        par_requests,
     })
 }
 
@@ -513,7 +552,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             c.execute(
                 &format!(
-                    "INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                    "INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 ),
                 params![
                     cl.id,
@@ -527,7 +566,8 @@ impl Store for SqliteStore {
                     cl.jwks,
                     cl.refresh_idle_ttl_s,
                     cl.refresh_absolute_ttl_s,
-                    cl.created_at_ms
+                    cl.created_at_ms,
+                    cl.require_par
                 ],
             )?;
             Ok(())
@@ -768,13 +808,13 @@ impl Store for SqliteStore {
 
     async fn insert_code(&self, code: AuthCode) -> Result<()> {
         self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO codes (hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
+            c.prepare_cached(&format!(
+                "INSERT INTO codes ({CODE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))?
             .execute(params![
                 code.hash, code.client_id, code.user_id, code.redirect_uri, code.redirect_uri_sent, code.scope,
                 code.nonce, code.code_challenge, code.session_id, code.auth_time, code.expires_at_ms,
-                code.consumed_at_ms, code.family_id
+                code.consumed_at_ms, code.family_id, code.dpop_jkt, code.authorization_details
             ])?;
             Ok(())
         })
@@ -836,6 +876,50 @@ impl Store for SqliteStore {
 
     async fn audit(&self, e: AuditEvent, now_ms: i64) -> Result<()> {
         self.write(move |c| Ok(audit_insert(c, &e, now_ms)?)).await
+    }
+
+    async fn use_dpop_jti(&self, key: [u8; 32], expires_at_ms: i64) -> Result<bool> {
+        self.write(move |c| Ok(use_jti(c, &key, expires_at_ms)?)).await
+    }
+
+    async fn insert_par(&self, p: ParRequest) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO par_requests (hash, client_id, params, expires_at_ms, used_at_ms) VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![&p.hash[..], p.client_id, p.params, p.expires_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_par(&self, hash: [u8; 32]) -> Result<Option<ParRequest>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT client_id, params, expires_at_ms, used_at_ms FROM par_requests WHERE hash = ?1",
+            )?
+            .query_row([&hash[..]], |r| {
+                Ok(ParRequest {
+                    hash,
+                    client_id: r.get(0)?,
+                    params: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                    used_at_ms: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn mark_par_used(&self, hash: [u8; 32], now_ms: i64) -> Result<bool> {
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE par_requests SET used_at_ms = ?2 WHERE hash = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2",
+                params![&hash[..], now_ms],
+            )? == 1)
+        })
+        .await
     }
 
     async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
