@@ -36,7 +36,7 @@ pub fn parse(value: &Value, allowed_types: &[String]) -> Result<Vec<Detail>, Str
     let mut out = Vec::with_capacity(arr.len());
     for (i, v) in arr.iter().enumerate() {
         let d: Detail = serde_json::from_value(v.clone()).map_err(|e| format!("authorization_details[{i}]: {e}"))?;
-        if !allowed_types.iter().any(|t| *t == d.kind) {
+        if !allowed_types.contains(&d.kind) {
             return Err(format!("authorization_details[{i}]: unknown type `{}`", d.kind));
         }
         for (name, list) in [
