@@ -4,6 +4,8 @@
 //! runs on both.
 #![allow(dead_code)]
 
+pub mod dpop;
+
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -493,16 +495,67 @@ impl Server {
 
     /// The whole code flow through the pages: authorize → sign in → consent → code.
     pub async fn authorize(&self, client_id: &str, scope: &str) -> Authorized {
+        self.authorize_with(client_id, scope, &[]).await
+    }
+
+    /// The authorization request's parameters (PKCE S256, state `st-1`, a nonce) plus `extra`.
+    pub fn authorization_params(
+        client_id: &str,
+        scope: &str,
+        extra: &[(&str, &str)],
+    ) -> (Vec<(String, String)>, String, String) {
         let verifier = format!("v{}", "x".repeat(50)) + &rand_suffix();
-        let challenge = pkce(&verifier);
         let nonce = format!("n-{}", rand_suffix());
-        let q = format!(
-            "response_type=code&client_id={client_id}&redirect_uri={}&scope={}&state=st-1&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
-            enc(REDIRECT),
-            enc(scope)
+        let mut pairs: Vec<(String, String)> = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", scope),
+            ("state", "st-1"),
+            ("nonce", &nonce),
+            ("code_challenge", &pkce(&verifier)),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        (pairs, verifier, nonce)
+    }
+
+    /// The code flow with extra authorization parameters (e.g. `dpop_jkt`, `authorization_details`).
+    pub async fn authorize_with(&self, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> Authorized {
+        let (pairs, verifier, nonce) = Server::authorization_params(client_id, scope, extra);
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.walk(&format!("/oauth/authorize?{q}"), verifier, nonce).await
+    }
+
+    /// Pushes the request (PAR, public client) and walks `/oauth/authorize?client_id&request_uri`.
+    pub async fn authorize_par(&self, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> (Authorized, String) {
+        let (pairs, verifier, nonce) = Server::authorization_params(client_id, scope, extra);
+        let r = self
+            .http
+            .post(self.url("/oauth/pushed-authorization"))
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "PAR");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["expires_in"], 90);
+        let request_uri = body["request_uri"].as_str().unwrap().to_string();
+        let path = format!(
+            "/oauth/authorize?client_id={client_id}&request_uri={}",
+            enc(&request_uri)
         );
-        let path = format!("/oauth/authorize?{q}");
-        let r = self.http.get(self.url(&path)).send().await.unwrap();
+        (self.walk(&path, verifier, nonce).await, path)
+    }
+
+    /// Authorize → sign in → consent (when asked) → the redirect with the code.
+    pub async fn walk(&self, path: &str, verifier: String, nonce: String) -> Authorized {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 303, "authorize should send to sign-in");
         let (cookies, back) = self
             .sign_in(&path_from_login(r.headers()[LOCATION].to_str().unwrap()))
@@ -514,8 +567,10 @@ impl Server {
             .send()
             .await
             .unwrap();
+        let mut consent_html = None;
         let location = if r.status() == 200 {
             let html = r.text().await.unwrap();
+            consent_html = Some(html.clone());
             let mut form = hidden_all(&html);
             form.push(("approved".into(), "true".into()));
             let r = self
@@ -541,6 +596,7 @@ impl Server {
             verifier,
             nonce,
             cookies,
+            consent_html,
         }
     }
 
@@ -614,6 +670,8 @@ pub struct Authorized {
     pub verifier: String,
     pub nonce: String,
     pub cookies: String,
+    /// The consent page, when one was shown.
+    pub consent_html: Option<String>,
 }
 
 pub fn rand_suffix() -> String {
