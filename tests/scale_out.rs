@@ -216,3 +216,53 @@ async fn no_500_under_sustained_contention() {
     assert!(!all.is_empty());
     assert!(all.iter().all(|s| *s == 200 || *s == 401), "only 200 or 401: {all:?}");
 }
+
+#[tokio::test]
+async fn a_dpop_proof_replayed_on_another_process_is_refused() {
+    let s = Server::start_cluster(3, &[]).await;
+    let key = common::dpop::DpopKey::new();
+    let a = s.authorize("pub", SCOPE).await;
+    // Every process shares the issuer, so `htu` is the same URL on each.
+    let r = s
+        .http
+        .post(format!("{}/oauth/token", s.node(0)))
+        .header("DPoP", key.proof("POST", &s.url("/oauth/token")))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", a.code.as_str()),
+            ("redirect_uri", common::REDIRECT),
+            ("client_id", "pub"),
+            ("code_verifier", a.verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let t: Value = r.json().await.unwrap();
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let proof = key.proof("POST", &s.url("/oauth/refresh"));
+    let send = |node: usize, proof: String, rt: String| {
+        s.http
+            .post(format!("{}/oauth/refresh", s.node(node)))
+            .header("DPoP", proof)
+            .json(&json!({"refresh_token": rt, "client_id": "pub"}))
+            .send()
+    };
+    let r = send(0, proof.clone(), rt.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let rt1 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for node in [1, 2] {
+        let before = s.snapshot();
+        let r = send(node, proof.clone(), rt1.clone()).await.unwrap();
+        assert_eq!(r.status(), 400, "node {node}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+        assert!(body["error_description"].as_str().unwrap().contains("jti"));
+        assert_eq!(before, s.snapshot(), "node {node}: nothing rotated");
+    }
+    // A fresh proof works anywhere.
+    let r = send(2, key.proof("POST", &s.url("/oauth/refresh")), rt1).await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -544,7 +544,7 @@ impl Server {
             .unwrap();
         assert_eq!(r.status(), 201, "PAR");
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["expires_in"], 90);
+        assert!(body["expires_in"].as_i64().unwrap() > 0);
         let request_uri = body["request_uri"].as_str().unwrap().to_string();
         let path = format!(
             "/oauth/authorize?client_id={client_id}&request_uri={}",
@@ -712,13 +712,42 @@ pub fn set_cookie(h: &HeaderMap<HeaderValue>, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// Decodes the HTML entities the templates produce (named and numeric, as askama escapes).
 pub fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';').filter(|e| *e <= 10) else {
+            out.push('&');
+            rest = &tail[1..];
+            continue;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "quot" => Some('"'),
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every `<input type="hidden" name=… value=…>` of a page.
