@@ -254,6 +254,11 @@ async fn rule8_dpop_each_failing_proof_is_refused_without_rotating() {
             (status, error),
             "{name}: {body}"
         );
+        let why = reasons.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert!(
+            body["error_description"].as_str().unwrap().contains(why),
+            "{name}: refused for its own reason: {body}"
+        );
         assert_eq!(before, s.snapshot(), "{name}: nothing rotated or revoked");
     }
     // The good key still refreshes: nothing above touched the family.
