@@ -4,6 +4,17 @@
 //! - Debian's headless Chromium via `playwright-core`: sign in, consent (allow and deny) using
 //!   only the pages, then code exchange and `/oauth/refresh` (`tests/js/e2e-browser.mjs`).
 //!
+//! - npm `openid-client` 6 with DPoP (RFC 9449) against a server that requires nonces: the
+//!   library's `use_dpop_nonce` retry at the token endpoint and userinfo, `cnf.jkt`, refresh
+//!   bound to the key, a second key refused, every advertised algorithm
+//!   (`tests/js/interop-dpop.mjs`).
+//! - npm `oauth4webapi` 3: PAR (RFC 9126) carrying `authorization_details` (RFC 9396) for a
+//!   client that must use PAR, consent in plain words, narrowing and widening refreshes,
+//!   single-use `request_uri` (`tests/js/interop-par-rar.mjs`).
+//! - Chromium again: an authorization request with `authorization_details`, the consent page's
+//!   plain-words lines and screenshot `consent-rar.png`, the exchange
+//!   (`tests/js/e2e-rar-browser.mjs`).
+//!
 //! `scripts/setup` installs Chromium and the npm packages; these tests fail (not skip) without.
 
 mod common;
@@ -49,4 +60,63 @@ async fn openid_client_6_code_flow_pkce_id_token_refresh() {
 async fn chromium_sign_in_consent_exchange_refresh_using_only_the_pages() {
     let s = Server::start(&[]).await;
     run_node(&s, "e2e-browser.mjs", "pub2");
+}
+
+#[tokio::test]
+async fn openid_client_6_dpop_with_nonce_retry_refresh_and_userinfo() {
+    let s = Server::start(&[("AUTIONAL_DPOP__REQUIRE_NONCE", "true")]).await;
+    run_node(&s, "interop-dpop.mjs", "pub");
+    // One grant for the ES256 key plus one per other algorithm, each bound to its key; the
+    // refresh with a second key was refused without revoking anything.
+    assert!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE client_id = 'pub' AND dpop_jkt IS NOT NULL") >= 5);
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE dpop_jkt IS NULL"), 0);
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn oauth4webapi_par_with_authorization_details_and_narrowing_refresh() {
+    let s = Server::start(&[]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "PAR app",
+        "--redirect-uri",
+        REDIRECT,
+        "--public",
+        "--require-par",
+        "--client-id",
+        "par",
+    ]);
+    run_node(&s, "interop-par-rar.mjs", "par");
+    // The grant keeps the consented details; narrowing applied to single responses only.
+    let details = s
+        .scalar_str("SELECT authorization_details FROM families WHERE client_id = 'par'")
+        .expect("the grant stores its authorization_details");
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(
+        details[0]["actions"],
+        serde_json::json!(["list_accounts", "read_balances"])
+    );
+    // Three pushed requests: the refused one stored nothing, the used one is marked used.
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM par_requests WHERE client_id = 'par'"),
+        2
+    );
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM par_requests WHERE used_at_ms IS NOT NULL"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn chromium_shows_authorization_details_on_the_consent_page() {
+    let s = Server::start(&[]).await;
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js-artifacts/consent-rar.png");
+    let _ = std::fs::remove_file(&shot);
+    run_node(&s, "e2e-rar-browser.mjs", "pub2");
+    assert!(shot.is_file(), "no screenshot at {}", shot.display());
 }
