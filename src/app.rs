@@ -17,7 +17,15 @@ pub struct App {
     pub dpop_nonce_key: Vec<u8>,
     encryption_key: Option<Vec<u8>>,
     last_forced_reload_ms: std::sync::atomic::AtomicI64,
+    /// Clients' `jwks_uri` documents: (fetched at ms, set).
+    jwks_cache: std::sync::Mutex<std::collections::HashMap<String, (i64, jsonwebtoken::jwk::JwkSet)>>,
+    http: reqwest::Client,
 }
+
+/// How long a fetched client JWK Set is used before it is fetched again.
+const JWKS_CACHE_MS: i64 = 300_000;
+/// The least time between two fetches of one client's keys (refetch on unknown `kid`).
+const JWKS_MIN_REFETCH_MS: i64 = 10_000;
 
 impl App {
     /// Loads keys (creating the first one when there is none) and the form secret.
@@ -35,6 +43,11 @@ impl App {
             dpop_nonce_key,
             encryption_key,
             last_forced_reload_ms: Default::default(),
+            jwks_cache: Default::default(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
         }))
     }
 
@@ -69,6 +82,35 @@ impl App {
             return false;
         }
         self.reload_keys().await.unwrap_or(false)
+    }
+
+    /// A client's JWK Set from its `jwks_uri`, cached; `refresh` fetches again unless the last
+    /// fetch was less than ten seconds ago.
+    pub async fn client_jwks(
+        &self,
+        client_id: &str,
+        uri: &str,
+        refresh: bool,
+    ) -> anyhow::Result<jsonwebtoken::jwk::JwkSet> {
+        let now = now_ms();
+        let cached = self.jwks_cache.lock().expect("jwks cache").get(client_id).cloned();
+        if let Some((at, set)) = cached {
+            let fresh = now - at < JWKS_CACHE_MS;
+            if (fresh && !refresh) || now - at < JWKS_MIN_REFETCH_MS {
+                return Ok(set);
+            }
+        }
+        let resp = self.http.get(uri).send().await?.error_for_status()?;
+        let bytes = resp.bytes().await?;
+        if bytes.len() > 64 * 1024 {
+            anyhow::bail!("jwks_uri document is too large");
+        }
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&bytes)?;
+        self.jwks_cache
+            .lock()
+            .expect("jwks cache")
+            .insert(client_id.to_string(), (now, set.clone()));
+        Ok(set)
     }
 
     fn key_keep_ms(&self) -> i64 {

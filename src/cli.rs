@@ -82,6 +82,12 @@ struct ClientCreate {
     /// A JWK Set {"keys":[…]} of the client's public keys.
     #[arg(long, value_name = "FILE")]
     jwks: Option<PathBuf>,
+    /// Where the client publishes its JWK Set (private_key_jwt), fetched and cached.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// Accepted `post_logout_redirect_uri` (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
     /// Require DPoP-bound access tokens.
     #[arg(long)]
     dpop_bound: bool,
@@ -257,9 +263,18 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 a.grant_types.clone()
             };
             for g in &grant_types {
-                if !matches!(g.as_str(), "authorization_code" | "refresh_token") {
-                    anyhow::bail!("--grant-type {g} is not supported (use authorization_code or refresh_token)");
+                if !crate::domain::model::GRANT_TYPES.contains(&g.as_str()) {
+                    anyhow::bail!(
+                        "--grant-type {g} is not supported (use one of {})",
+                        crate::domain::model::GRANT_TYPES.join(", ")
+                    );
                 }
+            }
+            if method == AuthMethod::PrivateKeyJwt && a.jwks.is_none() && a.jwks_uri.is_none() {
+                anyhow::bail!("--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL");
+            }
+            for u in a.post_logout_redirect_uris.iter().chain(a.jwks_uri.iter()) {
+                validate_redirect_uri(u)?;
             }
             if grant_types.iter().any(|g| g == "authorization_code") && a.redirect_uris.is_empty() {
                 anyhow::bail!("--redirect-uri is required with the authorization_code grant");
@@ -282,7 +297,8 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 }
                 None => None,
             };
-            let secret = (method != AuthMethod::None).then(random_token);
+            let secret =
+                matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost).then(random_token);
             let id = a.client_id.clone().unwrap_or_else(random_id);
             let client = Client {
                 id: id.clone(),
@@ -300,6 +316,9 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 scope: scope.to_string(),
                 dpop_bound: a.dpop_bound,
                 require_par: a.require_par,
+                jwks_uri: a.jwks_uri.clone(),
+                post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
+                registration_token_hash: None,
                 jwks,
                 refresh_idle_ttl_s: None,
                 refresh_absolute_ttl_s: None,
@@ -339,8 +358,14 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 .get_client(&id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
-            if client.is_public() {
-                anyhow::bail!("client {id} is public and has no secret");
+            if !matches!(
+                client.auth_method,
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+            ) {
+                anyhow::bail!(
+                    "client {id} authenticates without a secret ({})",
+                    client.auth_method.as_str()
+                );
             }
             let now = now_ms();
             let until = now + cfg.client_secret.rotation_overlap.as_ms();
@@ -397,6 +422,9 @@ pub async fn demo_setup(app: &App) -> anyhow::Result<()> {
                 scope: "openid profile email offline_access".into(),
                 dpop_bound: false,
                 require_par: false,
+                jwks_uri: None,
+                post_logout_redirect_uris: vec![issuer.to_string() + "/login"],
+                registration_token_hash: None,
                 jwks: None,
                 refresh_idle_ttl_s: None,
                 refresh_absolute_ttl_s: None,

@@ -169,6 +169,50 @@ pub fn apply(
     }
 }
 
+/// What a new family is made of: who, what, and the sign-in it came from.
+pub struct FamilySeed<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub authorization_details: Option<&'a str>,
+    pub dpop_jkt: Option<&'a str>,
+    /// The sign-in session that authorised it (`sid`).
+    pub session_id: &'a str,
+    pub auth_time: i64,
+    pub idle_ttl_ms: i64,
+    pub absolute_ttl_ms: i64,
+    pub user_agent: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+/// A fresh family at generation 0: bound to its session unless the grant has `offline_access`;
+/// its absolute expiry counts from the sign-in (rule 4).
+pub fn new_family(s: FamilySeed<'_>) -> Family {
+    let absolute = (s.auth_time * 1000).saturating_add(s.absolute_ttl_ms);
+    Family {
+        id: s.id.to_string(),
+        client_id: s.client_id.to_string(),
+        user_id: s.user_id.to_string(),
+        scope: s.scope.to_string(),
+        authorization_details: s.authorization_details.map(str::to_owned),
+        dpop_jkt: s.dpop_jkt.map(str::to_owned),
+        session_id: (!is_offline(s.scope)).then(|| s.session_id.to_string()),
+        sid: Some(s.session_id.to_string()),
+        auth_time: s.auth_time,
+        created_at_ms: s.now_ms,
+        absolute_expires_at_ms: absolute,
+        idle_expires_at_ms: (s.now_ms + s.idle_ttl_ms).min(absolute),
+        generation: 0,
+        rotated_at_ms: s.now_ms,
+        grace_used: 0,
+        revoked_at_ms: None,
+        revoked_reason: None,
+        last_used_at_ms: s.now_ms,
+        last_user_agent: s.user_agent.map(str::to_owned),
+    }
+}
+
 /// A grant with `offline_access` outlives the sign-in session (SPEC §4 rule 10).
 pub fn is_offline(scope: &str) -> bool {
     Scope::parse(scope)

@@ -3,6 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The grant types a client may be registered for.
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+];
+
 /// How a client proves its identity at the token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -10,6 +18,7 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -18,6 +27,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
     pub fn parse(s: &str) -> Option<AuthMethod> {
@@ -25,6 +35,7 @@ impl AuthMethod {
             "none" => Some(AuthMethod::None),
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -51,6 +62,12 @@ pub struct Client {
     /// Authorization requests must come through PAR (RFC 9126 §6).
     pub require_par: bool,
     pub jwks: Option<String>,
+    /// Where the client publishes its JWK Set (`private_key_jwt`), fetched and cached.
+    pub jwks_uri: Option<String>,
+    /// Exact `post_logout_redirect_uri` values accepted at RP-initiated logout.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// SHA-256 of the RFC 7592 registration access token (dynamically registered clients).
+    pub registration_token_hash: Option<Vec<u8>>,
     /// Per-client refresh lifetime overrides, seconds.
     pub refresh_idle_ttl_s: Option<i64>,
     pub refresh_absolute_ttl_s: Option<i64>,
@@ -159,6 +176,26 @@ pub struct KeyRecord {
     pub created_at_ms: i64,
     /// When it stopped signing (a newer key became active); `None` while active.
     pub retired_at_ms: Option<i64>,
+}
+
+/// A device authorization (RFC 8628): the device code only as its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceCode {
+    pub device_hash: Vec<u8>,
+    /// Eight characters of the unambiguous alphabet, stored without the dash.
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    /// `pending`, `approved`, `denied` or `consumed`.
+    pub status: String,
+    pub interval_s: i64,
+    pub last_poll_ms: Option<i64>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub family_id: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 /// A security-relevant event, written in the same transaction as what it records.

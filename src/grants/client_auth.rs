@@ -1,12 +1,22 @@
-//! Client authentication at the token-ish endpoints (RFC 6749 §2.3): `client_secret_basic`,
-//! `client_secret_post`, and `none` for public clients. A client must use the method it is
-//! registered with, and only one method per request. Secrets are random (≥ 256 bits), stored as
-//! SHA-256 and compared in constant time.
+//! Client authentication at the token-ish endpoints (RFC 6749 §2.3, RFC 7523 §2.2):
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt`, and `none` for public
+//! clients. A client must use the method it is registered with, and only one method per
+//! request. Secrets are random (≥ 256 bits), stored as SHA-256 and compared in constant time.
+//! Assertions are verified with the client's keys (inline, or from its `jwks_uri`, cached and
+//! refetched on an unknown `kid`); each `jti` is accepted once (shared through the database).
 
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{AuthMethod, Client};
 use crate::util::{ct_eq, now_ms, sha256};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+use serde::Deserialize;
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Longest an assertion may live (`exp` − now).
+const MAX_ASSERTION_LIFETIME_S: i64 = 300;
 
 /// What the request carried; filled in by the HTTP layer.
 #[derive(Clone, Debug, Default)]
@@ -15,6 +25,12 @@ pub struct ClientCredentials {
     pub basic: Option<(String, String)>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+    /// The assertion's (not yet verified) `sub`: which client it claims to be.
+    pub assertion_subject: Option<String>,
+    /// The endpoint URL the request was sent to (an accepted assertion `aud`).
+    pub endpoint: String,
 }
 
 impl ClientCredentials {
@@ -24,6 +40,7 @@ impl ClientCredentials {
             .as_ref()
             .map(|(id, _)| id.as_str())
             .or(self.client_id.as_deref())
+            .or(self.assertion_subject.as_deref())
     }
 }
 
@@ -38,6 +55,108 @@ fn secret_matches(client: &Client, secret: &str, now: i64) -> bool {
     ok
 }
 
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    jti: Option<String>,
+    exp: i64,
+}
+
+/// The unverified `sub` of an assertion, to find the client (verified below).
+pub fn assertion_subject(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let v: serde_json::Value = serde_json::from_slice(&crate::util::b64url_decode(payload)?).ok()?;
+    v.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// The client's JWK Set: inline, or fetched from `jwks_uri` (cached; `refresh` forces a fetch).
+async fn client_keys(app: &App, client: &Client, refresh: bool) -> Result<JwkSet, OAuthError> {
+    if let Some(inline) = &client.jwks {
+        return serde_json::from_str(inline)
+            .map_err(|_| OAuthError::invalid_client("the client's registered JWK Set is invalid"));
+    }
+    let uri = client
+        .jwks_uri
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_client("the client has no keys registered"))?;
+    app.client_jwks(&client.id, uri, refresh).await.map_err(|e| {
+        tracing::warn!(client = %client.id, error = %e, "cannot fetch client jwks_uri");
+        OAuthError::invalid_client("the client's jwks_uri could not be fetched")
+    })
+}
+
+async fn verify_assertion(
+    app: &App,
+    client: &Client,
+    creds: &ClientCredentials,
+    assertion: &str,
+) -> Result<(), OAuthError> {
+    let fail = |m: &'static str| OAuthError::invalid_client(m);
+    let header = decode_header(assertion).map_err(|_| fail("client_assertion is not a JWT"))?;
+    let alg = header.alg;
+    if !matches!(
+        alg,
+        jsonwebtoken::Algorithm::RS256
+            | jsonwebtoken::Algorithm::PS256
+            | jsonwebtoken::Algorithm::ES256
+            | jsonwebtoken::Algorithm::ES384
+            | jsonwebtoken::Algorithm::EdDSA
+    ) {
+        return Err(fail("client_assertion must be signed with an asymmetric algorithm"));
+    }
+    let mut keys = client_keys(app, client, false).await?;
+    let find = |set: &JwkSet| match &header.kid {
+        Some(kid) => set.find(kid).cloned(),
+        None if set.keys.len() == 1 => set.keys.first().cloned(),
+        None => None,
+    };
+    let jwk = match find(&keys) {
+        Some(k) => k,
+        None if client.jwks_uri.is_some() => {
+            keys = client_keys(app, client, true).await?;
+            find(&keys).ok_or_else(|| fail("no key of the client matches the assertion's kid"))?
+        }
+        None => return Err(fail("no key of the client matches the assertion's kid")),
+    };
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| fail("the client's key is unusable"))?;
+    let mut v = Validation::new(alg);
+    let issuer = app.cfg.issuer.clone();
+    v.set_audience(&[issuer.clone(), format!("{issuer}/oauth/token"), creds.endpoint.clone()]);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.leeway = 5;
+    let claims = decode::<AssertionClaims>(assertion, &key, &v)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => fail("client_assertion is expired"),
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                fail("client_assertion aud must be the issuer or the endpoint URL")
+            }
+            _ => fail("client_assertion is invalid"),
+        })?
+        .claims;
+    if claims.iss != client.id || claims.sub != client.id {
+        return Err(fail("client_assertion iss and sub must be the client_id"));
+    }
+    let now = now_ms() / 1000;
+    if claims.exp - now > MAX_ASSERTION_LIFETIME_S {
+        return Err(fail("client_assertion lives too long (exp at most 5 minutes ahead)"));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| fail("client_assertion needs a jti"))?;
+    let replay_key = sha256(format!("client_assertion:{}:{jti}", client.id).as_bytes());
+    let fresh = app
+        .store
+        .use_dpop_jti(replay_key, (claims.exp + 5) * 1000)
+        .await
+        .map_err(|_| OAuthError::server_error())?;
+    if !fresh {
+        return Err(fail("client_assertion has been used before (jti replay)"));
+    }
+    Ok(())
+}
+
 pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Client, OAuthError> {
     let basic = creds.basic.is_some();
     let fail = |msg: &'static str| {
@@ -48,10 +167,17 @@ pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Client
             e
         }
     };
-    if basic && creds.client_secret.is_some() {
+    let methods =
+        usize::from(basic) + usize::from(creds.client_secret.is_some()) + usize::from(creds.client_assertion.is_some());
+    if methods > 1 {
         return Err(OAuthError::invalid_request(
             "more than one client authentication method used",
         ));
+    }
+    if creds.client_assertion.is_some() && creds.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "client_assertion_type must be {ASSERTION_TYPE}"
+        )));
     }
     if let (Some((bid, _)), Some(fid)) = (&creds.basic, &creds.client_id) {
         if bid != fid {
@@ -63,33 +189,41 @@ pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Client
     let Some(id) = creds.claimed_id() else {
         return Err(fail("client authentication is required"));
     };
+    if let (Some(fid), Some(sub)) = (&creds.client_id, &creds.assertion_subject) {
+        if fid != sub {
+            return Err(OAuthError::invalid_client(
+                "client_id does not match the client_assertion",
+            ));
+        }
+    }
     let client = app
         .store
         .get_client(id)
         .await
         .map_err(|_| OAuthError::server_error())?
         .ok_or_else(|| fail("unknown client"))?;
-    let used = match (&creds.basic, &creds.client_secret) {
-        (Some(_), _) => AuthMethod::ClientSecretBasic,
-        (None, Some(_)) => AuthMethod::ClientSecretPost,
-        (None, None) => AuthMethod::None,
+    let used = match (&creds.basic, &creds.client_secret, &creds.client_assertion) {
+        (Some(_), _, _) => AuthMethod::ClientSecretBasic,
+        (None, Some(_), _) => AuthMethod::ClientSecretPost,
+        (None, None, Some(_)) => AuthMethod::PrivateKeyJwt,
+        (None, None, None) => AuthMethod::None,
     };
     if used != client.auth_method {
         return Err(fail(match client.auth_method {
             AuthMethod::None => "public client: send client_id only, without a secret",
             AuthMethod::ClientSecretBasic => "client must authenticate with client_secret_basic",
             AuthMethod::ClientSecretPost => "client must authenticate with client_secret_post",
+            AuthMethod::PrivateKeyJwt => "client must authenticate with private_key_jwt",
         }));
     }
-    let secret = match (&creds.basic, &creds.client_secret) {
-        (Some((_, s)), _) => Some(s.as_str()),
-        (None, Some(s)) => Some(s.as_str()),
-        _ => None,
-    };
-    if let Some(secret) = secret {
-        if !secret_matches(&client, secret, now_ms()) {
-            return Err(fail("client authentication failed"));
+    match (&creds.basic, &creds.client_secret, &creds.client_assertion) {
+        (Some((_, s)), _, _) | (None, Some(s), _) => {
+            if !secret_matches(&client, s, now_ms()) {
+                return Err(fail("client authentication failed"));
+            }
         }
+        (None, None, Some(a)) => verify_assertion(app, &client, creds, a).await?,
+        (None, None, None) => {}
     }
     Ok(client)
 }

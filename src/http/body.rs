@@ -83,10 +83,17 @@ pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials,
             Some((id, secret))
         }
     };
+    let assertion = p.get("client_assertion")?.map(str::to_owned);
     Ok(ClientCredentials {
         basic,
         client_id: p.get("client_id")?.map(str::to_owned),
         client_secret: p.get("client_secret")?.map(str::to_owned),
+        client_assertion_type: p.get("client_assertion_type")?.map(str::to_owned),
+        assertion_subject: assertion
+            .as_deref()
+            .and_then(crate::grants::client_auth::assertion_subject),
+        client_assertion: assertion,
+        endpoint: String::new(),
     })
 }
 

@@ -2,12 +2,11 @@
 //! of a revoked family is inactive), `revoke` (RFC 7009; a refresh token revokes its family, an
 //! access token only itself).
 
-use super::body::{credentials, read_params, Accept};
+use super::body::{read_params, Accept};
 use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, Family};
-use crate::grants::client_auth::authenticate;
 use crate::jose::jwt::{verify_access, AccessClaims, InvalidToken};
 use crate::params::Params;
 use crate::util::{now_ms, sha256};
@@ -225,10 +224,14 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
     resp
 }
 
-async fn authenticated(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(Client, Params), OAuthError> {
+async fn authenticated(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    path: &str,
+) -> Result<(Client, Params), OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
-    let creds = credentials(headers, &p)?;
-    let client = authenticate(&st.app, &creds).await?;
+    let client = super::token::authenticated(st, None, headers, &p, path).await?;
     Ok((client, p))
 }
 
@@ -244,7 +247,7 @@ pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, OAuthError> {
-    let (client, p) = authenticated(st, headers, body).await?;
+    let (client, p) = authenticated(st, headers, body, "/oauth/introspect").await?;
     if client.is_public() {
         return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
@@ -323,7 +326,7 @@ pub async fn revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
-    let (client, p) = authenticated(st, headers, body).await?;
+    let (client, p) = authenticated(st, headers, body, "/oauth/revoke").await?;
     let token = p.required("token")?;
     let store = &st.app.store;
     let foreign = || OAuthError::invalid_grant("the token was issued to another client");

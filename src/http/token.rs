@@ -52,17 +52,23 @@ pub async fn token(
     respond(&st, r)
 }
 
-async fn authenticated(
+/// Authenticates the client of a request to `path` (rate-limited per client and address when
+/// `addr` is given).
+pub(super) async fn authenticated(
     st: &AppState,
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
     headers: &HeaderMap,
     p: &crate::params::Params,
+    path: &str,
 ) -> Result<Client, OAuthError> {
-    let creds = credentials(headers, p)?;
-    st.limits.check_token(
-        creds.claimed_id(),
-        client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
-    )?;
+    let mut creds = credentials(headers, p)?;
+    creds.endpoint = format!("{}{path}", st.app.cfg.issuer);
+    if let Some(addr) = addr {
+        st.limits.check_token(
+            creds.claimed_id(),
+            client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
+        )?;
+    }
     authenticate(&st.app, &creds).await
 }
 
@@ -79,7 +85,7 @@ async fn token_inner(
             "grant_type `{grant_type}` is not supported"
         )));
     }
-    let client = authenticated(st, addr, headers, &p).await?;
+    let client = authenticated(st, Some(addr), headers, &p, "/oauth/token").await?;
     let proof = token_proof(st, headers, "/oauth/token")?;
     let ua = user_agent(headers);
     match grant_type {
@@ -140,7 +146,7 @@ async fn refresh_inner(
     if credentials(headers, &p)?.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    let client = authenticated(st, addr, headers, &p).await?;
+    let client = authenticated(st, Some(addr), headers, &p, "/oauth/refresh").await?;
     let input = RefreshInput {
         refresh_token,
         scope: p.get("scope")?,
@@ -160,7 +166,7 @@ pub async fn pushed_authorization(
 ) -> Response {
     let r = async {
         let p = read_params(&headers, body, Accept::Form).await?;
-        let client = authenticated(&st, addr, &headers, &p).await?;
+        let client = authenticated(&st, Some(addr), &headers, &p, "/oauth/pushed-authorization").await?;
         let proof = proof(&st, &headers, "POST", "/oauth/pushed-authorization", None).map_err(|f| f.into_oauth())?;
         if let Some(pr) = &proof {
             let (key, exp) = crate::grants::refresh::replay_entry(&st.app, pr);

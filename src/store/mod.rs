@@ -6,8 +6,9 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::domain::device::Poll;
 use crate::domain::grant::{RefreshPolicy, Reject};
-use crate::domain::model::{AuditEvent, AuthCode, Client, Family, KeyRecord, SecretHash, Session, User};
+use crate::domain::model::{AuditEvent, AuthCode, Client, DeviceCode, Family, KeyRecord, SecretHash, Session, User};
 use crate::domain::scope::Scope;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -43,6 +44,36 @@ pub struct NewFamily {
     pub absolute_ttl_ms: i64,
     pub dpop_jkt: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl NewFamily {
+    /// The family row for a grant of `user_id` to `client_id` (see `domain::grant::new_family`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        scope: &str,
+        details: Option<&str>,
+        session_id: &str,
+        auth_time: i64,
+        now_ms: i64,
+    ) -> Family {
+        crate::domain::grant::new_family(crate::domain::grant::FamilySeed {
+            id: &self.id,
+            client_id,
+            user_id,
+            scope,
+            authorization_details: details,
+            dpop_jkt: self.dpop_jkt.as_deref(),
+            session_id,
+            auth_time,
+            idle_ttl_ms: self.idle_ttl_ms,
+            absolute_ttl_ms: self.absolute_ttl_ms,
+            user_agent: self.user_agent.as_deref(),
+            now_ms,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +143,28 @@ pub struct ParRequest {
     pub used_at_ms: Option<i64>,
 }
 
+/// A device-code poll at the token endpoint.
+#[derive(Clone, Debug)]
+pub struct PollDevice {
+    pub device_hash: [u8; 32],
+    pub client_id: String,
+    pub now_ms: i64,
+    /// The family to create when the user has approved.
+    pub family: NewFamily,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceOutcome {
+    /// Not (yet) issuable; pending polls were recorded (and `SlowDown` widened the interval).
+    Poll(Poll),
+    /// Approved: the code is consumed and the family created.
+    Issued {
+        device: Box<DeviceCode>,
+        family: Box<Family>,
+    },
+    NotFound,
+}
+
 /// What the sweeper deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -123,6 +176,7 @@ pub struct SweepReport {
     pub audit_events: u64,
     pub dpop_jtis: u64,
     pub par_requests: u64,
+    pub device_codes: u64,
 }
 
 /// How long the sweeper keeps what has ended.
@@ -148,6 +202,7 @@ impl SweepReport {
         self.audit_events += o.audit_events;
         self.dpop_jtis += o.dpop_jtis;
         self.par_requests += o.par_requests;
+        self.device_codes += o.device_codes;
     }
     /// True when some table filled its chunk (there may be more to delete).
     pub fn full(&self) -> bool {
@@ -158,6 +213,7 @@ impl SweepReport {
             || self.audit_events >= SWEEP_CHUNK
             || self.dpop_jtis >= SWEEP_CHUNK
             || self.par_requests >= SWEEP_CHUNK
+            || self.device_codes >= SWEEP_CHUNK
     }
 }
 
@@ -171,12 +227,35 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the client and revokes every family it holds.
     async fn delete_client(&self, id: &str, now_ms: i64) -> Result<bool>;
     async fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> Result<bool>;
+    /// Replaces a client's metadata (RFC 7592 update); false when unknown.
+    async fn update_client(&self, client: Client) -> Result<bool>;
 
     async fn insert_user(&self, user: User) -> Result<()>;
     async fn get_user(&self, id: &str) -> Result<Option<User>>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
     /// Replaces a user's password hash, ends their sessions and revokes their families.
     async fn set_password(&self, user_id: &str, password_hash: &str, now_ms: i64) -> Result<bool>;
+    /// Deletes a user: their families are revoked, sessions ended, consents and the user deleted.
+    async fn delete_user(&self, user_id: &str, now_ms: i64) -> Result<bool>;
+    /// Withdraws the user's consent to a client and revokes every family between them.
+    async fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64>;
+    /// The user's families that are not revoked (newest first).
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<Family>>;
+    /// Revokes one of the user's families; false when it is not theirs or already revoked.
+    async fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> Result<bool>;
+
+    async fn insert_device(&self, device: DeviceCode) -> Result<()>;
+    async fn find_device(&self, user_code: &str) -> Result<Option<DeviceCode>>;
+    /// Records the user's decision on a pending, unexpired code: `Some((user, session,
+    /// auth_time))` approves, `None` denies. False when the code was not pending.
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        approval: Option<(String, String, i64)>,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// One poll, atomically: records it, or consumes the approved code and creates its family.
+    async fn poll_device(&self, req: PollDevice) -> Result<DeviceOutcome>;
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
     /// Adds a key and retires every other active key (rotation).

@@ -7,17 +7,18 @@
 //! processes exactly one wins.
 
 use super::*;
+use crate::domain::device::{self, Poll};
 use crate::domain::grant::Reject;
-use crate::domain::grant::{
-    apply, check_code, decide, is_offline, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
-};
+use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
 use crate::domain::model::AuthMethod;
+use crate::domain::model::DeviceCode;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_dpop_rar_par.sql"),
+    include_str!("../../migrations/postgres/0003_lifecycle.sql"),
 ];
 
 /// How often a rotation re-reads after losing a race before giving up. Each loss means another
@@ -90,7 +91,7 @@ impl PgStore {
     }
 }
 
-const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par";
+const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par, jwks_uri, post_logout_redirect_uris, registration_token_hash";
 
 fn json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
     serde_json::from_str(&s).map_err(|e| StoreError::Backend(format!("stored JSON is invalid: {e}")))
@@ -112,6 +113,9 @@ fn client_row(r: &Row) -> Result<Client> {
         refresh_absolute_ttl_s: r.get(10),
         created_at_ms: r.get(11),
         require_par: r.get(12),
+        jwks_uri: r.get(13),
+        post_logout_redirect_uris: json(r.get(14))?,
+        registration_token_hash: r.get(15),
     })
 }
 
@@ -155,6 +159,26 @@ fn family_row(r: &Row, o: usize) -> Family {
 }
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id, dpop_jkt, authorization_details";
+
+const DEVICE_COLS: &str = "device_hash, user_code, client_id, scope, status, interval_s, last_poll_ms, user_id, session_id, auth_time, family_id, created_at_ms, expires_at_ms";
+
+fn device_row(r: &Row) -> DeviceCode {
+    DeviceCode {
+        device_hash: r.get(0),
+        user_code: r.get(1),
+        client_id: r.get(2),
+        scope: r.get(3),
+        status: r.get(4),
+        interval_s: r.get(5),
+        last_poll_ms: r.get(6),
+        user_id: r.get(7),
+        session_id: r.get(8),
+        auth_time: r.get(9),
+        family_id: r.get(10),
+        created_at_ms: r.get(11),
+        expires_at_ms: r.get(12),
+    }
+}
 
 fn code_row(r: &Row) -> AuthCode {
     AuthCode {
@@ -229,7 +253,7 @@ impl Store for PgStore {
         let grants = serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into());
         c.execute(
             &format!(
-                "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ),
             &[
                 &cl.id,
@@ -245,6 +269,9 @@ impl Store for PgStore {
                 &cl.refresh_absolute_ttl_s,
                 &cl.created_at_ms,
                 &cl.require_par,
+                &cl.jwks_uri,
+                &serde_json::to_string(&cl.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()),
+                &cl.registration_token_hash,
             ],
         )
         .await?;
@@ -282,6 +309,21 @@ impl Store for PgStore {
         let n = tx.execute("DELETE FROM clients WHERE id = $1", &[&id]).await?;
         tx.commit().await?;
         Ok(n > 0)
+    }
+
+    async fn update_client(&self, cl: Client) -> Result<bool> {
+        let uris = serde_json::to_string(&cl.redirect_uris).unwrap_or_else(|_| "[]".into());
+        let grants = serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into());
+        let logout = serde_json::to_string(&cl.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into());
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11 WHERE id = $1",
+                &[&cl.id, &cl.name, &cl.auth_method.as_str(), &uris, &grants, &cl.scope, &cl.jwks, &cl.jwks_uri, &logout, &cl.dpop_bound, &cl.require_par],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> Result<bool> {
@@ -349,6 +391,193 @@ impl Store for PgStore {
         .await?;
         tx.commit().await?;
         Ok(n > 0)
+    }
+
+    async fn delete_user(&self, user_id: &str, now_ms: i64) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "UPDATE families SET revoked_at_ms = $2, revoked_reason = 'user_deleted' WHERE user_id = $1 AND revoked_at_ms IS NULL",
+            &[&user_id, &now_ms],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL",
+            &[&user_id, &now_ms],
+        )
+        .await?;
+        tx.execute("DELETE FROM consents WHERE user_id = $1", &[&user_id])
+            .await?;
+        let n = tx.execute("DELETE FROM users WHERE id = $1", &[&user_id]).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "DELETE FROM consents WHERE user_id = $1 AND client_id = $2",
+            &[&user_id, &client_id],
+        )
+        .await?;
+        let n = tx
+            .execute(
+                "UPDATE families SET revoked_at_ms = $3, revoked_reason = 'consent_revoked' WHERE user_id = $1 AND client_id = $2 AND revoked_at_ms IS NULL",
+                &[&user_id, &client_id, &now_ms],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<Family>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!("SELECT {FAMILY_COLS} FROM families f WHERE f.user_id = $1 AND f.revoked_at_ms IS NULL ORDER BY f.created_at_ms DESC"),
+                &[&user_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| family_row(r, 0)).collect())
+    }
+
+    async fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> Result<bool> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "UPDATE families SET revoked_at_ms = $3, revoked_reason = $4 WHERE id = $2 AND user_id = $1 AND revoked_at_ms IS NULL",
+                &[&user_id, &family_id, &now_ms, &reason],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn insert_device(&self, d: DeviceCode) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                &format!("INSERT INTO device_codes ({DEVICE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+                &[
+                    &d.device_hash, &d.user_code, &d.client_id, &d.scope, &d.status, &d.interval_s, &d.last_poll_ms, &d.user_id,
+                    &d.session_id, &d.auth_time, &d.family_id, &d.created_at_ms, &d.expires_at_ms,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn find_device(&self, user_code: &str) -> Result<Option<DeviceCode>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = $1"),
+                &[&user_code],
+            )
+            .await?;
+        Ok(row.as_ref().map(device_row))
+    }
+
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        approval: Option<(String, String, i64)>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = match approval {
+            Some((user, session, auth_time)) => {
+                c.execute(
+                    "UPDATE device_codes SET status = 'approved', user_id = $2, session_id = $3, auth_time = $4 WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $5",
+                    &[&user_code, &user, &session, &auth_time, &now_ms],
+                )
+                .await?
+            }
+            None => {
+                c.execute(
+                    "UPDATE device_codes SET status = 'denied' WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $2",
+                    &[&user_code, &now_ms],
+                )
+                .await?
+            }
+        };
+        Ok(n == 1)
+    }
+
+    async fn poll_device(&self, req: PollDevice) -> Result<DeviceOutcome> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        // The row lock serialises polls of one code across processes.
+        let Some(row) = tx
+            .query_opt(
+                &format!("SELECT {DEVICE_COLS} FROM device_codes WHERE device_hash = $1 FOR UPDATE"),
+                &[&&req.device_hash[..]],
+            )
+            .await?
+        else {
+            return Ok(DeviceOutcome::NotFound);
+        };
+        let mut d = device_row(&row);
+        let p = device::poll(&d, &req.client_id, req.now_ms);
+        let out = match p {
+            Poll::Pending => {
+                tx.execute(
+                    "UPDATE device_codes SET last_poll_ms = $2 WHERE device_hash = $1",
+                    &[&&req.device_hash[..], &req.now_ms],
+                )
+                .await?;
+                DeviceOutcome::Poll(p)
+            }
+            Poll::SlowDown => {
+                tx.execute(
+                    "UPDATE device_codes SET last_poll_ms = $2, interval_s = interval_s + 5 WHERE device_hash = $1",
+                    &[&&req.device_hash[..], &req.now_ms],
+                )
+                .await?;
+                DeviceOutcome::Poll(p)
+            }
+            Poll::Issue => {
+                let (Some(user), Some(session), Some(auth_time)) =
+                    (d.user_id.clone(), d.session_id.clone(), d.auth_time)
+                else {
+                    return Ok(DeviceOutcome::Poll(Poll::Invalid));
+                };
+                let f = req
+                    .family
+                    .build(&d.client_id, &user, &d.scope, None, &session, auth_time, req.now_ms);
+                tx.execute(
+                    "INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, last_used_at_ms, last_user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $10, 0, $10, $13)",
+                    &[
+                        &f.id, &f.client_id, &f.user_id, &f.scope, &f.authorization_details, &f.dpop_jkt, &f.session_id, &f.sid,
+                        &f.auth_time, &f.created_at_ms, &f.absolute_expires_at_ms, &f.idle_expires_at_ms, &f.last_user_agent,
+                    ],
+                )
+                .await?;
+                if let Some(h) = &req.family.refresh_hash {
+                    tx.execute(
+                        "INSERT INTO refresh_tokens (hash, family_id, generation) VALUES ($1, $2, 0)",
+                        &[&&h[..], &f.id],
+                    )
+                    .await?;
+                }
+                tx.execute(
+                    "UPDATE device_codes SET status = 'consumed', family_id = $2 WHERE device_hash = $1",
+                    &[&&req.device_hash[..], &f.id],
+                )
+                .await?;
+                d.status = "consumed".into();
+                d.family_id = Some(f.id.clone());
+                DeviceOutcome::Issued {
+                    device: Box::new(d),
+                    family: Box::new(f),
+                }
+            }
+            Poll::Denied | Poll::Expired | Poll::Invalid => DeviceOutcome::Poll(p),
+        };
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
@@ -542,32 +771,15 @@ impl Store for PgStore {
             CodeCheck::Replayed => revoke_replayed(&c, code.family_id.clone(), req.now_ms).await,
             CodeCheck::Ok => {
                 let nf = &req.family;
-                let absolute = (code.auth_time * 1000).saturating_add(nf.absolute_ttl_ms);
-                let family = Family {
-                    id: nf.id.clone(),
-                    client_id: code.client_id.clone(),
-                    user_id: code.user_id.clone(),
-                    scope: code.scope.clone(),
-                    authorization_details: code.authorization_details.clone(),
-                    dpop_jkt: nf.dpop_jkt.clone(),
-                    session_id: if is_offline(&code.scope) {
-                        None
-                    } else {
-                        Some(code.session_id.clone())
-                    },
-                    sid: Some(code.session_id.clone()),
-                    auth_time: code.auth_time,
-                    created_at_ms: req.now_ms,
-                    absolute_expires_at_ms: absolute,
-                    idle_expires_at_ms: (req.now_ms + nf.idle_ttl_ms).min(absolute),
-                    generation: 0,
-                    rotated_at_ms: req.now_ms,
-                    grace_used: 0,
-                    revoked_at_ms: None,
-                    revoked_reason: None,
-                    last_used_at_ms: req.now_ms,
-                    last_user_agent: nf.user_agent.clone(),
-                };
+                let family = nf.build(
+                    &code.client_id,
+                    &code.user_id,
+                    &code.scope,
+                    code.authorization_details.as_deref(),
+                    &code.session_id,
+                    code.auth_time,
+                    req.now_ms,
+                );
                 // Consume, create the family and its first token in one statement; a racing
                 // second redemption finds the code consumed and is treated as a replay.
                 let f = &family;
@@ -876,6 +1088,12 @@ impl Store for PgStore {
                     &[&old, &n],
                 )
                 .await?;
+            let device_codes = tx
+                .execute(
+                    "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at_ms < $1 LIMIT $2)",
+                    &[&old, &n],
+                )
+                .await?;
             tx.commit().await?;
             let r = SweepReport {
                 codes,
@@ -886,6 +1104,7 @@ impl Store for PgStore {
                 audit_events,
                 dpop_jtis,
                 par_requests,
+                device_codes,
             };
             total.add(r);
             if !r.full() {

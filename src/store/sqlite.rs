@@ -5,11 +5,11 @@
 //! threads. WAL checkpoints run on a third connection, off the commit path.
 
 use super::*;
+use crate::domain::device::{self, Poll};
 use crate::domain::grant::Reject;
-use crate::domain::grant::{
-    apply, check_code, decide, is_offline, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
-};
+use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
 use crate::domain::model::AuthMethod;
+use crate::domain::model::DeviceCode;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_dpop_rar_par.sql"),
+    include_str!("../../migrations/sqlite/0003_lifecycle.sql"),
 ];
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
@@ -198,7 +199,7 @@ fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize
     }
 }
 
-const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par";
+const CLIENT_COLS: &str = "id, name, auth_method, secrets, redirect_uris, grant_types, scope, dpop_bound, jwks, refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par, jwks_uri, post_logout_redirect_uris, registration_token_hash";
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -220,6 +221,9 @@ fn client_row(r: &Row) -> rusqlite::Result<Client> {
         refresh_absolute_ttl_s: r.get(10)?,
         created_at_ms: r.get(11)?,
         require_par: r.get(12)?,
+        jwks_uri: r.get(13)?,
+        post_logout_redirect_uris: serde_json::from_str(&r.get::<_, String>(14)?).map_err(json_err)?,
+        registration_token_hash: r.get(15)?,
     })
 }
 
@@ -304,6 +308,77 @@ fn get_family_sql(conn: &Connection, id: &str) -> rusqlite::Result<Option<Family
 }
 
 const CODE_COLS: &str = "hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id, auth_time, expires_at_ms, consumed_at_ms, family_id, dpop_jkt, authorization_details";
+
+const DEVICE_COLS: &str = "device_hash, user_code, client_id, scope, status, interval_s, last_poll_ms, user_id, session_id, auth_time, family_id, created_at_ms, expires_at_ms";
+
+fn device_row(r: &Row) -> rusqlite::Result<DeviceCode> {
+    Ok(DeviceCode {
+        device_hash: r.get(0)?,
+        user_code: r.get(1)?,
+        client_id: r.get(2)?,
+        scope: r.get(3)?,
+        status: r.get(4)?,
+        interval_s: r.get(5)?,
+        last_poll_ms: r.get(6)?,
+        user_id: r.get(7)?,
+        session_id: r.get(8)?,
+        auth_time: r.get(9)?,
+        family_id: r.get(10)?,
+        created_at_ms: r.get(11)?,
+        expires_at_ms: r.get(12)?,
+    })
+}
+
+fn poll(conn: &Connection, req: &PollDevice) -> Result<DeviceOutcome> {
+    let Some(mut d) = conn
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLS} FROM device_codes WHERE device_hash = ?1"
+        ))?
+        .query_row([&req.device_hash[..]], device_row)
+        .optional()?
+    else {
+        return Ok(DeviceOutcome::NotFound);
+    };
+    let p = device::poll(&d, &req.client_id, req.now_ms);
+    match p {
+        Poll::Pending => {
+            conn.execute(
+                "UPDATE device_codes SET last_poll_ms = ?2 WHERE device_hash = ?1",
+                params![&req.device_hash[..], req.now_ms],
+            )?;
+        }
+        Poll::SlowDown => {
+            conn.execute(
+                "UPDATE device_codes SET last_poll_ms = ?2, interval_s = interval_s + 5 WHERE device_hash = ?1",
+                params![&req.device_hash[..], req.now_ms],
+            )?;
+        }
+        Poll::Issue => {
+            let (Some(user), Some(session), Some(auth_time)) = (&d.user_id, &d.session_id, d.auth_time) else {
+                return Ok(DeviceOutcome::Poll(Poll::Invalid));
+            };
+            let family = req
+                .family
+                .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
+            insert_family(conn, &family)?;
+            if let Some(h) = &req.family.refresh_hash {
+                insert_refresh(conn, h, &family.id, 0)?;
+            }
+            conn.execute(
+                "UPDATE device_codes SET status = 'consumed', family_id = ?2 WHERE device_hash = ?1",
+                params![&req.device_hash[..], family.id],
+            )?;
+            d.status = "consumed".into();
+            d.family_id = Some(family.id.clone());
+            return Ok(DeviceOutcome::Issued {
+                device: Box::new(d),
+                family: Box::new(family),
+            });
+        }
+        Poll::Denied | Poll::Expired | Poll::Invalid => {}
+    }
+    Ok(DeviceOutcome::Poll(p))
+}
 
 fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
     Ok(AuthCode {
@@ -446,33 +521,15 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
         }
         CodeCheck::Ok => {
             let nf = &req.family;
-            let auth_ms = code.auth_time * 1000;
-            let absolute = auth_ms.saturating_add(nf.absolute_ttl_ms);
-            let family = Family {
-                id: nf.id.clone(),
-                client_id: code.client_id.clone(),
-                user_id: code.user_id.clone(),
-                scope: code.scope.clone(),
-                authorization_details: code.authorization_details.clone(),
-                dpop_jkt: nf.dpop_jkt.clone(),
-                session_id: if is_offline(&code.scope) {
-                    None
-                } else {
-                    Some(code.session_id.clone())
-                },
-                sid: Some(code.session_id.clone()),
-                auth_time: code.auth_time,
-                created_at_ms: req.now_ms,
-                absolute_expires_at_ms: absolute,
-                idle_expires_at_ms: (req.now_ms + nf.idle_ttl_ms).min(absolute),
-                generation: 0,
-                rotated_at_ms: req.now_ms,
-                grace_used: 0,
-                revoked_at_ms: None,
-                revoked_reason: None,
-                last_used_at_ms: req.now_ms,
-                last_user_agent: nf.user_agent.clone(),
-            };
+            let family = nf.build(
+                &code.client_id,
+                &code.user_id,
+                &code.scope,
+                code.authorization_details.as_deref(),
+                &code.session_id,
+                code.auth_time,
+                req.now_ms,
+            );
             insert_family(conn, &family)?;
             if let Some(h) = &nf.refresh_hash {
                 insert_refresh(conn, h, &family.id, 0)?;
@@ -530,6 +587,10 @@ fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<Sweep
         "DELETE FROM par_requests WHERE hash IN (SELECT hash FROM par_requests WHERE expires_at_ms < ?1 LIMIT ?2)",
         params![old, n],
     )? as u64;
+    let device_codes = c.execute(
+        "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at_ms < ?1 LIMIT ?2)",
+        params![old, n],
+    )? as u64;
     Ok(SweepReport {
         codes,
         sessions,
@@ -539,6 +600,7 @@ fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<Sweep
         audit_events,
         dpop_jtis,
         par_requests,
+        device_codes,
     })
 }
 
@@ -552,7 +614,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             c.execute(
                 &format!(
-                    "INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    "INSERT INTO clients ({CLIENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 ),
                 params![
                     cl.id,
@@ -567,7 +629,10 @@ impl Store for SqliteStore {
                     cl.refresh_idle_ttl_s,
                     cl.refresh_absolute_ttl_s,
                     cl.created_at_ms,
-                    cl.require_par
+                    cl.require_par,
+                    cl.jwks_uri,
+                    serde_json::to_string(&cl.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()),
+                    cl.registration_token_hash
                 ],
             )?;
             Ok(())
@@ -605,6 +670,28 @@ impl Store for SqliteStore {
             )?;
             c.execute("DELETE FROM consents WHERE client_id = ?1", [&id])?;
             Ok(c.execute("DELETE FROM clients WHERE id = ?1", [&id])? > 0)
+        })
+        .await
+    }
+
+    async fn update_client(&self, cl: Client) -> Result<bool> {
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE clients SET name = ?2, auth_method = ?3, redirect_uris = ?4, grant_types = ?5, scope = ?6, jwks = ?7, jwks_uri = ?8, post_logout_redirect_uris = ?9, dpop_bound = ?10, require_par = ?11 WHERE id = ?1",
+                params![
+                    cl.id,
+                    cl.name,
+                    cl.auth_method.as_str(),
+                    serde_json::to_string(&cl.redirect_uris).unwrap_or_else(|_| "[]".into()),
+                    serde_json::to_string(&cl.grant_types).unwrap_or_else(|_| "[]".into()),
+                    cl.scope,
+                    cl.jwks,
+                    cl.jwks_uri,
+                    serde_json::to_string(&cl.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()),
+                    cl.dpop_bound,
+                    cl.require_par
+                ],
+            )? == 1)
         })
         .await
     }
@@ -668,6 +755,108 @@ impl Store for SqliteStore {
             Ok(n > 0)
         })
         .await
+    }
+
+    async fn delete_user(&self, user_id: &str, now_ms: i64) -> Result<bool> {
+        let id = user_id.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'user_deleted' WHERE user_id = ?1 AND revoked_at_ms IS NULL",
+                params![id, now_ms],
+            )?;
+            c.execute("UPDATE sessions SET ended_at_ms = ?2 WHERE user_id = ?1 AND ended_at_ms IS NULL", params![id, now_ms])?;
+            c.execute("DELETE FROM consents WHERE user_id = ?1", [&id])?;
+            Ok(c.execute("DELETE FROM users WHERE id = ?1", [&id])? > 0)
+        })
+        .await
+    }
+
+    async fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
+        let (u, cl) = (user_id.to_string(), client_id.to_string());
+        self.write(move |c| {
+            c.execute("DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2", params![u, cl])?;
+            Ok(c.execute(
+                "UPDATE families SET revoked_at_ms = ?3, revoked_reason = 'consent_revoked' WHERE user_id = ?1 AND client_id = ?2 AND revoked_at_ms IS NULL",
+                params![u, cl, now_ms],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<Family>> {
+        let id = user_id.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {FAMILY_COLS} FROM families f WHERE f.user_id = ?1 AND f.revoked_at_ms IS NULL ORDER BY f.created_at_ms DESC"
+            ))?;
+            let rows = st.query_map([id], |r| family_row(r, 0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> Result<bool> {
+        let (u, f, why) = (user_id.to_string(), family_id.to_string(), reason.to_string());
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE families SET revoked_at_ms = ?3, revoked_reason = ?4 WHERE id = ?2 AND user_id = ?1 AND revoked_at_ms IS NULL",
+                params![u, f, now_ms, why],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn insert_device(&self, d: DeviceCode) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO device_codes ({DEVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    d.device_hash, d.user_code, d.client_id, d.scope, d.status, d.interval_s, d.last_poll_ms, d.user_id,
+                    d.session_id, d.auth_time, d.family_id, d.created_at_ms, d.expires_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_device(&self, user_code: &str) -> Result<Option<DeviceCode>> {
+        let code = user_code.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM device_codes WHERE user_code = ?1"))?
+                    .query_row([code], device_row)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        approval: Option<(String, String, i64)>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let code = user_code.to_string();
+        self.write(move |c| {
+            let n = match approval {
+                Some((user, session, auth_time)) => c.execute(
+                    "UPDATE device_codes SET status = 'approved', user_id = ?2, session_id = ?3, auth_time = ?4 WHERE user_code = ?1 AND status = 'pending' AND expires_at_ms > ?5",
+                    params![code, user, session, auth_time, now_ms],
+                )?,
+                None => c.execute(
+                    "UPDATE device_codes SET status = 'denied' WHERE user_code = ?1 AND status = 'pending' AND expires_at_ms > ?2",
+                    params![code, now_ms],
+                )?,
+            };
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn poll_device(&self, req: PollDevice) -> Result<DeviceOutcome> {
+        self.write(move |c| poll(c, &req)).await
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
