@@ -111,6 +111,24 @@ enum UserCmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Set a user's password (read from standard input); their sessions and grants end.
+    SetPassword {
+        #[command(flatten)]
+        user: UserRef,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user; their sessions, consents and grants end.
+    Delete {
+        #[command(flatten)]
+        user: UserRef,
+    },
+}
+
+#[derive(Args)]
+struct UserRef {
+    #[arg(long)]
+    username: String,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +196,35 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             let pw = pw.trim_end_matches(['\n', '\r']).to_string();
             let id = create_user(&store, &username, &pw, email, name).await?;
             println!("{}", serde_json::json!({"id": id, "username": username}));
+        }
+        Command::User(UserCmd::SetPassword { user, password_stdin }) => {
+            if !password_stdin {
+                anyhow::bail!("pass the password on standard input with --password-stdin");
+            }
+            let u = store
+                .find_user_by_username(&user.username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {}", user.username))?;
+            let mut pw = String::new();
+            std::io::stdin().read_to_string(&mut pw)?;
+            let pw = pw.trim_end_matches(['\n', '\r']).to_string();
+            if pw.len() < 8 {
+                anyhow::bail!("password must be at least 8 characters");
+            }
+            let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw)).await??;
+            store.set_password(&u.id, &hash, now_ms()).await?;
+            println!(
+                "{}",
+                serde_json::json!({"id": u.id, "username": u.username, "password_changed": true})
+            );
+        }
+        Command::User(UserCmd::Delete { user }) => {
+            let u = store
+                .find_user_by_username(&user.username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {}", user.username))?;
+            store.delete_user(&u.id, now_ms()).await?;
+            println!("{}", serde_json::json!({"deleted": u.username}));
         }
         Command::Key(KeyCmd::Rotate) => {
             let enc = cfg.keys.encryption_key.as_deref().and_then(b64_decode);
@@ -283,8 +330,11 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 validate_redirect_uri(u)?;
             }
             let scope = crate::domain::scope::Scope::parse(&a.scope).map_err(anyhow::Error::msg)?;
-            if !scope.unknown().is_empty() {
-                anyhow::bail!("--scope has unknown values: {}", scope.unknown().join(" "));
+            if !scope.unknown(&cfg.scopes.custom).is_empty() {
+                anyhow::bail!(
+                    "--scope has unknown values: {}",
+                    scope.unknown(&cfg.scopes.custom).join(" ")
+                );
             }
             let jwks = match &a.jwks {
                 Some(path) => {

@@ -86,6 +86,8 @@ pub struct Config {
     pub session: TtlConfig,
     pub dpop: DpopConfig,
     pub authorization_details: AuthorizationDetailsConfig,
+    pub scopes: ScopesConfig,
+    pub device: DeviceConfig,
     pub par: ParConfig,
     pub rate_limit: RateLimitConfig,
     pub registration: RegistrationConfig,
@@ -128,6 +130,22 @@ pub struct DpopConfig {
 pub struct AuthorizationDetailsConfig {
     /// The RAR types this server accepts (`authorization_details_types_supported`).
     pub types: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceConfig {
+    /// Lifetime of a device code / user code pair.
+    pub ttl: Dur,
+    /// The polling interval a device is told to keep.
+    pub interval: Dur,
+    /// Wrong user codes a remote address may enter per minute on `/oauth/device`.
+    pub user_code_attempts_per_minute: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScopesConfig {
+    /// API scopes besides the OpenID ones (for `client_credentials` and resource access).
+    pub custom: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -222,6 +240,14 @@ impl Default for Config {
                 types: vec!["account_information".into(), "payment_initiation".into()],
             },
             par: ParConfig { ttl: Dur::secs(90) },
+            device: DeviceConfig {
+                ttl: Dur::secs(600),
+                interval: Dur::secs(5),
+                user_code_attempts_per_minute: 10,
+            },
+            scopes: ScopesConfig {
+                custom: vec!["api.read".into(), "api.write".into()],
+            },
             rate_limit: RateLimitConfig {
                 enabled: true,
                 token_per_second: 200,

@@ -33,7 +33,7 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let limits = Arc::new(crate::http::ratelimit_limits(&app.cfg.rate_limit));
+    let limits = Arc::new(crate::http::ratelimit_limits(&app.cfg));
     let state = AppState {
         app: app.clone(),
         limits: limits.clone(),

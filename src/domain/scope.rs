@@ -46,9 +46,11 @@ impl Scope {
         self.0.iter().map(|s| s.as_str())
     }
 
-    /// Tokens this server does not know, if any.
-    pub fn unknown(&self) -> Vec<&str> {
-        self.iter().filter(|s| !SUPPORTED.contains(s)).collect()
+    /// Tokens this server does not know, if any (`custom` are the configured API scopes).
+    pub fn unknown(&self, custom: &[String]) -> Vec<&str> {
+        self.iter()
+            .filter(|s| !SUPPORTED.contains(s) && !custom.iter().any(|c| c == s))
+            .collect()
     }
 
     pub fn to_string_sorted(&self) -> String {
@@ -83,6 +85,10 @@ mod tests {
 
     #[test]
     fn unknown_tokens() {
-        assert_eq!(Scope::parse("openid admin").unwrap().unknown(), vec!["admin"]);
+        assert_eq!(Scope::parse("openid admin").unwrap().unknown(&[]), vec!["admin"]);
+        assert!(Scope::parse("openid admin")
+            .unwrap()
+            .unknown(&["admin".to_string()])
+            .is_empty());
     }
 }

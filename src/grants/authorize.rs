@@ -174,7 +174,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
     if scope.is_empty() {
         return Err(redirect(OAuthError::invalid_scope("scope is empty")));
     }
-    let unknown = scope.unknown();
+    let unknown = scope.unknown(&app.cfg.scopes.custom);
     if !unknown.is_empty() {
         return Err(redirect(OAuthError::invalid_scope(format!(
             "unknown scope: {}",

@@ -5,6 +5,8 @@
 pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_credentials;
+pub mod device;
 pub mod par;
 pub mod refresh;
 pub mod tokens;

@@ -97,6 +97,39 @@ pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
     }
 }
 
+/// A client's own access token (`client_credentials`): no user, no family, no refresh token.
+pub fn mint_for_client(app: &App, client_id: &str, scope: &Scope, proof: Option<&Proof>) -> TokenResponse {
+    let keys = app.keys.get();
+    let now = crate::util::now_ms() / 1000;
+    let ttl = app.cfg.access_token.ttl.as_secs();
+    let access = AccessClaims {
+        iss: app.cfg.issuer.clone(),
+        sub: client_id.to_string(),
+        aud: app.cfg.issuer.clone(),
+        client_id: client_id.to_string(),
+        exp: now + ttl,
+        iat: now,
+        jti: random_id(),
+        scope: scope.to_string(),
+        auth_time: None,
+        sid: None,
+        grant_id: None,
+        cnf: proof.map(|p| Confirmation { jkt: p.jkt.clone() }),
+        authorization_details: None,
+    };
+    TokenResponse {
+        access_token: sign_access(&keys, &access),
+        token_type: if proof.is_some() { "DPoP" } else { "Bearer" },
+        expires_in: ttl,
+        refresh_token: None,
+        scope: scope.to_string(),
+        id_token: None,
+        authorization_details: None,
+        dpop_access_token_bound: proof.map(|_| true),
+        dpop_signing_alg: proof.map(|p| p.alg.clone()),
+    }
+}
+
 /// The grant's RAR details as stored.
 pub fn granted_details(family: &Family) -> Option<Vec<Detail>> {
     family

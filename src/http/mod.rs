@@ -3,6 +3,7 @@
 
 mod authorize;
 mod body;
+mod device;
 mod discovery;
 mod dpop;
 mod error;
@@ -21,8 +22,8 @@ use std::sync::Arc;
 pub use error::ApiError;
 
 /// The rate limiters for a config (built once per process).
-pub fn ratelimit_limits(cfg: &crate::config::RateLimitConfig) -> ratelimit::Limits {
-    ratelimit::Limits::new(cfg)
+pub fn ratelimit_limits(cfg: &crate::config::Config) -> ratelimit::Limits {
+    ratelimit::Limits::new(&cfg.rate_limit, cfg.device.user_code_attempts_per_minute)
 }
 
 /// Per-process HTTP state: the app plus in-memory rate limiters.
@@ -48,12 +49,15 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/refresh", post(token::refresh))
         .route("/oauth/pushed-authorization", post(token::pushed_authorization))
         .route("/oauth/dpop/nonce", get(dpop::nonce))
+        .route("/oauth/device/authorize", post(device::device_authorization))
+        .route("/oauth/device", get(device::device_page).post(device::device_submit))
         .route("/oauth/userinfo", get(resource::userinfo).post(resource::userinfo))
         .route("/oauth/introspect", post(resource::introspect))
         .route("/oauth/revoke", post(resource::revoke))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/account", get(session::account))
+        .route("/account/revoke", post(session::account_revoke))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

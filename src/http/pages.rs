@@ -27,6 +27,20 @@ pub struct ConsentPage<'a> {
 }
 
 #[derive(askama::Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub username: &'a str,
+    pub csrf_token: &'a str,
+    /// Set once the code is known: the confirmation with the approve/deny buttons.
+    pub client_name: Option<&'a str>,
+    pub user_code: &'a str,
+    pub scopes: Vec<(&'a str, &'static str)>,
+    /// Set after the decision.
+    pub done: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+#[derive(askama::Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
     pub error: &'a str,
@@ -37,7 +51,44 @@ pub struct ErrorPage<'a> {
 #[template(path = "account.html")]
 pub struct AccountPage<'a> {
     pub username: &'a str,
+    /// For the revoke forms.
     pub csrf_token: &'a str,
+    /// For the sign-out form.
+    pub logout_token: &'a str,
+    pub apps: Vec<AccountApp>,
+}
+
+/// One client holding grants of the signed-in user.
+pub struct AccountApp {
+    pub client_id: String,
+    pub client_name: String,
+    pub grants: Vec<AccountGrant>,
+}
+
+pub struct AccountGrant {
+    pub id: String,
+    pub scope: String,
+    pub first_used: String,
+    pub last_used: String,
+    pub user_agent: Option<String>,
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for a millisecond timestamp.
+pub fn utc(ms: i64) -> String {
+    let secs = ms / 1000;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
 #[derive(askama::Template)]
@@ -138,4 +189,14 @@ pub async fn demo_callback(axum::extract::Query(q): axum::extract::Query<Callbac
         },
         &[],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(1_795_677_799_000), "2026-11-26 07:23 UTC");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
 }

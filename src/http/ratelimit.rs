@@ -14,6 +14,7 @@ pub struct Limits {
     client: DefaultKeyedRateLimiter<String>,
     address: DefaultKeyedRateLimiter<IpAddr>,
     login: DefaultKeyedRateLimiter<IpAddr>,
+    user_code: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -25,7 +26,7 @@ fn retry_after(wait: std::time::Duration) -> OAuthError {
 }
 
 impl Limits {
-    pub fn new(cfg: &RateLimitConfig) -> Limits {
+    pub fn new(cfg: &RateLimitConfig, user_code_per_minute: u32) -> Limits {
         Limits {
             enabled: cfg.enabled,
             client: RateLimiter::keyed(Quota::per_second(nz(cfg.token_per_second)).allow_burst(nz(cfg.token_burst))),
@@ -34,6 +35,9 @@ impl Limits {
             ),
             login: RateLimiter::keyed(
                 Quota::per_minute(nz(cfg.login_per_minute)).allow_burst(nz(cfg.login_per_minute)),
+            ),
+            user_code: RateLimiter::keyed(
+                Quota::per_minute(nz(user_code_per_minute)).allow_burst(nz(user_code_per_minute)),
             ),
         }
     }
@@ -65,10 +69,19 @@ impl Limits {
             .map_err(|n| retry_after(n.wait_time_from(now)))
     }
 
+    /// User-code lookups on the device page (RFC 8628 §5.1: limit guessing). Always on.
+    pub fn check_user_code(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        let now = DefaultClock::default().now();
+        self.user_code
+            .check_key(&ip)
+            .map_err(|n| retry_after(n.wait_time_from(now)))
+    }
+
     /// Forgets keys whose budget is full again, so the maps stay bounded.
     pub fn shrink(&self) {
         self.client.retain_recent();
         self.address.retain_recent();
         self.login.retain_recent();
+        self.user_code.retain_recent();
     }
 }

@@ -4,7 +4,7 @@
 //! stored only as its SHA-256.
 
 use super::body::user_agent;
-use super::pages::{error_page, form_target_source, render, AccountPage, LoginPage};
+use super::pages::{error_page, form_target_source, render, utc, AccountApp, AccountGrant, AccountPage, LoginPage};
 use super::AppState;
 use crate::domain::model::{AuditEvent, Session, User};
 use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_id, random_token, sha256};
@@ -70,7 +70,13 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, Use
 /// Only paths of this server that a sign-in may continue to.
 fn safe_return_to(r: Option<&str>) -> String {
     match r {
-        Some(p) if (p.starts_with("/oauth/authorize?") || p == "/account") && !p.contains(['\r', '\n', '\\']) => {
+        Some(p)
+            if (p.starts_with("/oauth/authorize?")
+                || p == "/account"
+                || p == "/oauth/device"
+                || p.starts_with("/oauth/device?"))
+                && !p.contains(['\r', '\n', '\\']) =>
+        {
             p.to_string()
         }
         _ => "/account".to_string(),
@@ -268,13 +274,93 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
         )
             .into_response();
     };
-    let token = csrf_token(&st, "logout", &session.id);
+    let families = match st.app.store.list_user_families(&user.id).await {
+        Ok(f) => f,
+        Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+    };
+    let now = now_ms();
+    let mut apps: Vec<AccountApp> = Vec::new();
+    for f in families.into_iter().filter(|f| f.is_active(now)) {
+        let grant = AccountGrant {
+            id: f.id.clone(),
+            scope: f.scope.clone(),
+            first_used: utc(f.created_at_ms),
+            last_used: utc(f.last_used_at_ms),
+            user_agent: f.last_user_agent.clone(),
+        };
+        match apps.iter_mut().find(|a| a.client_id == f.client_id) {
+            Some(a) => a.grants.push(grant),
+            None => {
+                let name = st
+                    .app
+                    .store
+                    .get_client(&f.client_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.name)
+                    .unwrap_or_else(|| f.client_id.clone());
+                apps.push(AccountApp {
+                    client_id: f.client_id.clone(),
+                    client_name: name,
+                    grants: vec![grant],
+                });
+            }
+        }
+    }
+    let csrf = csrf_token(&st, "account", &session.id);
+    let logout = csrf_token(&st, "logout", &session.id);
     render(
         StatusCode::OK,
         &AccountPage {
             username: &user.username,
-            csrf_token: &token,
+            csrf_token: &csrf,
+            logout_token: &logout,
+            apps,
         },
         &[],
     )
+}
+
+/// `POST /account/revoke`: ends one grant (`grant_id`) at once, or withdraws consent from a
+/// client (`client_id`) and ends all its grants.
+pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let Some((session, user)) = current(&st, &headers).await else {
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/login?return_to=%2Faccount")],
+        )
+            .into_response();
+    };
+    if !csrf_ok(&st, "account", &session.id, form.get("csrf_token").map(String::as_str)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "invalid_request",
+            Some("the form expired; reload the page"),
+        );
+    }
+    let now = now_ms();
+    let store = &st.app.store;
+    let done = match (form.get("grant_id"), form.get("client_id")) {
+        (Some(g), None) => store
+            .revoke_user_family(&user.id, g, "revoked_by_user", now)
+            .await
+            .map(|ok| ok as u64),
+        (None, Some(c)) => store.revoke_consent(&user.id, c, now).await,
+        _ => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("name one grant_id or one client_id"),
+            )
+        }
+    };
+    match done {
+        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/account")]).into_response(),
+        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+    }
 }

@@ -80,7 +80,7 @@ async fn token_inner(
 ) -> Result<TokenResponse, OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let grant_type = p.required("grant_type")?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+    if !crate::domain::model::GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant_type `{grant_type}` is not supported"
         )));
@@ -98,6 +98,12 @@ async fn token_inner(
                 user_agent: ua,
             };
             exchange(&st.app, &client, input).await
+        }
+        "client_credentials" => {
+            crate::grants::client_credentials::issue(&st.app, &client, p.get("scope")?, proof).await
+        }
+        crate::grants::device::GRANT_TYPE => {
+            crate::grants::device::poll(&st.app, &client, p.required("device_code")?, proof, ua).await
         }
         _ => {
             let input = RefreshInput {

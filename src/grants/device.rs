@@ -1,0 +1,151 @@
+//! The device authorization grant (RFC 8628): the device asks for a code pair, the user approves
+//! on `/oauth/device` (see `http::device`), and the device polls the token endpoint, told to wait
+//! (`authorization_pending`), slow down, or that it was denied or expired, until tokens come.
+
+use super::refresh::policy;
+use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
+use crate::app::App;
+use crate::domain::device::{self, Poll};
+use crate::domain::error::OAuthError;
+use crate::domain::model::{Client, DeviceCode};
+use crate::domain::scope::Scope;
+use crate::jose::dpop::Proof;
+use crate::store::{DeviceOutcome, NewFamily, PollDevice, StoreError};
+use crate::util::{now_ms, random_id, random_token, sha256};
+use serde::Serialize;
+
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The device authorization response (RFC 8628 §3.2), flat JSON.
+#[derive(Serialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Result<DeviceAuthorization, OAuthError> {
+    if !client.allows_grant(GRANT_TYPE) {
+        return Err(OAuthError::unauthorized_client(
+            "client may not use the device authorization grant",
+        ));
+    }
+    let allowed = Scope::parse(&client.scope).unwrap_or_default();
+    let scope = match scope {
+        Some(s) => Scope::parse(s).map_err(OAuthError::invalid_scope)?,
+        None => allowed.clone(),
+    };
+    let unknown = scope.unknown(&app.cfg.scopes.custom);
+    if !unknown.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "unknown scope: {}",
+            unknown.join(" ")
+        )));
+    }
+    if scope.is_empty() || !scope.is_subset_of(&allowed) {
+        return Err(OAuthError::invalid_scope("scope exceeds what the client may request"));
+    }
+    let ttl = app.cfg.device.ttl;
+    let interval = app.cfg.device.interval.as_secs();
+    let device_code = random_token();
+    let now = now_ms();
+    // A user code collision is astronomically rare but possible: draw again.
+    for _ in 0..5 {
+        let user_code = device::new_user_code();
+        let row = DeviceCode {
+            device_hash: sha256(device_code.as_bytes()).to_vec(),
+            user_code: user_code.clone(),
+            client_id: client.id.clone(),
+            scope: scope.to_string(),
+            status: "pending".into(),
+            interval_s: interval,
+            last_poll_ms: None,
+            user_id: None,
+            session_id: None,
+            auth_time: None,
+            family_id: None,
+            created_at_ms: now,
+            expires_at_ms: now + ttl.as_ms(),
+        };
+        match app.store.insert_device(row).await {
+            Ok(()) => {
+                let display = device::display(&user_code);
+                let uri = format!("{}/oauth/device", app.cfg.issuer);
+                return Ok(DeviceAuthorization {
+                    verification_uri_complete: format!("{uri}?user_code={display}"),
+                    verification_uri: uri,
+                    device_code,
+                    user_code: display,
+                    expires_in: ttl.as_secs(),
+                    interval,
+                });
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(_) => return Err(OAuthError::server_error()),
+        }
+    }
+    Err(OAuthError::server_error())
+}
+
+pub async fn poll(
+    app: &App,
+    client: &Client,
+    device_code: &str,
+    proof: Option<Proof>,
+    user_agent: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GRANT_TYPE) {
+        return Err(OAuthError::unauthorized_client(
+            "client may not use the device authorization grant",
+        ));
+    }
+    if client.dpop_bound && proof.is_none() {
+        return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
+    }
+    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    let r = &app.cfg.refresh;
+    let outcome = app
+        .store
+        .poll_device(PollDevice {
+            device_hash: sha256(device_code.as_bytes()),
+            client_id: client.id.clone(),
+            now_ms: now_ms(),
+            family: NewFamily {
+                id: random_id(),
+                refresh_hash: refresh.as_ref().map(|(_, h)| *h),
+                idle_ttl_ms: policy(app, client).idle_ttl_ms,
+                absolute_ttl_ms: client
+                    .refresh_absolute_ttl_s
+                    .map(|s| s * 1000)
+                    .unwrap_or(r.absolute_ttl.as_ms()),
+                dpop_jkt: proof.as_ref().filter(|_| client.is_public()).map(|p| p.jkt.clone()),
+                user_agent: user_agent.map(|s| s.chars().take(256).collect()),
+            },
+        })
+        .await
+        .map_err(|_| OAuthError::server_error())?;
+    let e = |code: &'static str, d: &'static str| OAuthError::new(400, code, d);
+    match outcome {
+        DeviceOutcome::Issued { family, .. } => {
+            let scope = Scope::parse(&family.scope).unwrap_or_default();
+            let issue = Issue {
+                scope: &scope,
+                nonce: None,
+                refresh_token: refresh.map(|(t, _)| t),
+                proof: proof.as_ref(),
+                details: None,
+            };
+            Ok(mint(app, &family, issue))
+        }
+        DeviceOutcome::Poll(Poll::Pending) => Err(e("authorization_pending", "the user has not decided yet")),
+        DeviceOutcome::Poll(Poll::SlowDown) => {
+            Err(e("slow_down", "polling too fast: wait 5 seconds more between polls"))
+        }
+        DeviceOutcome::Poll(Poll::Denied) => Err(e("access_denied", "the user denied the request")),
+        DeviceOutcome::Poll(Poll::Expired) => Err(e("expired_token", "the device code has expired")),
+        DeviceOutcome::Poll(_) | DeviceOutcome::NotFound => Err(OAuthError::invalid_grant("device_code is invalid")),
+    }
+}
