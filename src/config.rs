@@ -166,6 +166,8 @@ pub struct RateLimitConfig {
     pub address_burst: u32,
     /// Sign-in attempts per minute per remote address.
     pub login_per_minute: u32,
+    /// Dynamic client registrations per hour per remote address.
+    pub registration_per_hour: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -255,6 +257,7 @@ impl Default for Config {
                 address_per_second: 1000,
                 address_burst: 2000,
                 login_per_minute: 20,
+                registration_per_hour: 10,
             },
             registration: RegistrationConfig { enabled: false },
             keys: KeysConfig::default(),

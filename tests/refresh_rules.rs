@@ -415,7 +415,7 @@ async fn rule10_sessions_logout_ends_session_bound_families_offline_survives() {
             .text()
             .await
             .unwrap();
-        let csrf = common::hidden(&html, "csrf_token").unwrap();
+        let csrf = common::form_field(&html, "/logout", "csrf_token").unwrap();
         assert!(html.contains("action=\"/logout\""));
         // Without the CSRF token nothing happens.
         let before = s.snapshot();

@@ -76,7 +76,12 @@ async fn discovery_at_both_paths_advertises_what_is_implemented() {
     assert_eq!(a["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(
         a["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(a["authorization_response_iss_parameter_supported"], true);
     for k in [
@@ -103,11 +108,13 @@ async fn discovery_at_both_paths_advertises_what_is_implemented() {
         format!("{}/oauth/pushed-authorization", s.base)
     );
     // Not implemented yet, so not advertised.
-    for k in [
-        "device_authorization_endpoint",
-        "registration_endpoint",
-        "end_session_endpoint",
-    ] {
+    assert_eq!(
+        a["device_authorization_endpoint"],
+        format!("{}/oauth/device/authorize", s.base)
+    );
+    assert_eq!(a["end_session_endpoint"], format!("{}/oauth/logout", s.base));
+    // Off by default, so not advertised.
+    for k in ["registration_endpoint"] {
         assert!(a.get(k).is_none(), "{k} must not be advertised");
     }
 }

@@ -7,4 +7,5 @@ pub mod grant;
 pub mod model;
 pub mod pkce;
 pub mod rar;
+pub mod registration;
 pub mod scope;

@@ -21,6 +21,8 @@ pub async fn metadata(State(st): State<AppState>) -> Response {
         "dpop_signing_alg_values_supported": crate::jose::dpop::ALGS,
         "authorization_details_types_supported": st.app.cfg.authorization_details.types,
         "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        "end_session_endpoint": format!("{iss}/oauth/logout"),
+        "registration_endpoint": st.app.cfg.registration.enabled.then(|| format!("{iss}/oauth/register")),
         "scopes_supported": crate::domain::scope::SUPPORTED.iter().map(|s| s.to_string()).chain(st.app.cfg.scopes.custom.iter().cloned()).collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -40,6 +42,10 @@ pub async fn metadata(State(st): State<AppState>) -> Response {
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
     });
+    let mut doc = doc;
+    if let Some(m) = doc.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
     let mut resp = axum::Json(doc).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));

@@ -8,8 +8,10 @@ mod discovery;
 mod dpop;
 mod error;
 mod health;
+mod logout;
 mod pages;
 pub mod ratelimit;
+mod register;
 mod resource;
 mod session;
 mod token;
@@ -56,6 +58,12 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/revoke", post(resource::revoke))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
+        .route("/oauth/logout", get(logout::logout).post(logout::logout))
+        .route("/oauth/register", post(register::register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(register::read).put(register::update).delete(register::delete),
+        )
         .route("/account", get(session::account))
         .route("/account/revoke", post(session::account_revoke))
         .route("/static/style.css", get(pages::stylesheet))

@@ -41,6 +41,16 @@ pub struct DevicePage<'a> {
 }
 
 #[derive(askama::Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub signed_out: bool,
+    pub client_name: Option<&'a str>,
+    pub username: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub csrf_token: &'a str,
+}
+
+#[derive(askama::Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
     pub error: &'a str,

@@ -15,6 +15,7 @@ pub struct Limits {
     address: DefaultKeyedRateLimiter<IpAddr>,
     login: DefaultKeyedRateLimiter<IpAddr>,
     user_code: DefaultKeyedRateLimiter<IpAddr>,
+    registration: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -35,6 +36,11 @@ impl Limits {
             ),
             login: RateLimiter::keyed(
                 Quota::per_minute(nz(cfg.login_per_minute)).allow_burst(nz(cfg.login_per_minute)),
+            ),
+            registration: RateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(3600) / cfg.registration_per_hour.max(1))
+                    .unwrap_or(Quota::per_hour(NonZeroU32::MIN))
+                    .allow_burst(nz(cfg.registration_per_hour)),
             ),
             user_code: RateLimiter::keyed(
                 Quota::per_minute(nz(user_code_per_minute)).allow_burst(nz(user_code_per_minute)),
@@ -77,11 +83,23 @@ impl Limits {
             .map_err(|n| retry_after(n.wait_time_from(now)))
     }
 
+    /// Dynamic registrations per address.
+    pub fn check_registration(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let now = DefaultClock::default().now();
+        self.registration
+            .check_key(&ip)
+            .map_err(|n| retry_after(n.wait_time_from(now)))
+    }
+
     /// Forgets keys whose budget is full again, so the maps stay bounded.
     pub fn shrink(&self) {
         self.client.retain_recent();
         self.address.retain_recent();
         self.login.retain_recent();
         self.user_code.retain_recent();
+        self.registration.retain_recent();
     }
 }

@@ -104,6 +104,25 @@ pub fn verify_access(keys: &KeySet, token: &str, issuer: &str) -> Result<AccessC
         })
 }
 
+/// Verifies an ID token we issued, as an `id_token_hint` (OIDC RP-Initiated Logout §2): the
+/// signature and `iss` must hold; an expired token is still a valid hint.
+pub fn verify_id_token_hint(keys: &KeySet, token: &str, issuer: &str) -> Result<IdClaims, InvalidToken> {
+    let header = decode_header(token).map_err(|_| InvalidToken("malformed token"))?;
+    if header.typ.as_deref() != Some("JWT") {
+        return Err(InvalidToken("not an ID token"));
+    }
+    let kid = header.kid.ok_or(InvalidToken("token has no kid"))?;
+    let key = keys.verifiers.get(&kid).ok_or(InvalidToken("unknown signing key"))?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_issuer(&[issuer]);
+    v.validate_aud = false;
+    v.validate_exp = false;
+    v.set_required_spec_claims(&["iss", "sub", "aud"]);
+    decode::<IdClaims>(token, key, &v)
+        .map(|d| d.claims)
+        .map_err(|_| InvalidToken("token is invalid"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -784,3 +784,10 @@ pub fn run_raw(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     }
     c.args(args).output().unwrap()
 }
+
+/// A hidden field of the form posting to `action` (the first such form).
+pub fn form_field(html: &str, action: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("action=\"{action}\""))?;
+    let form = &html[start..html[start..].find("</form>").map(|e| start + e).unwrap_or(html.len())];
+    hidden(form, name)
+}

@@ -1,0 +1,213 @@
+//! Dynamic client registration (RFC 7591) and management (RFC 7592) at `/oauth/register`:
+//! off unless `registration.enabled`; registrations are rate-limited per address (429
+//! `rate_limit_exceeded` with `Retry-After`); each client gets a registration access token
+//! (stored as SHA-256) for `GET/PUT/DELETE /oauth/register/{client_id}`.
+
+use super::body::{client_ip, MAX_BODY};
+use super::error::{no_store, ApiError};
+use super::AppState;
+use crate::domain::error::OAuthError;
+use crate::domain::model::{AuthMethod, Client, SecretHash};
+use crate::domain::registration::{apply, describe, Metadata};
+use crate::util::{ct_eq, now_ms, random_id, random_token, sha256};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    let mut resp = (status, axum::Json(v)).into_response();
+    no_store(&mut resp);
+    resp
+}
+
+fn enabled(st: &AppState) -> Result<(), OAuthError> {
+    if st.app.cfg.registration.enabled {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            403,
+            "access_denied",
+            "dynamic client registration is disabled",
+        ))
+    }
+}
+
+async fn metadata(headers: &HeaderMap, body: Body) -> Result<Metadata, OAuthError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if !is_json {
+        return Err(OAuthError::invalid_request("Content-Type must be application/json"));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| OAuthError::new(413, "invalid_request", "request body is too large"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| OAuthError::new(400, "invalid_client_metadata", format!("invalid metadata: {e}")))
+}
+
+fn invalid((error, d): (&'static str, String)) -> OAuthError {
+    OAuthError::new(400, error, d)
+}
+
+pub async fn register(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = async {
+        enabled(&st)?;
+        st.limits
+            .check_registration(client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops))?;
+        let m = metadata(&headers, body).await?;
+        let now = now_ms();
+        let mut client = Client {
+            id: random_id(),
+            name: String::new(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            secrets: vec![],
+            redirect_uris: vec![],
+            grant_types: vec![],
+            scope: String::new(),
+            dpop_bound: false,
+            require_par: false,
+            jwks: None,
+            jwks_uri: None,
+            post_logout_redirect_uris: vec![],
+            registration_token_hash: None,
+            refresh_idle_ttl_s: None,
+            refresh_absolute_ttl_s: None,
+            created_at_ms: now,
+        };
+        apply(&m, &mut client, &st.app.cfg.scopes.custom).map_err(invalid)?;
+        let secret = matches!(
+            client.auth_method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+        .then(random_token);
+        client.secrets = secret
+            .iter()
+            .map(|s| SecretHash {
+                hash: sha256(s.as_bytes()).to_vec(),
+                expires_at_ms: None,
+            })
+            .collect();
+        let rat = random_token();
+        client.registration_token_hash = Some(sha256(rat.as_bytes()).to_vec());
+        st.app
+            .store
+            .insert_client(client.clone())
+            .await
+            .map_err(|_| OAuthError::server_error())?;
+        let mut out = describe(&client);
+        if let Some(s) = secret {
+            out["client_secret"] = s.into();
+            out["client_secret_expires_at"] = 0.into();
+        }
+        out["registration_access_token"] = rat.into();
+        out["registration_client_uri"] = format!("{}/oauth/register/{}", st.app.cfg.issuer, client.id).into();
+        Ok::<_, OAuthError>(out)
+    }
+    .await;
+    match r {
+        Ok(v) => json(StatusCode::CREATED, v),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// The client named in the path, if the request carries its registration access token.
+async fn managed(st: &AppState, headers: &HeaderMap, id: &str) -> Result<Client, Response> {
+    let unauthorized = || {
+        let mut resp = json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "invalid_token", "error_description": "a valid registration access token is required"}),
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            "Bearer error=\"invalid_token\"".parse().expect("static header"),
+        );
+        resp
+    };
+    enabled(st).map_err(|e| ApiError(e).into_response())?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string())
+        .ok_or_else(unauthorized)?;
+    let client = st
+        .app
+        .store
+        .get_client(id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(unauthorized)?;
+    match &client.registration_token_hash {
+        Some(h) if ct_eq(h, &sha256(token.as_bytes())) => Ok(client),
+        _ => Err(unauthorized()),
+    }
+}
+
+pub async fn read(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match managed(&st, &headers, &id).await {
+        Ok(c) => json(StatusCode::OK, describe(&c)),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
+    let mut client = match managed(&st, &headers, &id).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let r = async {
+        let m = metadata(&headers, body).await?;
+        if m.client_id.as_deref().is_some_and(|c| c != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body does not match the URL",
+            ));
+        }
+        let before = client.auth_method;
+        apply(&m, &mut client, &st.app.cfg.scopes.custom).map_err(invalid)?;
+        if client.auth_method != before {
+            return Err(OAuthError::new(
+                400,
+                "invalid_client_metadata",
+                "token_endpoint_auth_method cannot change",
+            ));
+        }
+        st.app
+            .store
+            .update_client(client.clone())
+            .await
+            .map_err(|_| OAuthError::server_error())?;
+        Ok(describe(&client))
+    }
+    .await;
+    match r {
+        Ok(v) => json(StatusCode::OK, v),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+pub async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(resp) = managed(&st, &headers, &id).await {
+        return resp;
+    }
+    match st.app.store.delete_client(&id, now_ms()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => ApiError(OAuthError::server_error()).into_response(),
+    }
+}
