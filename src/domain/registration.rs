@@ -93,8 +93,7 @@ pub fn apply(m: &Metadata, client: &mut Client, custom_scopes: &[String]) -> Res
     if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && m.jwks_uri.is_none() {
         return Err(meta("private_key_jwt needs jwks or jwks_uri"));
     }
-    let scope =
-        Scope::parse(m.scope.as_deref().unwrap_or("openid profile email offline_access")).map_err(|e| meta(e))?;
+    let scope = Scope::parse(m.scope.as_deref().unwrap_or("openid profile email offline_access")).map_err(meta)?;
     if !scope.unknown(custom_scopes).is_empty() {
         return Err(meta("scope has unknown values"));
     }

@@ -29,6 +29,7 @@ fn bad(d: &'static str) -> Response {
     error_page(StatusCode::BAD_REQUEST, "invalid_request", Some(d))
 }
 
+#[allow(clippy::result_large_err)]
 async fn validate(st: &AppState, p: &Params, session: Option<(&str, &str)>) -> Result<Request, Response> {
     let get = |k: &str| {
         p.get(k)
