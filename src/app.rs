@@ -19,8 +19,13 @@ pub struct App {
     last_forced_reload_ms: std::sync::atomic::AtomicI64,
     /// Clients' `jwks_uri` documents: (fetched at ms, set).
     jwks_cache: std::sync::Mutex<std::collections::HashMap<String, (i64, jsonwebtoken::jwk::JwkSet)>>,
+    /// Public clients by id, for the token hot path: (read at ms, client).
+    public_clients: std::sync::RwLock<std::collections::HashMap<String, (i64, Arc<crate::domain::model::Client>)>>,
     http: reqwest::Client,
 }
+
+/// How long a public client's record is reused without reading the database.
+const PUBLIC_CLIENT_CACHE_MS: i64 = 5_000;
 
 /// How long a fetched client JWK Set is used before it is fetched again.
 const JWKS_CACHE_MS: i64 = 300_000;
@@ -44,6 +49,7 @@ impl App {
             encryption_key,
             last_forced_reload_ms: Default::default(),
             jwks_cache: Default::default(),
+            public_clients: Default::default(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
@@ -111,6 +117,31 @@ impl App {
             .expect("jwks cache")
             .insert(client_id.to_string(), (now, set.clone()));
         Ok(set)
+    }
+
+    /// A client for authentication. Public clients (no secret, nothing to rotate) are cached for
+    /// `PUBLIC_CLIENT_CACHE_MS`, which spares the refresh hot path a database read; a deleted
+    /// client's grants are revoked in the store, so a stale entry cannot issue tokens. Clients
+    /// with secrets or keys are always read fresh.
+    pub async fn client_for_auth(&self, id: &str) -> Result<Option<Arc<crate::domain::model::Client>>, crate::store::StoreError> {
+        let now = now_ms();
+        if let Some((at, c)) = self.public_clients.read().expect("client cache").get(id) {
+            if now - at < PUBLIC_CLIENT_CACHE_MS {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let Some(c) = self.store.get_client(id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        if c.is_public() {
+            let mut cache = self.public_clients.write().expect("client cache");
+            if cache.len() > 10_000 {
+                cache.retain(|_, (at, _)| now - *at < PUBLIC_CLIENT_CACHE_MS);
+            }
+            cache.insert(id.to_string(), (now, c.clone()));
+        }
+        Ok(Some(c))
     }
 
     fn key_keep_ms(&self) -> i64 {

@@ -12,6 +12,7 @@ use crate::util::{ct_eq, now_ms, sha256};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
 use serde::Deserialize;
+use std::sync::Arc;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -157,7 +158,7 @@ async fn verify_assertion(
     Ok(())
 }
 
-pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Client, OAuthError> {
+pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Arc<Client>, OAuthError> {
     let basic = creds.basic.is_some();
     let fail = |msg: &'static str| {
         let e = OAuthError::invalid_client(msg);
@@ -197,8 +198,7 @@ pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Client
         }
     }
     let client = app
-        .store
-        .get_client(id)
+        .client_for_auth(id)
         .await
         .map_err(|_| OAuthError::server_error())?
         .ok_or_else(|| fail("unknown client"))?;

@@ -229,7 +229,7 @@ async fn authenticated(
     headers: &HeaderMap,
     body: Body,
     path: &str,
-) -> Result<(Client, Params), OAuthError> {
+) -> Result<(std::sync::Arc<Client>, Params), OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let client = super::token::authenticated(st, None, headers, &p, path).await?;
     Ok((client, p))

@@ -60,7 +60,7 @@ pub(super) async fn authenticated(
     headers: &HeaderMap,
     p: &crate::params::Params,
     path: &str,
-) -> Result<Client, OAuthError> {
+) -> Result<std::sync::Arc<Client>, OAuthError> {
     let mut creds = credentials(headers, p)?;
     creds.endpoint = format!("{}{path}", st.app.cfg.issuer);
     if let Some(addr) = addr {
