@@ -120,10 +120,14 @@ impl App {
     }
 
     /// A client for authentication. Public clients (no secret, nothing to rotate) are cached for
-    /// `PUBLIC_CLIENT_CACHE_MS`, which spares the refresh hot path a database read; a deleted
-    /// client's grants are revoked in the store, so a stale entry cannot issue tokens. Clients
-    /// with secrets or keys are always read fresh.
-    pub async fn client_for_auth(&self, id: &str) -> Result<Option<Arc<crate::domain::model::Client>>, crate::store::StoreError> {
+    /// `PUBLIC_CLIENT_CACHE_MS`, which spares the refresh hot path a database read; deleting a
+    /// client revokes its families and deletes its outstanding codes, device codes and pushed
+    /// requests in one transaction, so a stale entry cannot issue tokens. Clients with secrets or
+    /// keys are always read fresh.
+    pub async fn client_for_auth(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<crate::domain::model::Client>>, crate::store::StoreError> {
         let now = now_ms();
         if let Some((at, c)) = self.public_clients.read().expect("client cache").get(id) {
             if now - at < PUBLIC_CLIENT_CACHE_MS {

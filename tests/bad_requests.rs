@@ -19,6 +19,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
 /// The `state` sent on every authorization request of the table.
 const STATE: &str = "st-bad";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Which server a case is sent to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -321,6 +322,21 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
         form(&p)
     };
 
+    // A public device client (a TV) with the device grant.
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "TV",
+        "--public",
+        "--client-id",
+        "tv",
+        "--grant-type",
+        DEVICE_GRANT,
+        "--grant-type",
+        "refresh_token",
+    ]);
+
     let unknown_rt = format!("rt_{}", "A".repeat(43));
     let good_refresh = serde_json::json!({"refresh_token": rt, "client_id": "pub"});
     let code_form = |client: &str, redirect: &str, verifier: &str| {
@@ -342,6 +358,7 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
     const T: &str = "/oauth/token";
     const V: &str = "/oauth/revoke";
     const I: &str = "/oauth/introspect";
+    const D: &str = "/oauth/device/authorize";
     let cases: Vec<Case> = vec![
         // ---- POST /oauth/refresh (SPEC §4: JSON or form; invalid_grant is 401 here) ----
         Case::post(
@@ -908,6 +925,135 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             json_err(400, "invalid_request"),
         )
         .basic("conf", &s.conf_secret),
+        // ---- POST /oauth/device/authorize (RFC 8628 §3.1–3.2) ----
+        Case::post(
+            "device: unknown client",
+            D,
+            Some(FORM),
+            form(&[("client_id", "nobody"), ("scope", "openid")]),
+            json_err(401, "invalid_client"),
+        ),
+        Case::post(
+            "device: client without the device grant (pub)",
+            D,
+            Some(FORM),
+            form(&[("client_id", "pub"), ("scope", "openid")]),
+            json_err(400, "unauthorized_client"),
+        ),
+        Case::post(
+            "device: unknown scope",
+            D,
+            Some(FORM),
+            form(&[("client_id", "tv"), ("scope", "openid admin")]),
+            json_err(400, "invalid_scope"),
+        ),
+        Case::post(
+            "device: scope the client may not request",
+            D,
+            Some(FORM),
+            form(&[("client_id", "tv"), ("scope", "openid api.read")]),
+            json_err(400, "invalid_scope"),
+        ),
+        Case::post(
+            "device: JSON body",
+            D,
+            Some(JSON),
+            serde_json::json!({"client_id": "tv", "scope": "openid"}).to_string(),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "device: public client sends a client_secret",
+            D,
+            Some(FORM),
+            form(&[("client_id", "tv"), ("client_secret", "x"), ("scope", "openid")]),
+            json_err(401, "invalid_client"),
+        ),
+        // ---- POST /oauth/token, device_code and client_credentials grants ----
+        Case::post(
+            "token: device_code grant, missing device_code",
+            T,
+            Some(FORM),
+            form(&[("grant_type", DEVICE_GRANT), ("client_id", "tv")]),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "token: device_code grant, unknown device_code",
+            T,
+            Some(FORM),
+            form(&[
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", "unknown-device-code"),
+                ("client_id", "tv"),
+            ]),
+            json_err(400, "invalid_grant"),
+        ),
+        Case::post(
+            "token: device_code grant by a client without it (pub)",
+            T,
+            Some(FORM),
+            form(&[
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", "unknown-device-code"),
+                ("client_id", "pub"),
+            ]),
+            json_err(400, "unauthorized_client"),
+        ),
+        Case::post(
+            "token: client_credentials by the public client pub",
+            T,
+            Some(FORM),
+            form(&[("grant_type", "client_credentials"), ("client_id", "pub")]),
+            json_err(400, "unauthorized_client"),
+        ),
+        Case::post(
+            "token: client_credentials by conf, which lacks the grant",
+            T,
+            Some(FORM),
+            form(&[("grant_type", "client_credentials")]),
+            json_err(400, "unauthorized_client"),
+        )
+        .basic("conf", &s.conf_secret),
+        // ---- Dynamic registration (RFC 7591/7592), off by default ----
+        Case::post(
+            "register: registration disabled",
+            "/oauth/register",
+            Some(JSON),
+            serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}).to_string(),
+            json_err(403, "access_denied"),
+        ),
+        Case::get(
+            "register: management while disabled",
+            "/oauth/register/pub".to_string(),
+            json_err(403, "access_denied"),
+        )
+        .header("authorization", "Bearer some-token"),
+        // ---- GET /oauth/logout (OIDC RP-Initiated Logout) ----
+        Case::get(
+            "logout: garbage id_token_hint",
+            "/oauth/logout?id_token_hint=not.an.idtoken".to_string(),
+            page(400, "invalid_request"),
+        ),
+        Case::get(
+            "logout: post_logout_redirect_uri without hint or client_id",
+            format!(
+                "/oauth/logout?post_logout_redirect_uri={}&state=s1",
+                common::enc("http://127.0.0.1:9/bye")
+            ),
+            page(400, "invalid_request"),
+        ),
+        Case::get(
+            "logout: post_logout_redirect_uri not registered for the client",
+            format!(
+                "/oauth/logout?client_id=pub&post_logout_redirect_uri={}",
+                common::enc("https://evil.example/bye")
+            ),
+            page(400, "invalid_request"),
+        ),
+        Case::get(
+            "logout: unknown client_id",
+            "/oauth/logout?client_id=nobody".to_string(),
+            page(400, "invalid_request"),
+        ),
     ];
     assert!(cases.len() >= 30);
 

@@ -15,6 +15,13 @@
 //!   plain-words lines and screenshot `consent-rar.png`, the exchange
 //!   (`tests/js/e2e-rar-browser.mjs`).
 //!
+//! - The device grant (RFC 8628): npm `openid-client` 6 initiates and polls while Chromium signs
+//!   in on the device page, enters the user code and approves (and, a second time, denies)
+//!   (`tests/js/device-flow.mjs`).
+//! - `client_credentials` with `private_key_jwt` (RFC 7523) through `openid-client` 6, plus
+//!   hand-made assertions: `jti` replay, `aud` as the token endpoint, a too-distant `exp`
+//!   (`tests/js/client-credentials-pkjwt.mjs`).
+//!
 //! `scripts/setup` installs Chromium and the npm packages; these tests fail (not skip) without.
 
 mod common;
@@ -24,6 +31,12 @@ use std::path::Path;
 use std::process::Command;
 
 fn run_node(s: &Server, script: &str, client_id: &str) {
+    run_node_with(s, &[script], client_id, &[]);
+}
+
+/// Runs `node ARGS…` in tests/js with the standard environment plus `extra`; fails the test
+/// when the script fails.
+fn run_node_with(s: &Server, args: &[&str], client_id: &str, extra: &[(&str, &str)]) {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     assert!(
         js.join("node_modules").is_dir(),
@@ -32,7 +45,7 @@ fn run_node(s: &Server, script: &str, client_id: &str) {
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let out = Command::new("node")
-        .arg(script)
+        .args(args)
         .current_dir(&js)
         .env("AUTIONAL_ISSUER", &s.base)
         .env("CLIENT_ID", client_id)
@@ -40,12 +53,13 @@ fn run_node(s: &Server, script: &str, client_id: &str) {
         .env("USERNAME", "alice")
         .env("PASSWORD", PASSWORD)
         .env("ARTIFACT_DIR", &artifacts)
+        .envs(extra.iter().copied())
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
 }
 
 #[tokio::test]
@@ -119,4 +133,67 @@ async fn chromium_shows_authorization_details_on_the_consent_page() {
     let _ = std::fs::remove_file(&shot);
     run_node(&s, "e2e-rar-browser.mjs", "pub2");
     assert!(shot.is_file(), "no screenshot at {}", shot.display());
+}
+
+#[tokio::test]
+async fn device_flow_chromium_page_and_openid_client_polling() {
+    let s = Server::start(&[("AUTIONAL_DEVICE__INTERVAL", "1s")]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "TV",
+        "--public",
+        "--client-id",
+        "tv",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "--grant-type",
+        "refresh_token",
+    ]);
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js-artifacts/device.png");
+    let _ = std::fs::remove_file(&shot);
+    run_node_with(
+        &s,
+        &["device-flow.mjs"],
+        "tv",
+        &[("CLIENT_NAME", "TV"), ("DEVICE_INTERVAL", "1")],
+    );
+    assert!(shot.is_file(), "no screenshot at {}", shot.display());
+    // One grant (approved, then refreshed once); the denied and the slow_down codes issued nothing.
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE client_id = 'tv'"), 1);
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_with_private_key_jwt_through_openid_client_and_replay_refused() {
+    let s = Server::start(&[]).await;
+    let dir = s.dir.path().join("pkjwt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    // The script makes the key pair; the server only ever sees the public JWK Set.
+    run_node_with(&s, &["client-credentials-pkjwt.mjs", "keygen", dir_s], "m2m", &[]);
+    let jwks = dir.join("jwks.json");
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "M2M",
+        "--client-id",
+        "m2m",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api.read",
+    ]);
+    run_node_with(&s, &["client-credentials-pkjwt.mjs", "run", dir_s], "m2m", &[]);
+    // client_credentials makes no grant, so nothing to refresh or revoke.
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE client_id = 'm2m'"), 0);
 }

@@ -306,6 +306,12 @@ impl Store for PgStore {
         )
         .await?;
         tx.execute("DELETE FROM consents WHERE client_id = $1", &[&id]).await?;
+        // Nothing outstanding may still turn into a grant of the deleted client.
+        tx.execute("DELETE FROM codes WHERE client_id = $1", &[&id]).await?;
+        tx.execute("DELETE FROM device_codes WHERE client_id = $1", &[&id])
+            .await?;
+        tx.execute("DELETE FROM par_requests WHERE client_id = $1", &[&id])
+            .await?;
         let n = tx.execute("DELETE FROM clients WHERE id = $1", &[&id]).await?;
         tx.commit().await?;
         Ok(n > 0)
@@ -407,6 +413,9 @@ impl Store for PgStore {
         )
         .await?;
         tx.execute("DELETE FROM consents WHERE user_id = $1", &[&user_id])
+            .await?;
+        tx.execute("DELETE FROM codes WHERE user_id = $1", &[&user_id]).await?;
+        tx.execute("DELETE FROM device_codes WHERE user_id = $1", &[&user_id])
             .await?;
         let n = tx.execute("DELETE FROM users WHERE id = $1", &[&user_id]).await?;
         tx.commit().await?;

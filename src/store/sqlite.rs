@@ -669,6 +669,10 @@ impl Store for SqliteStore {
                 params![id, now_ms],
             )?;
             c.execute("DELETE FROM consents WHERE client_id = ?1", [&id])?;
+            // Nothing outstanding may still turn into a grant of the deleted client.
+            c.execute("DELETE FROM codes WHERE client_id = ?1", [&id])?;
+            c.execute("DELETE FROM device_codes WHERE client_id = ?1", [&id])?;
+            c.execute("DELETE FROM par_requests WHERE client_id = ?1", [&id])?;
             Ok(c.execute("DELETE FROM clients WHERE id = ?1", [&id])? > 0)
         })
         .await
@@ -766,6 +770,8 @@ impl Store for SqliteStore {
             )?;
             c.execute("UPDATE sessions SET ended_at_ms = ?2 WHERE user_id = ?1 AND ended_at_ms IS NULL", params![id, now_ms])?;
             c.execute("DELETE FROM consents WHERE user_id = ?1", [&id])?;
+            c.execute("DELETE FROM codes WHERE user_id = ?1", [&id])?;
+            c.execute("DELETE FROM device_codes WHERE user_id = ?1", [&id])?;
             Ok(c.execute("DELETE FROM users WHERE id = ?1", [&id])? > 0)
         })
         .await
