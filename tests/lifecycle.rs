@@ -477,3 +477,55 @@ async fn device_flow_denied_expired_and_guessing_limited() {
         "expired_token"
     );
 }
+
+#[tokio::test]
+async fn sessions_on_the_account_page_can_be_ended_from_another_browser() {
+    let s = Server::start(&[]).await;
+    // Two browsers: the grant is bound to the first one's session.
+    let (t, first) = s.tokens("pub", "openid").await;
+    let (second, _) = s.sign_in("/account").await;
+    let html = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &second)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("(this browser)"));
+    let csrf = form_field(&html, "/account/revoke", "csrf_token").unwrap();
+    let other = html
+        .split("data-session-id=\"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap().to_string())
+        .find(|id| html.contains(&format!("name=\"session_id\" value=\"{id}\"")))
+        .expect("the other session has a sign-out button");
+    let r = s
+        .http
+        .post(s.url("/account/revoke"))
+        .header("cookie", &second)
+        .form(&[("csrf_token", csrf.as_str()), ("session_id", other.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &first.cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the first browser is signed out");
+    dead(&s, "pub", &t).await;
+    let r = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "this browser stays signed in");
+}

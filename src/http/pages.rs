@@ -66,6 +66,15 @@ pub struct AccountPage<'a> {
     /// For the sign-out form.
     pub logout_token: &'a str,
     pub apps: Vec<AccountApp>,
+    pub sessions: Vec<AccountSession>,
+}
+
+/// One of the user's sign-in sessions.
+pub struct AccountSession {
+    pub id: String,
+    pub signed_in: String,
+    pub user_agent: Option<String>,
+    pub current: bool,
 }
 
 /// One client holding grants of the signed-in user.

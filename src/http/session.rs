@@ -4,7 +4,9 @@
 //! stored only as its SHA-256.
 
 use super::body::user_agent;
-use super::pages::{error_page, form_target_source, render, utc, AccountApp, AccountGrant, AccountPage, LoginPage};
+use super::pages::{
+    error_page, form_target_source, render, utc, AccountApp, AccountGrant, AccountPage, AccountSession, LoginPage,
+};
 use super::AppState;
 use crate::domain::model::{AuditEvent, Session, User};
 use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_id, random_token, sha256};
@@ -308,6 +310,21 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
             }
         }
     }
+    let sessions = st
+        .app
+        .store
+        .list_user_sessions(&user.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| now < s.expires_at_ms)
+        .map(|s| AccountSession {
+            current: s.id == session.id,
+            signed_in: utc(s.auth_time * 1000),
+            user_agent: s.user_agent,
+            id: s.id,
+        })
+        .collect();
     let csrf = csrf_token(&st, "account", &session.id);
     let logout = csrf_token(&st, "logout", &session.id);
     render(
@@ -317,6 +334,7 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
             csrf_token: &csrf,
             logout_token: &logout,
             apps,
+            sessions,
         },
         &[],
     )
@@ -345,17 +363,23 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
     }
     let now = now_ms();
     let store = &st.app.store;
-    let done = match (form.get("grant_id"), form.get("client_id")) {
-        (Some(g), None) => store
+    let done = match (form.get("grant_id"), form.get("client_id"), form.get("session_id")) {
+        (Some(g), None, None) => store
             .revoke_user_family(&user.id, g, "revoked_by_user", now)
             .await
             .map(|ok| ok as u64),
-        (None, Some(c)) => store.revoke_consent(&user.id, c, now).await,
+        (None, Some(c), None) => store.revoke_consent(&user.id, c, now).await,
+        // Only the user's own sessions; ending one revokes its session-bound grants.
+        (None, None, Some(sid)) => match store.list_user_sessions(&user.id).await {
+            Ok(list) if list.iter().any(|s| &s.id == sid) => store.end_session(sid, now).await,
+            Ok(_) => Ok(0),
+            Err(e) => Err(e),
+        },
         _ => {
             return error_page(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                Some("name one grant_id or one client_id"),
+                Some("name one grant_id, client_id or session_id"),
             )
         }
     };

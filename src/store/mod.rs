@@ -269,6 +269,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>>;
     /// Ends the session and revokes its session-bound families; returns how many.
     async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64>;
+    /// The user's sessions that have not ended (expired ones included; callers filter).
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
 
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
     async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()>;

@@ -704,6 +704,29 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC",
+                &[&user_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Session {
+                id: r.get(0),
+                token_hash: r.get(1),
+                user_id: r.get(2),
+                auth_time: r.get(3),
+                expires_at_ms: r.get(4),
+                ended_at_ms: r.get(5),
+                user_agent: r.get(6),
+            })
+            .collect())
+    }
+
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
         let c = self.conn().await?;
         let st = c

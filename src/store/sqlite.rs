@@ -977,6 +977,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
+        let id = user_id.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE user_id = ?1 AND ended_at_ms IS NULL ORDER BY auth_time DESC",
+            )?;
+            let rows = st
+                .query_map([id], |r| {
+                    Ok(Session {
+                        id: r.get(0)?,
+                        token_hash: r.get(1)?,
+                        user_id: r.get(2)?,
+                        auth_time: r.get(3)?,
+                        expires_at_ms: r.get(4)?,
+                        ended_at_ms: r.get(5)?,
+                        user_agent: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
         let (u, cl) = (user_id.to_string(), client_id.to_string());
         self.read(move |c| {
