@@ -454,3 +454,41 @@ async fn pushed_requests_are_single_use() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failing_write_reports_its_own_error_and_spoils_nothing_else_in_its_batch() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (_, rt0) = family(&store, &f, "openid offline_access").await;
+        let dup = |id: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .insert_user(User {
+                        id: id.into(),
+                        username: "same-name".into(),
+                        password_hash: "x".into(),
+                        email: None,
+                        name: None,
+                        created_at_ms: now_ms(),
+                    })
+                    .await
+            }
+        };
+        let rot = store.rotate_refresh(rotate(rt0, NO_GRACE).0);
+        let (a, b, r) = tokio::join!(dup("u1"), dup("u2"), rot);
+        let conflicts = [&a, &b]
+            .iter()
+            .filter(|x| matches!(x, Err(autional::store::StoreError::Conflict(_))))
+            .count();
+        assert_eq!(
+            conflicts, 1,
+            "{name}: exactly one duplicate username refused, with its own error: {a:?} {b:?}"
+        );
+        assert!(a.is_ok() || b.is_ok(), "{name}");
+        assert!(
+            matches!(r.unwrap(), RotateOutcome::Issued { .. }),
+            "{name}: the rotation in the same batch committed"
+        );
+    }
+}

@@ -22,7 +22,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
-type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+/// A write: run on the writer's connection (`None`: the transaction could not begin, fail).
+type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub struct SqliteStore {
@@ -114,13 +115,16 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: WriteJob = Box::new(move |conn| {
-            let res = f(conn);
+            let res = match conn {
+                Some(c) => f(c),
+                None => Err(StoreError::Backend("the transaction could not begin".into())),
+            };
             let ok = res.is_ok();
             let done: Completion = Box::new(move |committed| {
-                let out = if committed {
-                    res
-                } else {
-                    Err(StoreError::Backend("commit failed".into()))
+                // A failed job reports its own error; a good one only once committed.
+                let out = match res {
+                    Ok(_) if !committed => Err(StoreError::Backend("commit failed".into())),
+                    other => other,
                 };
                 let _ = tx.send(out);
             });
@@ -152,6 +156,7 @@ impl SqliteStore {
 fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     let mut done: Vec<Completion> = Vec::with_capacity(max_batch);
+    let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([]).map(|_| ()));
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -160,36 +165,45 @@ fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             for job in batch.drain(..) {
-                let (_, c) = job(&conn);
+                let (_, c) = job(None);
                 c(false);
             }
-            let _ = conn.execute_batch("ROLLBACK");
             continue;
         }
+        // One job: the transaction is its savepoint. Several: a savepoint each, so that a
+        // failing job rolls back only itself.
+        let single = batch.len() == 1;
+        let mut all_ok = true;
         for job in batch.drain(..) {
-            let sp = conn.execute_batch("SAVEPOINT job").is_ok();
-            let (ok, c) = job(&conn);
+            let sp = !single && exec("SAVEPOINT job").is_ok();
+            let (ok, c) = job(Some(&conn));
+            all_ok &= ok;
             if sp {
                 let end = if ok {
-                    "RELEASE job"
+                    exec("RELEASE job")
                 } else {
-                    "ROLLBACK TO job; RELEASE job"
+                    exec("ROLLBACK TO job").and_then(|_| exec("RELEASE job"))
                 };
-                if let Err(e) = conn.execute_batch(end) {
+                if let Err(e) = end {
                     tracing::error!(error = %e, "savepoint failed");
                 }
             }
             done.push(c);
         }
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-                false
+        let committed = if single && !all_ok {
+            let _ = exec("ROLLBACK");
+            false
+        } else {
+            match exec("COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed");
+                    let _ = exec("ROLLBACK");
+                    false
+                }
             }
         };
         metrics::histogram!("autional_store_batch_size").record(done.len() as f64);
