@@ -591,3 +591,85 @@ async fn rule8_dpop_bound_client_setting_requires_proofs() {
     .await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn rule8_dpop_ed25519_proofs_under_both_names() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    let s = Server::start(&[]).await;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pair = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let x = B64.encode(pair.public_key().as_ref());
+    let proof = |alg: &str, htu: &str| {
+        let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": {"kty": "OKP", "crv": "Ed25519", "x": x}});
+        let claims = json!({"jti": common::rand_suffix(), "htm": "POST", "htu": htu, "iat": common::dpop::now()});
+        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+        format!("{input}.{}", B64.encode(pair.sign(input.as_bytes()).as_ref()))
+    };
+    for alg in ["EdDSA", "Ed25519"] {
+        let a = s.authorize("pub", SCOPE).await;
+        let r = exchange_dpop(
+            &s,
+            "pub",
+            &a.code,
+            &a.verifier,
+            Some(proof(alg, &s.url("/oauth/token"))),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{alg}");
+        let t: Value = r.json().await.unwrap();
+        assert_eq!(t["dpop_signing_alg"], alg);
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let jkt = B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref());
+        assert_eq!(claims(t["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt.as_str());
+        // A proof labelled Ed25519 with an EC key is refused.
+        let ec = DpopKey::new().proof_with(
+            "POST",
+            &s.url("/oauth/refresh"),
+            Opts {
+                alg: "Ed25519",
+                ..Opts::default()
+            },
+        );
+        let r = refresh_dpop(&s, "pub", t["refresh_token"].as_str().unwrap(), Some(ec)).await;
+        expect_err(r, 400, "invalid_dpop_proof").await;
+    }
+}
+
+#[tokio::test]
+async fn rule8_dpop_client_credentials_binds_and_refuses_a_replayed_proof() {
+    let s = Server::start(&[]).await;
+    let cc = s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "CC",
+        "--client-id",
+        "cc",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api.read",
+    ]);
+    let secret = cc["client_secret"].as_str().unwrap().to_string();
+    let key = DpopKey::new();
+    let proof = key.proof("POST", &s.url("/oauth/token"));
+    let send = |p: String| {
+        s.http
+            .post(s.url("/oauth/token"))
+            .basic_auth("cc", Some(&secret))
+            .header("DPoP", p)
+            .form(&[("grant_type", "client_credentials"), ("scope", "api.read")])
+            .send()
+    };
+    let r = send(proof.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "DPoP");
+    assert_eq!(
+        claims(t["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.jkt().as_str()
+    );
+    expect_err(send(proof).await.unwrap(), 400, "invalid_dpop_proof").await;
+}

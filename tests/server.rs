@@ -97,7 +97,7 @@ async fn discovery_at_both_paths_advertises_what_is_implemented() {
     }
     assert_eq!(
         a["dpop_signing_alg_values_supported"],
-        serde_json::json!(["ES256", "ES384", "EdDSA", "RS256", "PS256"])
+        serde_json::json!(["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"])
     );
     assert_eq!(
         a["authorization_details_types_supported"],

@@ -93,6 +93,20 @@ pub fn narrow(granted: &[Detail], requested: &[Detail]) -> Option<Vec<Detail>> {
         .collect()
 }
 
+/// A JSON value in words: objects as `key value` pairs, arrays as lists.
+fn words(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{} {}", k.replace('_', " "), words(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(a) => a.iter().map(words).collect::<Vec<_>>().join(", "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// One line per entry for the consent page, in plain words.
 pub fn describe(details: &[Detail]) -> Vec<String> {
     details
@@ -110,6 +124,12 @@ pub fn describe(details: &[Detail]) -> Vec<String> {
             }
             if let Some(l) = &d.locations {
                 s.push_str(&format!(" at {}", l.join(", ")));
+            }
+            if let Some(c) = &d.constraints {
+                s.push_str(&format!(
+                    ", limited to {}",
+                    words(&serde_json::Value::Object(c.clone()))
+                ));
             }
             s
         })
@@ -170,6 +190,20 @@ mod tests {
             let r = parse(&req, &types()).unwrap();
             assert!(narrow(&granted(), &r).is_none(), "{req}");
         }
+    }
+
+    #[test]
+    fn constraints_are_shown_too() {
+        let d = parse(
+            &json!([{"type": "payment_initiation", "actions": ["initiate"],
+                     "constraints": {"instructedAmount": {"currency": "EUR", "amount": "123.50"}}}]),
+            &types(),
+        )
+        .unwrap();
+        assert_eq!(
+            describe(&d)[0],
+            "payment initiation: initiate, limited to instructedAmount amount 123.50, currency EUR"
+        );
     }
 
     #[test]

@@ -86,8 +86,10 @@ pub fn apply(m: &Metadata, client: &mut Client, custom_scopes: &[String]) -> Res
         return Err(meta("use jwks or jwks_uri, not both"));
     }
     if let Some(u) = &m.jwks_uri {
-        if !uri_ok(u) {
-            return Err(meta("jwks_uri is not an absolute URI"));
+        // The server fetches it: over https only, so registration cannot aim the nodes at
+        // plain-http internal services (operators should still restrict outbound traffic).
+        if !uri_ok(u) || !u.starts_with("https://") {
+            return Err(meta("jwks_uri must be an absolute https URI"));
         }
     }
     if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && m.jwks_uri.is_none() {

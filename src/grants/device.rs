@@ -105,6 +105,7 @@ pub async fn poll(
     if client.dpop_bound && proof.is_none() {
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
     }
+    super::refresh::use_proof(app, proof.as_ref()).await?;
     let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
     let r = &app.cfg.refresh;
     let outcome = app

@@ -46,6 +46,20 @@ pub fn replay_entry(app: &App, proof: &Proof) -> ([u8; 32], i64) {
     )
 }
 
+/// Records a proof's `jti` for the grants whose store operation does not take it (client
+/// credentials, device polls, PAR); a replay is refused.
+pub async fn use_proof(app: &App, proof: Option<&Proof>) -> Result<(), OAuthError> {
+    let Some(p) = proof else {
+        return Ok(());
+    };
+    let (key, exp) = replay_entry(app, p);
+    match app.store.use_dpop_jti(key, exp).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(OAuthError::invalid_dpop_proof("DPoP proof jti has been used before")),
+        Err(_) => Err(OAuthError::server_error()),
+    }
+}
+
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant("refresh_token") {
         return Err(OAuthError::unauthorized_client(

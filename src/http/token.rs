@@ -174,18 +174,7 @@ pub async fn pushed_authorization(
         let p = read_params(&headers, body, Accept::Form).await?;
         let client = authenticated(&st, Some(addr), &headers, &p, "/oauth/pushed-authorization").await?;
         let proof = proof(&st, &headers, "POST", "/oauth/pushed-authorization", None).map_err(|f| f.into_oauth())?;
-        if let Some(pr) = &proof {
-            let (key, exp) = crate::grants::refresh::replay_entry(&st.app, pr);
-            if !st
-                .app
-                .store
-                .use_dpop_jti(key, exp)
-                .await
-                .map_err(|_| OAuthError::server_error())?
-            {
-                return Err(OAuthError::invalid_dpop_proof("DPoP proof jti has been used before"));
-            }
-        }
+        crate::grants::refresh::use_proof(&st.app, proof.as_ref()).await?;
         crate::grants::par::push(&st.app, &client, p.without(&["client_secret"]), proof.as_ref()).await
     }
     .await;

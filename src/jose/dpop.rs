@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The proof algorithms we accept (and advertise in `dpop_signing_alg_values_supported`).
-pub const ALGS: &[&str] = &["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+pub const ALGS: &[&str] = &["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 
 /// Longest `DPoP` header we read.
 const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -72,6 +72,37 @@ struct Claims {
     ath: Option<String>,
 }
 
+/// `alg: "Ed25519"` (RFC 9864's fully specified name for EdDSA over Ed25519, which current
+/// clients emit): verified with aws-lc-rs, since `jsonwebtoken` knows only `EdDSA`.
+fn verify_ed25519(proof: &str, jwk: &Value) -> Result<Claims, ProofError> {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+    let invalid = ProofError::Invalid;
+    if jwk.get("kty").and_then(Value::as_str) != Some("OKP")
+        || jwk.get("crv").and_then(Value::as_str) != Some("Ed25519")
+    {
+        return Err(invalid("DPoP proof alg Ed25519 needs an OKP Ed25519 jwk"));
+    }
+    let x = jwk
+        .get("x")
+        .and_then(Value::as_str)
+        .and_then(b64url_decode)
+        .filter(|k| k.len() == 32);
+    let x = x.ok_or(invalid("DPoP proof jwk is malformed"))?;
+    let (signed, sig) = proof
+        .rsplit_once('.')
+        .ok_or(invalid("DPoP proof is not a compact JWS"))?;
+    let sig = b64url_decode(sig).ok_or(invalid("DPoP proof signature is invalid"))?;
+    UnparsedPublicKey::new(&ED25519, &x)
+        .verify(signed.as_bytes(), &sig)
+        .map_err(|_| invalid("DPoP proof signature is invalid"))?;
+    let payload = signed
+        .split('.')
+        .nth(1)
+        .and_then(b64url_decode)
+        .ok_or(invalid("DPoP proof payload is malformed"))?;
+    serde_json::from_slice(&payload).map_err(|_| invalid("DPoP proof payload is malformed"))
+}
+
 /// Members that only a private (or symmetric) JWK has.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -120,7 +151,9 @@ pub fn check(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
     }
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if !ALGS.contains(&alg_name) {
-        return Err(Invalid("DPoP proof alg is not supported (asymmetric algorithms only)"));
+        return Err(Invalid(
+            "DPoP proof alg is not supported: use ES256, ES384, EdDSA (or Ed25519), RS256 or PS256",
+        ));
     }
     let jwk_value = header
         .get("jwk")
@@ -130,18 +163,22 @@ pub fn check(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
         return Err(Invalid("DPoP proof jwk must be a public key"));
     }
     let jkt = thumbprint(jwk_value).ok_or(Invalid("DPoP proof jwk is not a supported public key"))?;
-    let jwk: Jwk = serde_json::from_value(jwk_value.clone()).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
-    let alg: Algorithm = alg_name
-        .parse()
-        .map_err(|_| Invalid("DPoP proof alg is not supported"))?;
-    let mut v = Validation::new(alg);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(proof, &key, &v)
-        .map_err(|_| Invalid("DPoP proof signature is invalid"))?
-        .claims;
+    let claims = if alg_name == "Ed25519" {
+        verify_ed25519(proof, jwk_value)?
+    } else {
+        let jwk: Jwk = serde_json::from_value(jwk_value.clone()).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
+        let alg: Algorithm = alg_name
+            .parse()
+            .map_err(|_| Invalid("DPoP proof alg is not supported"))?;
+        let mut v = Validation::new(alg);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        jsonwebtoken::decode::<Claims>(proof, &key, &v)
+            .map_err(|_| Invalid("DPoP proof signature is invalid"))?
+            .claims
+    };
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
