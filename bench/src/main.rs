@@ -6,6 +6,13 @@
 //! each chain sends the refresh token its previous response returned. It prints throughput,
 //! p50/p90/p99 latency and the server's CPU time per refresh (from /proc), one row per
 //! concurrency level.
+//!
+//! With `--target peer` it drives the comparison peer instead: node-oidc-provider configured
+//! like autional (`bench/peer/server.mjs`, set up by `bench/peer/setup.sh`), with a durable
+//! SQLite or a constant-cost in-memory adapter (`--peer-adapter`). Its refresh tokens come from
+//! its own code flow (authorization request, the peer's auto-login/consent interaction, code
+//! exchange with PKCE) and its refreshes go to `POST /token` (form-encoded); everything else
+//! (chains, warm-up, durations, percentiles, /proc CPU of the server process) is the same.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -14,9 +21,46 @@ use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    /// autional (`autional serve`).
+    Autional,
+    /// node-oidc-provider (bench/peer/server.mjs).
+    Peer,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum PeerAdapter {
+    /// Durable: better-sqlite3, WAL, synchronous=FULL, every write committed before answering.
+    Sqlite,
+    /// Constant-cost in-memory Maps (not durable).
+    Memory,
+}
+
+impl PeerAdapter {
+    fn name(self) -> &'static str {
+        match self {
+            PeerAdapter::Sqlite => "sqlite",
+            PeerAdapter::Memory => "memory",
+        }
+    }
+}
+
 #[derive(Parser, Clone)]
-#[command(about = "Refresh-grant load generator for autional")]
+#[command(about = "Refresh-grant load generator for autional (and its node-oidc-provider peer)")]
 struct Args {
+    /// Which server to drive: autional, or the node-oidc-provider peer.
+    #[arg(long, value_enum, default_value = "autional")]
+    target: Target,
+    /// The peer's storage (with --target peer): sqlite (durable) or memory.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    peer_adapter: PeerAdapter,
+    /// The peer's directory (server.mjs and its node_modules, see bench/peer/setup.sh).
+    #[arg(long, default_value = "bench/peer")]
+    peer_dir: String,
+    /// The Node.js binary for the peer.
+    #[arg(long, default_value = "node")]
+    node: String,
     /// The server binary.
     #[arg(long, default_value = "target/release/autional")]
     server: String,
@@ -82,6 +126,61 @@ fn cli(args: &Args, db: &str, cmd: &[&str], stdin: &str) -> Result<Value> {
         bail!("autional {cmd:?} failed");
     }
     Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+}
+
+/// Starts the node-oidc-provider peer (pinned like autional when --pin is given).
+fn start_peer(args: &Args, db_path: &std::path::Path) -> Result<Node> {
+    use std::io::{BufRead, BufReader};
+    let script = std::path::Path::new(&args.peer_dir).join("server.mjs");
+    if !std::path::Path::new(&args.peer_dir)
+        .join("node_modules/oidc-provider")
+        .is_dir()
+    {
+        bail!("the peer is not set up: run {}/setup.sh", args.peer_dir);
+    }
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = match &args.pin {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu, &args.node]);
+            c
+        }
+        None => Command::new(&args.node),
+    };
+    let mut child = cmd
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .env("PEER_ADAPTER", args.peer_adapter.name())
+        .env("PEER_SQLITE_PATH", db_path)
+        .env("NODE_ENV", "production")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {} {}", args.node, script.display()))?;
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if !line.starts_with("listening on") {
+        let _ = child.kill();
+        bail!("peer did not start: {line}");
+    }
+    // Keep reading its stdout so that a late write never meets a closed pipe.
+    std::thread::spawn(move || {
+        for l in out.lines().map_while(Result::ok) {
+            eprintln!("peer: {l}");
+        }
+    });
+    Ok(Node { child, url })
+}
+
+/// The version of an npm package installed in the peer's node_modules.
+fn peer_package_version(args: &Args, name: &str) -> String {
+    let p = std::path::Path::new(&args.peer_dir).join(format!("node_modules/{name}/package.json"));
+    std::fs::read(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn start_node(args: &Args, db: &str, issuer: Option<&str>) -> Result<Node> {
@@ -245,6 +344,84 @@ async fn obtain_token(http: &reqwest::Client, base: &str, cookies: &str, scope: 
         .context("no refresh token")
 }
 
+/// The cookies a response sets, merged into `jar` (an empty value deletes the cookie).
+fn absorb_cookies(jar: &mut std::collections::BTreeMap<String, String>, r: &reqwest::Response) {
+    for v in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+        let pair = v.split(';').next().unwrap_or("");
+        if let Some((k, val)) = pair.split_once('=') {
+            if val.is_empty() {
+                jar.remove(k.trim());
+            } else {
+                jar.insert(k.trim().to_string(), val.to_string());
+            }
+        }
+    }
+}
+
+/// One refresh token from the peer through its real code flow with PKCE: the authorization
+/// request redirects to the peer's interaction, which signs in the fixed account and grants
+/// the scope through node-oidc-provider's API, then back to the authorization endpoint, which
+/// redirects to the client with a code. A fresh cookie jar per token gives every chain its own
+/// grant, as autional's code exchange starts a new refresh family.
+async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str) -> Result<String> {
+    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let redirect = "http://127.0.0.1:9/cb";
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "bench")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", scope)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        // node-oidc-provider drops offline_access unless the prompt includes consent.
+        .append_pair("prompt", "consent")
+        .finish();
+    let mut jar = std::collections::BTreeMap::new();
+    let mut url = url::Url::parse(&format!("{base}/auth?{q}"))?;
+    let mut code = None;
+    for _ in 0..8 {
+        let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let r = http.get(url.clone()).header("cookie", cookie.join("; ")).send().await?;
+        absorb_cookies(&mut jar, &r);
+        if !r.status().is_redirection() {
+            bail!(
+                "peer authorization stopped at {} {url}: {}",
+                r.status(),
+                r.text().await?
+            );
+        }
+        url = url.join(&location(&r)?)?;
+        if url.as_str().starts_with(redirect) {
+            code = url
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned());
+            break;
+        }
+    }
+    let code = code.with_context(|| format!("no code from the peer (last redirect {url})"))?;
+    let t: Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", "bench"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    t["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no refresh token from the peer: {t}"))
+}
+
 fn rand_bytes() -> [u8; 32] {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("rng");
@@ -273,7 +450,12 @@ async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, 
         let after: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
         after - before
     });
-    let urls: Vec<String> = nodes.iter().map(|n| format!("{}/oauth/refresh", n.url)).collect();
+    let path = match args.target {
+        Target::Autional => "/oauth/refresh",
+        Target::Peer => "/token",
+    };
+    let target = args.target;
+    let urls: Vec<String> = nodes.iter().map(|n| format!("{}{path}", n.url)).collect();
     let tasks = tokens.into_iter().enumerate().map(|(i, mut rt)| {
         let http = http.clone();
         let url = urls[i % urls.len()].clone();
@@ -285,11 +467,17 @@ async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, 
                 if t0 >= end {
                     break;
                 }
-                let r = http
-                    .post(&url)
-                    .json(&json!({"refresh_token": rt, "client_id": "bench"}))
-                    .send()
-                    .await;
+                let req = match target {
+                    Target::Autional => http
+                        .post(&url)
+                        .json(&json!({"refresh_token": rt, "client_id": "bench"})),
+                    Target::Peer => http.post(&url).form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", rt.as_str()),
+                        ("client_id", "bench"),
+                    ]),
+                };
+                let r = req.send().await;
                 let body: Option<Value> = match r {
                     Ok(r) if r.status() == 200 => r.json().await.ok(),
                     _ => None,
@@ -337,15 +525,10 @@ fn pct(v: &[u32], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    if args.dpop {
-        bail!("--dpop: the server does not implement DPoP yet (issue 4); this flag is reserved for it");
-    }
-    let dir = tempfile::tempdir()?;
-    let (db, _pg_guard) = match args.backend.as_str() {
-        "sqlite" => (format!("sqlite://{}/bench.db", dir.path().display()), None),
+/// Starts autional on a fresh database with the bench's user and public client.
+fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Option<PgGuard>)> {
+    let (db, pg_guard) = match args.backend.as_str() {
+        "sqlite" => (format!("sqlite://{}/bench.db", dir.display()), None),
         "postgres" => {
             let name = format!("bench_{}", std::process::id());
             let admin = args.pg_url.clone();
@@ -361,13 +544,13 @@ async fn main() -> Result<()> {
         bail!("--nodes > 1 needs --backend postgres");
     }
     cli(
-        &args,
+        args,
         &db,
         &["user", "create", "--username", "bench", "--password-stdin"],
         "bench-password",
     )?;
     cli(
-        &args,
+        args,
         &db,
         &[
             "client",
@@ -382,22 +565,59 @@ async fn main() -> Result<()> {
         ],
         "",
     )?;
-    let first = start_node(&args, &db, None)?;
+    let first = start_node(args, &db, None)?;
     let issuer = first.url.clone();
     let mut nodes = vec![first];
     for _ in 1..args.nodes {
-        nodes.push(start_node(&args, &db, Some(&issuer))?);
+        nodes.push(start_node(args, &db, Some(&issuer))?);
     }
+    Ok((nodes, pg_guard))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.dpop {
+        bail!("--dpop: the server does not implement DPoP yet (issue 4); this flag is reserved for it");
+    }
+    let dir = tempfile::tempdir()?;
+    let (nodes, _pg_guard) = match args.target {
+        Target::Autional => start_autional(&args, dir.path())?,
+        Target::Peer => {
+            if args.nodes > 1 || args.backend != "sqlite" {
+                bail!("--target peer runs one process; its storage is chosen with --peer-adapter");
+            }
+            (vec![start_peer(&args, &dir.path().join("peer.db"))?], None)
+        }
+    };
+    let issuer = nodes[0].url.clone();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(1024)
         .build()?;
-    let cookies = sign_in(&http, &issuer).await?;
+    let cookies = match args.target {
+        Target::Autional => sign_in(&http, &issuer).await?,
+        Target::Peer => String::new(),
+    };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let what = match args.target {
+        Target::Autional => format!("target=autional backend={} nodes={}", args.backend, args.nodes),
+        Target::Peer => format!(
+            "target=peer (node-oidc-provider {}, better-sqlite3 {}, node {}) adapter={}",
+            peer_package_version(&args, "oidc-provider"),
+            peer_package_version(&args, "better-sqlite3"),
+            Command::new(&args.node)
+                .arg("--version")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default(),
+            args.peer_adapter.name()
+        ),
+    };
     println!(
-        "# autional refresh benchmark: backend={} nodes={} pin={} scope=\"{}\" warmup={}s duration={}s cpus={}",
-        args.backend,
-        args.nodes,
+        "# autional refresh benchmark: {what} pin={} scope=\"{}\" warmup={}s duration={}s cpus={}",
         args.pin.as_deref().unwrap_or("none"),
         args.scope,
         args.warmup,
@@ -409,7 +629,10 @@ async fn main() -> Result<()> {
     for &c in &args.concurrency {
         let mut tokens = Vec::with_capacity(c);
         for _ in 0..c {
-            tokens.push(obtain_token(&http, &issuer, &cookies, &args.scope).await?);
+            tokens.push(match args.target {
+                Target::Autional => obtain_token(&http, &issuer, &cookies, &args.scope).await?,
+                Target::Peer => obtain_token_peer(&http, &issuer, &args.scope).await?,
+            });
         }
         let l = run_level(&http, &nodes, tokens, &args).await?;
         let rate = l.ok as f64 / l.seconds;
