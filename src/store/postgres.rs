@@ -180,6 +180,20 @@ fn device_row(r: &Row) -> DeviceCode {
     }
 }
 
+const SESSION_COLS: &str = "id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent";
+
+fn session_row(r: &Row) -> Session {
+    Session {
+        id: r.get(0),
+        token_hash: r.get(1),
+        user_id: r.get(2),
+        auth_time: r.get(3),
+        expires_at_ms: r.get(4),
+        ended_at_ms: r.get(5),
+        user_agent: r.get(6),
+    }
+}
+
 fn code_row(r: &Row) -> AuthCode {
     AuthCode {
         hash: r.get(0),
@@ -673,17 +687,9 @@ impl Store for PgStore {
     async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>> {
         let c = self.conn().await?;
         let st = c
-            .prepare_cached("SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE token_hash = $1")
+            .prepare_cached(&format!("SELECT {SESSION_COLS} FROM sessions WHERE token_hash = $1"))
             .await?;
-        Ok(c.query_opt(&st, &[&&token_hash[..]]).await?.map(|r| Session {
-            id: r.get(0),
-            token_hash: r.get(1),
-            user_id: r.get(2),
-            auth_time: r.get(3),
-            expires_at_ms: r.get(4),
-            ended_at_ms: r.get(5),
-            user_agent: r.get(6),
-        }))
+        Ok(c.query_opt(&st, &[&&token_hash[..]]).await?.as_ref().map(session_row))
     }
 
     async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64> {
@@ -709,22 +715,11 @@ impl Store for PgStore {
             .conn()
             .await?
             .query(
-                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC",
+                &format!("SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC"),
                 &[&user_id],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Session {
-                id: r.get(0),
-                token_hash: r.get(1),
-                user_id: r.get(2),
-                auth_time: r.get(3),
-                expires_at_ms: r.get(4),
-                ended_at_ms: r.get(5),
-                user_agent: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(session_row).collect())
     }
 
     async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {

@@ -394,6 +394,20 @@ fn poll(conn: &Connection, req: &PollDevice) -> Result<DeviceOutcome> {
     Ok(DeviceOutcome::Poll(p))
 }
 
+const SESSION_COLS: &str = "id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent";
+
+fn session_row(r: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        token_hash: r.get(1)?,
+        user_id: r.get(2)?,
+        auth_time: r.get(3)?,
+        expires_at_ms: r.get(4)?,
+        ended_at_ms: r.get(5)?,
+        user_agent: r.get(6)?,
+    })
+}
+
 fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
     Ok(AuthCode {
         hash: r.get(0)?,
@@ -956,21 +970,11 @@ impl Store for SqliteStore {
 
     async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE token_hash = ?1",
-            )?
-            .query_row([&token_hash[..]], |r| {
-                Ok(Session {
-                    id: r.get(0)?,
-                    token_hash: r.get(1)?,
-                    user_id: r.get(2)?,
-                    auth_time: r.get(3)?,
-                    expires_at_ms: r.get(4)?,
-                    ended_at_ms: r.get(5)?,
-                    user_agent: r.get(6)?,
-                })
-            })
-            .optional()?)
+            Ok(
+                c.prepare_cached(&format!("SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?1"))?
+                    .query_row([&token_hash[..]], session_row)
+                    .optional()?,
+            )
         })
         .await
     }
@@ -994,21 +998,9 @@ impl Store for SqliteStore {
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
         let id = user_id.to_string();
         self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, token_hash, user_id, auth_time, expires_at_ms, ended_at_ms, user_agent FROM sessions WHERE user_id = ?1 AND ended_at_ms IS NULL ORDER BY auth_time DESC",
-            )?;
+            let mut st = c.prepare_cached(&format!("SELECT {SESSION_COLS} FROM sessions WHERE user_id = ?1 AND ended_at_ms IS NULL ORDER BY auth_time DESC"))?;
             let rows = st
-                .query_map([id], |r| {
-                    Ok(Session {
-                        id: r.get(0)?,
-                        token_hash: r.get(1)?,
-                        user_id: r.get(2)?,
-                        auth_time: r.get(3)?,
-                        expires_at_ms: r.get(4)?,
-                        ended_at_ms: r.get(5)?,
-                        user_agent: r.get(6)?,
-                    })
-                })?
+                .query_map([id], session_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
