@@ -88,7 +88,7 @@ struct Args {
     /// Scope of the grants (with `openid` an ID token is re-issued on every refresh).
     #[arg(long, default_value = "openid offline_access")]
     scope: String,
-    /// DPoP-bound refreshes (not available until the server implements DPoP).
+    /// DPoP-bound refreshes: each chain has its own ES256 key; every refresh sends a fresh proof.
     #[arg(long)]
     dpop: bool,
 }
@@ -288,7 +288,13 @@ async fn sign_in(http: &reqwest::Client, base: &str) -> Result<String> {
 }
 
 /// One refresh token through the real code flow with PKCE.
-async fn obtain_token(http: &reqwest::Client, base: &str, cookies: &str, scope: &str) -> Result<String> {
+async fn obtain_token(
+    http: &reqwest::Client,
+    base: &str,
+    cookies: &str,
+    scope: &str,
+    key: Option<&DpopKey>,
+) -> Result<String> {
     let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
@@ -325,8 +331,12 @@ async fn obtain_token(http: &reqwest::Client, base: &str, cookies: &str, scope: 
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .context("no code")?;
-    let t: Value = http
-        .post(format!("{base}/oauth/token"))
+    let mut req = http.post(format!("{base}/oauth/token"));
+    if let Some(k) = key {
+        // The public client's family is bound to this key from the first proof on.
+        req = req.header("DPoP", k.proof("POST", &format!("{base}/oauth/token")));
+    }
+    let t: Value = req
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -422,6 +432,47 @@ async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str) -> R
         .with_context(|| format!("no refresh token from the peer: {t}"))
 }
 
+/// A client's DPoP key (ES256) and the proofs it signs (RFC 9449 §4.2).
+struct DpopKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    /// base64url of the proof header, which never changes for one key.
+    header: String,
+}
+
+impl DpopKey {
+    fn new() -> Result<DpopKey> {
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow::anyhow!("keygen"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .map_err(|_| anyhow::anyhow!("key"))?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = pair.public_key().as_ref().to_vec();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256",
+            "jwk": {"kty": "EC", "crv": "P-256", "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}});
+        Ok(DpopKey {
+            pair,
+            header: b64.encode(header.to_string()),
+        })
+    }
+
+    fn proof(&self, htm: &str, htu: &str) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = json!({"jti": b64.encode(&rand_bytes()[..16]), "htm": htm, "htu": htu, "iat": iat});
+        let input = format!("{}.{}", self.header, b64.encode(claims.to_string()));
+        let sig = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .expect("sign");
+        format!("{input}.{}", b64.encode(sig.as_ref()))
+    }
+}
+
 fn rand_bytes() -> [u8; 32] {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("rng");
@@ -437,7 +488,12 @@ struct Level {
 }
 
 /// C chains for warm-up + duration; returns the measured part.
-async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, args: &Args) -> Result<Level> {
+async fn run_level(
+    http: &reqwest::Client,
+    nodes: &[Node],
+    tokens: Vec<(String, Option<std::sync::Arc<DpopKey>>)>,
+    args: &Args,
+) -> Result<Level> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
     let end = measure_from + Duration::from_secs(args.duration);
@@ -456,9 +512,12 @@ async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, 
     };
     let target = args.target;
     let urls: Vec<String> = nodes.iter().map(|n| format!("{}{path}", n.url)).collect();
-    let tasks = tokens.into_iter().enumerate().map(|(i, mut rt)| {
+    // Every process shares the first one's issuer, so proofs name its URL.
+    let htu = format!("{}{path}", nodes[0].url);
+    let tasks = tokens.into_iter().enumerate().map(|(i, (mut rt, key))| {
         let http = http.clone();
         let url = urls[i % urls.len()].clone();
+        let htu = htu.clone();
         async move {
             let mut lat = Vec::with_capacity(1 << 16);
             let (mut ok, mut errors) = (0u64, 0u64);
@@ -468,9 +527,15 @@ async fn run_level(http: &reqwest::Client, nodes: &[Node], tokens: Vec<String>, 
                     break;
                 }
                 let req = match target {
-                    Target::Autional => http
-                        .post(&url)
-                        .json(&json!({"refresh_token": rt, "client_id": "bench"})),
+                    Target::Autional => {
+                        let r = http
+                            .post(&url)
+                            .json(&json!({"refresh_token": rt, "client_id": "bench"}));
+                        match &key {
+                            Some(k) => r.header("DPoP", k.proof("POST", &htu)),
+                            None => r,
+                        }
+                    }
                     Target::Peer => http.post(&url).form(&[
                         ("grant_type", "refresh_token"),
                         ("refresh_token", rt.as_str()),
@@ -577,8 +642,8 @@ fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Opti
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.dpop {
-        bail!("--dpop: the server does not implement DPoP yet (issue 4); this flag is reserved for it");
+    if args.dpop && matches!(args.target, Target::Peer) {
+        bail!("--dpop is implemented for --target autional only (the peer's DPoP rows are still to do)");
     }
     let dir = tempfile::tempdir()?;
     let (nodes, _pg_guard) = match args.target {
@@ -601,7 +666,10 @@ async fn main() -> Result<()> {
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let what = match args.target {
-        Target::Autional => format!("target=autional backend={} nodes={}", args.backend, args.nodes),
+        Target::Autional => format!(
+            "target=autional backend={} nodes={} dpop={}",
+            args.backend, args.nodes, args.dpop
+        ),
         Target::Peer => format!(
             "target=peer (node-oidc-provider {}, better-sqlite3 {}, node {}) adapter={}",
             peer_package_version(&args, "oidc-provider"),
@@ -629,10 +697,16 @@ async fn main() -> Result<()> {
     for &c in &args.concurrency {
         let mut tokens = Vec::with_capacity(c);
         for _ in 0..c {
-            tokens.push(match args.target {
-                Target::Autional => obtain_token(&http, &issuer, &cookies, &args.scope).await?,
+            let key = if args.dpop {
+                Some(std::sync::Arc::new(DpopKey::new()?))
+            } else {
+                None
+            };
+            let rt = match args.target {
+                Target::Autional => obtain_token(&http, &issuer, &cookies, &args.scope, key.as_deref()).await?,
                 Target::Peer => obtain_token_peer(&http, &issuer, &args.scope).await?,
-            });
+            };
+            tokens.push((rt, key));
         }
         let l = run_level(&http, &nodes, tokens, &args).await?;
         let rate = l.ok as f64 / l.seconds;
