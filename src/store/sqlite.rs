@@ -34,6 +34,9 @@ pub struct SqliteStore {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Query-planner stability: without it this build (STAT4) marks statements to be re-parsed
+    // and re-planned whenever a bound value changes, i.e. on every refresh.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
