@@ -188,6 +188,71 @@ pub struct SweepPolicy {
     pub audit_retention_ms: i64,
 }
 
+/// Which cut-off a sweep rule compares with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cutoff {
+    /// Expired now.
+    Now,
+    /// Ended longer ago than `SweepPolicy::retention_ms`.
+    Retention,
+    /// Older than `SweepPolicy::audit_retention_ms`.
+    Audit,
+}
+
+impl Cutoff {
+    pub fn at(self, now_ms: i64, p: SweepPolicy) -> i64 {
+        match self {
+            Cutoff::Now => now_ms,
+            Cutoff::Retention => now_ms - p.retention_ms,
+            Cutoff::Audit => now_ms - p.audit_retention_ms,
+        }
+    }
+}
+
+/// The sweeper's simple deletions, shared by both backends: table, key column, the condition
+/// on the cut-off (`{cut}`), and which cut-off. (Families go with their tokens, separately.)
+pub const SWEPT: &[(&str, &str, &str, Cutoff)] = &[
+    ("codes", "hash", "expires_at_ms < {cut}", Cutoff::Retention),
+    (
+        "sessions",
+        "id",
+        "expires_at_ms < {cut} OR ended_at_ms < {cut}",
+        Cutoff::Retention,
+    ),
+    ("revoked_access_tokens", "jti", "expires_at_ms < {cut}", Cutoff::Now),
+    ("audit_events", "id", "at_ms < {cut}", Cutoff::Audit),
+    ("dpop_jtis", "key", "expires_at_ms < {cut}", Cutoff::Now),
+    ("par_requests", "hash", "expires_at_ms < {cut}", Cutoff::Retention),
+    (
+        "device_codes",
+        "device_hash",
+        "expires_at_ms < {cut}",
+        Cutoff::Retention,
+    ),
+];
+
+/// `DELETE … WHERE key IN (SELECT key … LIMIT n)` for one rule, with the backend's placeholders.
+pub fn sweep_sql(table: &str, key: &str, cond: &str, cut: &str, limit: &str) -> String {
+    let cond = cond.replace("{cut}", cut);
+    format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {limit})")
+}
+
+impl SweepReport {
+    /// Records `n` rows deleted from `table`.
+    pub fn count(&mut self, table: &str, n: u64) {
+        match table {
+            "codes" => self.codes += n,
+            "sessions" => self.sessions += n,
+            "revoked_access_tokens" => self.revoked_access_tokens += n,
+            "audit_events" => self.audit_events += n,
+            "dpop_jtis" => self.dpop_jtis += n,
+            "par_requests" => self.par_requests += n,
+            "device_codes" => self.device_codes += n,
+            _ => {}
+        }
+    }
+}
+
 /// Rows the sweeper deletes per table in one transaction, so that a large backlog never holds
 /// the writer (or row locks) for long.
 pub const SWEEP_CHUNK: u64 = 500;

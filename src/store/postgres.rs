@@ -1060,24 +1060,16 @@ impl Store for PgStore {
 
     async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
         let old = now_ms - policy.retention_ms;
-        let audit_before = now_ms - policy.audit_retention_ms;
         let n = SWEEP_CHUNK as i64;
         let mut total = SweepReport::default();
         loop {
             let mut c = self.conn().await?;
             let tx = c.transaction().await?;
-            let codes = tx
-                .execute(
-                    "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at_ms < $1 LIMIT $2)",
-                    &[&old, &n],
-                )
-                .await?;
-            let sessions = tx
-                .execute(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at_ms < $1 OR ended_at_ms < $1 LIMIT $2)",
-                    &[&old, &n],
-                )
-                .await?;
+            let mut r = SweepReport::default();
+            for (table, key, cond, cutoff) in SWEPT {
+                let sql = sweep_sql(table, key, cond, "$1", "$2");
+                r.count(table, tx.execute(&sql, &[&cutoff.at(now_ms, policy), &n]).await?);
+            }
             let dead: Vec<String> = tx
                 .query(
                     "SELECT id FROM families WHERE absolute_expires_at_ms < $1 UNION SELECT id FROM families WHERE revoked_at_ms < $2 LIMIT $3",
@@ -1087,52 +1079,12 @@ impl Store for PgStore {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let refresh_tokens = tx
+            r.refresh_tokens = tx
                 .execute("DELETE FROM refresh_tokens WHERE family_id = ANY($1)", &[&dead])
                 .await?;
             tx.execute("DELETE FROM families WHERE id = ANY($1)", &[&dead]).await?;
-            let revoked_access_tokens = tx
-                .execute(
-                    "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at_ms < $1 LIMIT $2)",
-                    &[&now_ms, &n],
-                )
-                .await?;
-            let audit_events = tx
-                .execute(
-                    "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < $1 LIMIT $2)",
-                    &[&audit_before, &n],
-                )
-                .await?;
-            let dpop_jtis = tx
-                .execute(
-                    "DELETE FROM dpop_jtis WHERE key IN (SELECT key FROM dpop_jtis WHERE expires_at_ms < $1 LIMIT $2)",
-                    &[&now_ms, &n],
-                )
-                .await?;
-            let par_requests = tx
-                .execute(
-                    "DELETE FROM par_requests WHERE hash IN (SELECT hash FROM par_requests WHERE expires_at_ms < $1 LIMIT $2)",
-                    &[&old, &n],
-                )
-                .await?;
-            let device_codes = tx
-                .execute(
-                    "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at_ms < $1 LIMIT $2)",
-                    &[&old, &n],
-                )
-                .await?;
+            r.families = dead.len() as u64;
             tx.commit().await?;
-            let r = SweepReport {
-                codes,
-                sessions,
-                families: dead.len() as u64,
-                refresh_tokens,
-                revoked_access_tokens,
-                audit_events,
-                dpop_jtis,
-                par_requests,
-                device_codes,
-            };
             total.add(r);
             if !r.full() {
                 return Ok(total);

@@ -581,58 +581,28 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
 fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
     let old = now_ms - policy.retention_ms;
     let n = SWEEP_CHUNK as i64;
-    let codes = c.execute(
-        "DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at_ms < ?1 LIMIT ?2)",
-        params![old, n],
-    )? as u64;
-    let sessions = c.execute(
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1 LIMIT ?2)",
-        params![old, n],
-    )? as u64;
+    let mut r = SweepReport::default();
+    for (table, key, cond, cutoff) in SWEPT {
+        let sql = sweep_sql(table, key, cond, "?1", "?2");
+        r.count(
+            table,
+            c.prepare_cached(&sql)?.execute(params![cutoff.at(now_ms, policy), n])? as u64,
+        );
+    }
     let dead: Vec<String> = c
         .prepare_cached(
             "SELECT id FROM families WHERE absolute_expires_at_ms < ?1 UNION SELECT id FROM families WHERE revoked_at_ms < ?2 LIMIT ?3",
         )?
         .query_map(params![now_ms, old, n], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut refresh_tokens = 0;
     for id in &dead {
-        refresh_tokens += c
+        r.refresh_tokens += c
             .prepare_cached("DELETE FROM refresh_tokens WHERE family_id = ?1")?
             .execute([id])? as u64;
         c.prepare_cached("DELETE FROM families WHERE id = ?1")?.execute([id])?;
     }
-    let revoked_access_tokens = c.execute(
-        "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at_ms < ?1 LIMIT ?2)",
-        params![now_ms, n],
-    )? as u64;
-    let audit_events = c.execute(
-        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at_ms < ?1 LIMIT ?2)",
-        params![now_ms - policy.audit_retention_ms, n],
-    )? as u64;
-    let dpop_jtis = c.execute(
-        "DELETE FROM dpop_jtis WHERE key IN (SELECT key FROM dpop_jtis WHERE expires_at_ms < ?1 LIMIT ?2)",
-        params![now_ms, n],
-    )? as u64;
-    let par_requests = c.execute(
-        "DELETE FROM par_requests WHERE hash IN (SELECT hash FROM par_requests WHERE expires_at_ms < ?1 LIMIT ?2)",
-        params![old, n],
-    )? as u64;
-    let device_codes = c.execute(
-        "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at_ms < ?1 LIMIT ?2)",
-        params![old, n],
-    )? as u64;
-    Ok(SweepReport {
-        codes,
-        sessions,
-        families: dead.len() as u64,
-        refresh_tokens,
-        revoked_access_tokens,
-        audit_events,
-        dpop_jtis,
-        par_requests,
-        device_codes,
-    })
+    r.families = dead.len() as u64;
+    Ok(r)
 }
 
 #[async_trait]
