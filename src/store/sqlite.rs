@@ -64,6 +64,11 @@ impl SqliteStore {
         }
         let conn = Connection::open(path)
             .map_err(|e| anyhow::anyhow!("cannot open SQLite database {}: {e}", path.display()))?;
+        // 1 KiB pages for a new database: a rotation dirties three pages (its family row, a
+        // token leaf, an index leaf), and every dirty page is written to the WAL whole, so small
+        // pages cut the bytes per commit (measured +25 % refreshes/s against 4 KiB). No effect
+        // on an existing database.
+        conn.pragma_update(None, "page_size", 1024)?;
         configure(&conn)?;
         // Checkpoints run on their own connection so they never sit inside a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
