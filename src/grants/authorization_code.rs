@@ -2,15 +2,15 @@
 //! is checked and consumed, and its token family created, in one store transaction; a replayed
 //! code revokes what its first use issued.
 
-use super::refresh::replay_entry;
+use super::refresh::{new_family, replay_entry};
 use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::Client;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
-use crate::store::{NewFamily, RedeemCode, RedeemOutcome};
-use crate::util::{now_ms, random_id, sha256};
+use crate::store::{RedeemCode, RedeemOutcome};
+use crate::util::{now_ms, sha256};
 
 pub struct CodeInput<'a> {
     pub code: &'a str,
@@ -37,7 +37,6 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         }
     }
     let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
-    let r = &app.cfg.refresh;
     let outcome = app
         .store
         .redeem_code(RedeemCode {
@@ -48,25 +47,13 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             redirect_uri: input.redirect_uri.map(str::to_owned),
             code_verifier: input.code_verifier.map(str::to_owned),
             now_ms: now_ms(),
-            family: NewFamily {
-                id: random_id(),
-                refresh_hash: refresh.as_ref().map(|(_, h)| *h),
-                idle_ttl_ms: client
-                    .refresh_idle_ttl_s
-                    .map(|s| s * 1000)
-                    .unwrap_or(r.idle_ttl.as_ms()),
-                absolute_ttl_ms: client
-                    .refresh_absolute_ttl_s
-                    .map(|s| s * 1000)
-                    .unwrap_or(r.absolute_ttl.as_ms()),
-                // A public client's family is bound to its first proof's key (RFC 9449 §5).
-                dpop_jkt: input
-                    .proof
-                    .as_ref()
-                    .filter(|_| client.is_public())
-                    .map(|p| p.jkt.clone()),
-                user_agent: input.user_agent.map(|s| s.chars().take(256).collect()),
-            },
+            family: new_family(
+                app,
+                client,
+                refresh.as_ref().map(|(_, h)| *h),
+                input.proof.as_ref(),
+                input.user_agent,
+            ),
         })
         .await
         .map_err(|e| {

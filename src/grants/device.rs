@@ -2,7 +2,7 @@
 //! on `/oauth/device` (see `http::device`), and the device polls the token endpoint, told to wait
 //! (`authorization_pending`), slow down, or that it was denied or expired, until tokens come.
 
-use super::refresh::policy;
+use super::refresh::new_family;
 use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::device::{self, Poll};
@@ -10,8 +10,8 @@ use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, DeviceCode};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
-use crate::store::{DeviceOutcome, NewFamily, PollDevice, StoreError};
-use crate::util::{now_ms, random_id, random_token, sha256};
+use crate::store::{DeviceOutcome, PollDevice, StoreError};
+use crate::util::{now_ms, random_token, sha256};
 use serde::Serialize;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -107,24 +107,19 @@ pub async fn poll(
     }
     super::refresh::use_proof(app, proof.as_ref()).await?;
     let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
-    let r = &app.cfg.refresh;
     let outcome = app
         .store
         .poll_device(PollDevice {
             device_hash: sha256(device_code.as_bytes()),
             client_id: client.id.clone(),
             now_ms: now_ms(),
-            family: NewFamily {
-                id: random_id(),
-                refresh_hash: refresh.as_ref().map(|(_, h)| *h),
-                idle_ttl_ms: policy(app, client).idle_ttl_ms,
-                absolute_ttl_ms: client
-                    .refresh_absolute_ttl_s
-                    .map(|s| s * 1000)
-                    .unwrap_or(r.absolute_ttl.as_ms()),
-                dpop_jkt: proof.as_ref().filter(|_| client.is_public()).map(|p| p.jkt.clone()),
-                user_agent: user_agent.map(|s| s.chars().take(256).collect()),
-            },
+            family: new_family(
+                app,
+                client,
+                refresh.as_ref().map(|(_, h)| *h),
+                proof.as_ref(),
+                user_agent,
+            ),
         })
         .await
         .map_err(|_| OAuthError::server_error())?;

@@ -13,7 +13,7 @@ use crate::domain::model::Client;
 use crate::domain::rar;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
-use crate::store::{RotateOutcome, RotateRequest};
+use crate::store::{NewFamily, RotateOutcome, RotateRequest};
 use crate::util::{now_ms, sha256};
 
 pub struct RefreshInput<'a> {
@@ -30,10 +30,41 @@ pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
     RefreshPolicy {
         grace_ms: i64::from(r.reuse_grace_seconds) * 1000,
         grace_count: i64::from(r.reuse_grace_count),
-        idle_ttl_ms: client
-            .refresh_idle_ttl_s
-            .map(|s| s * 1000)
-            .unwrap_or(r.idle_ttl.as_ms()),
+        idle_ttl_ms: ttls(app, client).0,
+    }
+}
+
+/// The refresh lifetimes for `client` (per-client overrides, else config), milliseconds.
+fn ttls(app: &App, client: &Client) -> (i64, i64) {
+    let r = &app.cfg.refresh;
+    let idle = client
+        .refresh_idle_ttl_s
+        .map(|s| s * 1000)
+        .unwrap_or(r.idle_ttl.as_ms());
+    let absolute = client
+        .refresh_absolute_ttl_s
+        .map(|s| s * 1000)
+        .unwrap_or(r.absolute_ttl.as_ms());
+    (idle, absolute)
+}
+
+/// The family a grant of `client` starts (code exchange, device poll): its lifetimes, and — for
+/// a public client — the key of its first DPoP proof (RFC 9449 §5).
+pub fn new_family(
+    app: &App,
+    client: &Client,
+    refresh_hash: Option<[u8; 32]>,
+    proof: Option<&Proof>,
+    user_agent: Option<&str>,
+) -> NewFamily {
+    let (idle_ttl_ms, absolute_ttl_ms) = ttls(app, client);
+    NewFamily {
+        id: crate::util::random_id(),
+        refresh_hash,
+        idle_ttl_ms,
+        absolute_ttl_ms,
+        dpop_jkt: proof.filter(|_| client.is_public()).map(|p| p.jkt.clone()),
+        user_agent: user_agent.map(|s| s.chars().take(256).collect()),
     }
 }
 

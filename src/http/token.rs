@@ -61,7 +61,17 @@ pub(super) async fn authenticated(
     p: &crate::params::Params,
     path: &str,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
-    let mut creds = credentials(headers, p)?;
+    authenticate_credentials(st, addr, headers, credentials(headers, p)?, path).await
+}
+
+/// [`authenticated`] for credentials already read from the request.
+async fn authenticate_credentials(
+    st: &AppState,
+    addr: Option<SocketAddr>,
+    headers: &HeaderMap,
+    mut creds: crate::grants::client_auth::ClientCredentials,
+    path: &str,
+) -> Result<std::sync::Arc<Client>, OAuthError> {
     creds.endpoint = format!("{}{path}", st.app.cfg.issuer);
     if let Some(addr) = addr {
         st.limits.check_token(
@@ -149,10 +159,13 @@ async fn refresh_inner(
         }
     }
     let refresh_token = p.required("refresh_token")?;
-    if credentials(headers, &p)?.claimed_id().is_none() {
+    // Credentials are read once: the SPEC's `invalid_request` for a missing client_id here,
+    // then the same credentials authenticate.
+    let creds = credentials(headers, &p)?;
+    if creds.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    let client = authenticated(st, Some(addr), headers, &p, "/oauth/refresh").await?;
+    let client = authenticate_credentials(st, Some(addr), headers, creds, "/oauth/refresh").await?;
     let input = RefreshInput {
         refresh_token,
         scope: p.get("scope")?,
