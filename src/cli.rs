@@ -94,6 +94,12 @@ struct ClientCreate {
     /// Require pushed authorization requests (PAR) for this client.
     #[arg(long)]
     require_par: bool,
+    /// This client's `refresh.idle_ttl` (SPEC §4 rule 4), e.g. `1h`.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    refresh_idle_ttl: Option<crate::config::Dur>,
+    /// This client's `refresh.absolute_ttl`, e.g. `30d`.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    refresh_absolute_ttl: Option<crate::config::Dur>,
     #[arg(long)]
     client_id: Option<String>,
 }
@@ -317,6 +323,13 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                     );
                 }
             }
+            if [a.refresh_idle_ttl, a.refresh_absolute_ttl]
+                .iter()
+                .flatten()
+                .any(|d| d.as_secs() == 0)
+            {
+                anyhow::bail!("--refresh-idle-ttl and --refresh-absolute-ttl must be greater than zero");
+            }
             if method == AuthMethod::PrivateKeyJwt && a.jwks.is_none() && a.jwks_uri.is_none() {
                 anyhow::bail!("--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL");
             }
@@ -370,8 +383,8 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
                 registration_token_hash: None,
                 jwks,
-                refresh_idle_ttl_s: None,
-                refresh_absolute_ttl_s: None,
+                refresh_idle_ttl_s: a.refresh_idle_ttl.map(|d| d.as_secs()),
+                refresh_absolute_ttl_s: a.refresh_absolute_ttl.map(|d| d.as_secs()),
                 created_at_ms: now_ms(),
             };
             store.insert_client(client).await.map_err(|e| match e {

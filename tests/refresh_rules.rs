@@ -259,6 +259,46 @@ async fn rule4_lifetimes_idle_is_sliding() {
 }
 
 #[tokio::test]
+async fn rule4_lifetimes_per_client_overrides() {
+    let s = Server::start(&[]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "Short",
+        "--redirect-uri",
+        common::REDIRECT,
+        "--public",
+        "--client-id",
+        "short",
+        "--refresh-idle-ttl",
+        "2s",
+        "--refresh-absolute-ttl",
+        "1h",
+    ]);
+    let (short, _) = s.tokens("short", SCOPE).await;
+    let (long, _) = s.tokens("pub", SCOPE).await;
+    let auth_time = claims(short["id_token"].as_str().unwrap())["auth_time"]
+        .as_i64()
+        .unwrap();
+    let abs = s.scalar_i64("SELECT absolute_expires_at_ms FROM families WHERE client_id = 'short'");
+    assert_eq!(
+        abs,
+        auth_time * 1000 + 3_600_000,
+        "the client's absolute_ttl, from the sign-in"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // The client's idle lifetime (2 s) has passed; the default one (14 d) has not.
+    err(
+        s.refresh("short", short["refresh_token"].as_str().unwrap()).await,
+        401,
+        "invalid_grant",
+    )
+    .await;
+    ok_json(s.refresh("pub", long["refresh_token"].as_str().unwrap()).await).await;
+}
+
+#[tokio::test]
 async fn rule4_lifetimes_absolute_counts_from_sign_in_and_rotation_never_extends() {
     let s = Server::start(&[("AUTIONAL_REFRESH__ABSOLUTE_TTL", "3s")]).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
