@@ -53,7 +53,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ClientCmd {
     /// Register a client; prints {client_id, client_secret?} (the secret is shown once).
-    Create(ClientCreate),
+    Create(Box<ClientCreate>),
     /// List clients.
     List,
     /// Delete a client and revoke every grant it holds.
