@@ -33,6 +33,20 @@ async fn err(r: reqwest::Response, status: u16, error: &str) -> Value {
     body
 }
 
+/// Rotates a fresh family once, waits `wait_ms`, then presents the predecessor: reuse (401), and
+/// the family is revoked (its successor is refused too).
+async fn replay_predecessor_after(s: &Server, wait_ms: u64) {
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+}
+
 #[tokio::test]
 async fn rule1_rotation_returns_new_token_and_old_stops_working() {
     let s = Server::start(&[]).await;
@@ -216,26 +230,11 @@ async fn rule3_grace_predecessor_after_window_is_reuse_and_zero_grace_accepts_no
         ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "5"),
     ])
     .await;
-    let (t, _) = s.tokens("pub", SCOPE).await;
-    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
-    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
-    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+    replay_predecessor_after(&s, 1300).await;
 
     // Default grace 0: an immediate replay (same millisecond or not) is reuse.
     let s = Server::start(&[]).await;
-    let (t, _) = s.tokens("pub", SCOPE).await;
-    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
-    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
-    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+    replay_predecessor_after(&s, 0).await;
 }
 
 #[tokio::test]
@@ -622,15 +621,7 @@ async fn race_grace_k_plus_one() {
         ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "3"),
     ])
     .await;
-    let (t, _) = s.tokens("pub", SCOPE).await;
-    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
-    let rt1 = ok_json(s.refresh("pub", &rt0).await).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
-    err(s.refresh("pub", &rt1).await, 401, "invalid_grant").await;
+    replay_predecessor_after(&s, 1200).await;
 }
 
 #[tokio::test]
