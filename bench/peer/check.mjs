@@ -4,7 +4,10 @@
 //   typ at+jwt) and an ES256 ID token;
 // - presenting the rotated token again fails (invalid_grant) and revokes the grant: the
 //   token issued by the rotation stops working too;
-// - sqlite only: a rotation answered before a SIGKILL survives a restart.
+// - sqlite only: a rotation answered before a SIGKILL survives a restart;
+// - DPoP: a code exchange with a proof returns token_type DPoP and binds the public client's
+//   refresh token to the key: a refresh without a proof, or with another key's, is
+//   invalid_grant (and does not use the token up); a proof by the key refreshes.
 // Usage: node bench/peer/check.mjs   (prints `N passed, N failed`)
 
 import { spawn } from 'node:child_process';
@@ -55,7 +58,25 @@ function decode(jwt) {
   };
 }
 
-async function obtain(base) {
+// An ES256 DPoP key and its proofs (RFC 9449 §4.2), as the load generator makes them.
+function dpopKey() {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
+  return { privateKey, jwk: { kty, crv, x, y } };
+}
+
+function dpopProof(key, htu) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${part({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk })}.${part({
+    jti: crypto.randomBytes(16).toString('base64url'), htm: 'POST', htu, iat: Math.floor(Date.now() / 1000),
+  })}`;
+  const sig = crypto.sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+const dpopHeaders = (key, htu) => (key ? { DPoP: dpopProof(key, htu) } : {});
+
+async function obtain(base, key) {
   const verifier = crypto.randomBytes(32).toString('base64url');
   const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
   const q = new URLSearchParams({
@@ -87,6 +108,7 @@ async function obtain(base) {
   }
   const r = await fetch(`${base}/token`, {
     method: 'POST',
+    headers: dpopHeaders(key, `${base}/token`),
     body: new URLSearchParams({
       grant_type: 'authorization_code',
       code,
@@ -98,9 +120,10 @@ async function obtain(base) {
   return r.json();
 }
 
-async function refresh(base, rt) {
+async function refresh(base, rt, key) {
   const r = await fetch(`${base}/token`, {
     method: 'POST',
+    headers: dpopHeaders(key, `${base}/token`),
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt, client_id: 'bench' }),
   });
   return { status: r.status, body: await r.json() };
@@ -154,6 +177,19 @@ async function run(adapter, port) {
       db.close();
       check('sqlite: the revoked grant and all its refresh tokens are deleted', grants === 1 && families === 1, `grants=${grants} families=${families}`);
     }
+
+    // DPoP: the refresh token is bound to the key of the code exchange's proof.
+    const key = dpopKey();
+    const d0 = await obtain(base, key);
+    check(`${adapter}: DPoP code exchange: token_type DPoP, cnf.jkt`, d0.token_type === 'DPoP' && !!decode(d0.access_token).payload.cnf?.jkt, JSON.stringify(d0));
+    const bare = await refresh(base, d0.refresh_token);
+    check(`${adapter}: DPoP-bound refresh without a proof is invalid_grant`, bare.status === 400 && bare.body.error === 'invalid_grant', JSON.stringify(bare));
+    const other = await refresh(base, d0.refresh_token, dpopKey());
+    check(`${adapter}: DPoP-bound refresh with another key is invalid_grant`, other.status === 400 && other.body.error === 'invalid_grant', JSON.stringify(other));
+    const d1 = await refresh(base, d0.refresh_token, key);
+    check(`${adapter}: DPoP-bound refresh with the key: 200, token_type DPoP, rotates`, d1.status === 200 && d1.body.token_type === 'DPoP' && d1.body.refresh_token !== d0.refresh_token, JSON.stringify(d1));
+    const d2 = await refresh(base, d1.body.refresh_token, key);
+    check(`${adapter}: DPoP-bound rotation stays bound (second refresh 200 DPoP)`, d2.status === 200 && d2.body.token_type === 'DPoP', JSON.stringify(d2));
   } finally {
     child.kill();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,8 @@
 // autional as it goes (see README.md beside this file).
 //
 // Env: PORT (required), PEER_ADAPTER=memory|sqlite (default sqlite),
-//      PEER_SQLITE_PATH (default ./peer.db), PEER_ISSUER (default http://127.0.0.1:PORT).
+//      PEER_SQLITE_PATH (default ./peer.db), PEER_ISSUER (default http://127.0.0.1:PORT),
+//      PEER_DPOP_NONCE=1 to require DPoP nonces (off by default, like autional's).
 // Prints `listening on http://127.0.0.1:PORT` on stdout when ready; nothing else goes to stdout.
 
 import * as crypto from 'node:crypto';
@@ -95,7 +96,12 @@ const provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: false },
-    dPoP: { enabled: true },
+    // DPoP without server nonces, like autional's default (dpop.require_nonce = false): the
+    // proof's iat must be recent, and each jti is accepted once (ReplayDetection, through the
+    // adapter). PEER_DPOP_NONCE=1 makes every proof carry a nonce (use_dpop_nonce otherwise).
+    dPoP: process.env.PEER_DPOP_NONCE === '1'
+      ? { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true }
+      : { enabled: true },
     revocation: { enabled: true },
     // JWT access tokens: node-oidc-provider only issues them for a resource server.
     resourceIndicators: {

@@ -13,12 +13,24 @@
 //! its own code flow (authorization request, the peer's auto-login/consent interaction, code
 //! exchange with PKCE) and its refreshes go to `POST /token` (form-encoded); everything else
 //! (chains, warm-up, durations, percentiles, /proc CPU of the server process) is the same.
+//! With `--dpop` every chain has its own ES256 key on either target: the code exchange sends a
+//! proof, so the refresh family (autional) or the refresh token (node-oidc-provider, for a
+//! public client) is bound to that key, and every refresh sends a fresh proof. A server nonce
+//! (`DPoP-Nonce`, `use_dpop_nonce`) is followed when a server asks for one: the bench's
+//! configurations of both servers do not.
+//!
+//! Memory: the servers' resident set (VmRSS from /proc, summed over the processes) once idle
+//! after start-up and seeding (a header line), and at the end of each level (the last column).
+//! `--soak SECONDS` runs one level for that long instead, sampling throughput and RSS every
+//! 10 s. `--json FILE` appends one JSON object per table row to FILE (for plots).
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -91,6 +103,13 @@ struct Args {
     /// DPoP-bound refreshes: each chain has its own ES256 key; every refresh sends a fresh proof.
     #[arg(long)]
     dpop: bool,
+    /// Soak test: one level at the first --concurrency value for SECONDS after the warm-up,
+    /// printing refreshes/s and the servers' RSS every 10 s (instead of the levels' table).
+    #[arg(long, value_name = "SECONDS")]
+    soak: Option<u64>,
+    /// Append one JSON object per table row (one line each) to FILE (not in --soak mode).
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
 }
 
 struct Node {
@@ -224,6 +243,25 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks / hz)
 }
 
+/// Resident set size of a process (VmRSS of /proc/<pid>/status), in MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+/// The servers' RSS summed over their processes, in MiB (NaN when /proc cannot tell).
+fn nodes_rss_mib(nodes: &[Node]) -> f64 {
+    nodes.iter().map(|n| rss_mib(n.child.id()).unwrap_or(f64::NAN)).sum()
+}
+
 fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let i = html.find(&marker)? + marker.len();
@@ -293,7 +331,7 @@ async fn obtain_token(
     base: &str,
     cookies: &str,
     scope: &str,
-    key: Option<&DpopKey>,
+    dpop: Option<&mut Dpop>,
 ) -> Result<String> {
     let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -331,27 +369,69 @@ async fn obtain_token(
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .context("no code")?;
-    let mut req = http.post(format!("{base}/oauth/token"));
-    if let Some(k) = key {
-        // The public client's family is bound to this key from the first proof on.
-        req = req.header("DPoP", k.proof("POST", &format!("{base}/oauth/token")));
+    // With a proof, the public client's family is bound to this key from the first proof on.
+    let token_url = format!("{base}/oauth/token");
+    let form = code_exchange_form(&code, redirect, &verifier);
+    let bound = dpop.is_some();
+    let (_, t) = send_token_request(|| http.post(&token_url).form(&form), &token_url, dpop).await?;
+    next_refresh_token(&t, bound).with_context(|| format!("no refresh token: {t}"))
+}
+
+/// The form of the bench client's code exchange (PKCE, public client).
+fn code_exchange_form<'a>(code: &'a str, redirect: &'a str, verifier: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("client_id", "bench"),
+        ("code_verifier", verifier),
+    ]
+}
+
+/// Sends a token-endpoint request built by `build`, with a fresh DPoP proof for `htu` when
+/// the chain is bound. The latest `DPoP-Nonce` the server sends is kept in the chain's state
+/// and put in its next proofs; a `use_dpop_nonce` error is retried once with the new nonce
+/// (RFC 9449 §8). Returns the status and the JSON body (`Null` when the body is not JSON).
+async fn send_token_request(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    htu: &str,
+    mut dpop: Option<&mut Dpop>,
+) -> Result<(reqwest::StatusCode, Value)> {
+    let mut retried = false;
+    loop {
+        let mut req = build();
+        if let Some(d) = dpop.as_deref() {
+            req = req.header("DPoP", d.key.proof("POST", htu, d.nonce.as_deref()));
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let nonce = r
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let Some(d) = dpop.as_deref_mut() else {
+            return Ok((status, body));
+        };
+        let asked = nonce.is_some() && !status.is_success() && body["error"] == "use_dpop_nonce";
+        if nonce.is_some() {
+            d.nonce = nonce;
+        }
+        if !asked || retried {
+            return Ok((status, body));
+        }
+        retried = true;
     }
-    let t: Value = req
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", "bench"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    t["refresh_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no refresh token")
+}
+
+/// The refresh token of a token response; `None` for a DPoP-bound chain unless the response's
+/// `token_type` is `DPoP` (an unbound answer to a proof counts as an error).
+fn next_refresh_token(body: &Value, bound: bool) -> Option<String> {
+    if bound && body["token_type"] != "DPoP" {
+        return None;
+    }
+    body["refresh_token"].as_str().map(str::to_owned)
 }
 
 /// The cookies a response sets, merged into `jar` (an empty value deletes the cookie).
@@ -373,7 +453,9 @@ fn absorb_cookies(jar: &mut std::collections::BTreeMap<String, String>, r: &reqw
 /// the scope through node-oidc-provider's API, then back to the authorization endpoint, which
 /// redirects to the client with a code. A fresh cookie jar per token gives every chain its own
 /// grant, as autional's code exchange starts a new refresh family.
-async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str) -> Result<String> {
+/// With `dpop`, the code exchange sends a proof: node-oidc-provider then binds the public
+/// client's refresh token to the key (`jkt`) and requires a proof by it on every refresh.
+async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str, dpop: Option<&mut Dpop>) -> Result<String> {
     let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
@@ -413,23 +495,12 @@ async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str) -> R
         }
     }
     let code = code.with_context(|| format!("no code from the peer (last redirect {url})"))?;
-    let t: Value = http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", "bench"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    t["refresh_token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no refresh token from the peer: {t}"))
+    // The htu node-oidc-provider expects is its issuer's URL for the token route.
+    let token_url = format!("{base}/token");
+    let form = code_exchange_form(&code, redirect, &verifier);
+    let bound = dpop.is_some();
+    let (_, t) = send_token_request(|| http.post(&token_url).form(&form), &token_url, dpop).await?;
+    next_refresh_token(&t, bound).with_context(|| format!("no refresh token from the peer: {t}"))
 }
 
 /// A client's DPoP key (ES256) and the proofs it signs (RFC 9449 §4.2).
@@ -457,13 +528,13 @@ impl DpopKey {
         })
     }
 
-    fn proof(&self, htm: &str, htu: &str) -> String {
+    /// A proof for `htm` at `htu`, with the server's `nonce` when it gave one.
+    fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>) -> String {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let iat = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let claims = json!({"jti": b64.encode(&rand_bytes()[..16]), "htm": htm, "htu": htu, "iat": iat});
+        let mut claims = json!({"jti": b64.encode(&rand_bytes()[..16]), "htm": htm, "htu": htu, "iat": unix_seconds()});
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
         let input = format!("{}.{}", self.header, b64.encode(claims.to_string()));
         let sig = self
             .pair
@@ -471,6 +542,25 @@ impl DpopKey {
             .expect("sign");
         format!("{input}.{}", b64.encode(sig.as_ref()))
     }
+}
+
+/// A chain's DPoP state: its key and the latest nonce the server gave it (RFC 9449 §8).
+struct Dpop {
+    key: DpopKey,
+    nonce: Option<String>,
+}
+
+/// One refresh chain: the refresh token to present next, and its DPoP state with --dpop.
+struct Chain {
+    rt: String,
+    dpop: Option<Dpop>,
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn rand_bytes() -> [u8; 32] {
@@ -485,75 +575,94 @@ struct Level {
     latencies_us: Vec<u32>,
     seconds: f64,
     cpu_s: f64,
+    /// The servers' RSS at the end of the level, in MiB (summed over the processes).
+    rss_mib: f64,
 }
 
-/// C chains for warm-up + duration; returns the measured part.
-async fn run_level(
+/// What one chain did in its measured part.
+struct ChainResult {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// When the chains run: refreshes that start before `measure_from` are warm-up, and no
+/// refresh starts at or after `end`.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    end: Instant,
+}
+
+impl Window {
+    /// Warm-up from now, then `seconds` measured.
+    fn after_warmup(args: &Args, seconds: u64) -> Window {
+        let measure_from = Instant::now() + Duration::from_secs(args.warmup);
+        Window {
+            measure_from,
+            end: measure_from + Duration::from_secs(seconds),
+        }
+    }
+}
+
+/// Runs every chain until the window ends: each sends the refresh token its previous response
+/// returned (with a fresh proof when it is DPoP-bound) and stops at its first error. Measured
+/// refreshes are counted in `counter` as they complete (for --soak's windows) and their
+/// latencies kept when `keep_latencies`.
+async fn run_chains(
     http: &reqwest::Client,
     nodes: &[Node],
-    tokens: Vec<(String, Option<std::sync::Arc<DpopKey>>)>,
-    args: &Args,
-) -> Result<Level> {
-    let start = Instant::now();
-    let measure_from = start + Duration::from_secs(args.warmup);
-    let end = measure_from + Duration::from_secs(args.duration);
-    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
-    let cpu_pids = pids.clone();
-    let cpu_probe = tokio::spawn(async move {
-        tokio::time::sleep_until(measure_from.into()).await;
-        let before: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
-        tokio::time::sleep_until(end.into()).await;
-        let after: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
-        after - before
-    });
-    let path = match args.target {
+    chains: Vec<Chain>,
+    target: Target,
+    window: Window,
+    counter: Arc<AtomicU64>,
+    keep_latencies: bool,
+) -> Vec<ChainResult> {
+    let path = match target {
         Target::Autional => "/oauth/refresh",
         Target::Peer => "/token",
     };
-    let target = args.target;
     let urls: Vec<String> = nodes.iter().map(|n| format!("{}{path}", n.url)).collect();
     // Every process shares the first one's issuer, so proofs name its URL.
     let htu = format!("{}{path}", nodes[0].url);
-    let tasks = tokens.into_iter().enumerate().map(|(i, (mut rt, key))| {
+    let tasks = chains.into_iter().enumerate().map(|(i, chain)| {
         let http = http.clone();
         let url = urls[i % urls.len()].clone();
         let htu = htu.clone();
+        let counter = counter.clone();
         async move {
-            let mut lat = Vec::with_capacity(1 << 16);
+            let Chain { mut rt, mut dpop } = chain;
+            let mut lat = Vec::with_capacity(if keep_latencies { 1 << 16 } else { 0 });
             let (mut ok, mut errors) = (0u64, 0u64);
             loop {
                 let t0 = Instant::now();
-                if t0 >= end {
+                if t0 >= window.end {
                     break;
                 }
-                let req = match target {
-                    Target::Autional => {
-                        let r = http
-                            .post(&url)
-                            .json(&json!({"refresh_token": rt, "client_id": "bench"}));
-                        match &key {
-                            Some(k) => r.header("DPoP", k.proof("POST", &htu)),
-                            None => r,
-                        }
-                    }
+                let build = || match target {
+                    Target::Autional => http
+                        .post(&url)
+                        .json(&json!({"refresh_token": rt, "client_id": "bench"})),
                     Target::Peer => http.post(&url).form(&[
                         ("grant_type", "refresh_token"),
                         ("refresh_token", rt.as_str()),
                         ("client_id", "bench"),
                     ]),
                 };
-                let r = req.send().await;
-                let body: Option<Value> = match r {
-                    Ok(r) if r.status() == 200 => r.json().await.ok(),
+                let bound = dpop.is_some();
+                let next = match send_token_request(build, &htu, dpop.as_mut()).await {
+                    Ok((status, body)) if status == reqwest::StatusCode::OK => next_refresh_token(&body, bound),
                     _ => None,
                 };
-                let measured = t0 >= measure_from;
-                match body.and_then(|b| b["refresh_token"].as_str().map(str::to_owned)) {
+                match next {
                     Some(next) => {
                         rt = next;
-                        if measured {
+                        if t0 >= window.measure_from {
                             ok += 1;
-                            lat.push(t0.elapsed().as_micros() as u32);
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            if keep_latencies {
+                                lat.push(t0.elapsed().as_micros() as u32);
+                            }
                         }
                     }
                     None => {
@@ -562,10 +671,29 @@ async fn run_level(
                     }
                 }
             }
-            (ok, errors, lat)
+            ChainResult {
+                ok,
+                errors,
+                latencies_us: lat,
+            }
         }
     });
-    let results = futures::future::join_all(tasks).await;
+    futures::future::join_all(tasks).await
+}
+
+/// C chains for warm-up + duration; returns the measured part.
+async fn run_level(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, args: &Args) -> Result<Level> {
+    let window = Window::after_warmup(args, args.duration);
+    let cpu_pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(window.measure_from.into()).await;
+        let before: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
+        tokio::time::sleep_until(window.end.into()).await;
+        let after: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
+        after - before
+    });
+    let counter = Arc::new(AtomicU64::new(0));
+    let results = run_chains(http, nodes, chains, args.target, window, counter, true).await;
     let cpu_s = cpu_probe.await?;
     let mut level = Level {
         ok: 0,
@@ -573,14 +701,75 @@ async fn run_level(
         latencies_us: Vec::new(),
         seconds: args.duration as f64,
         cpu_s,
+        rss_mib: nodes_rss_mib(nodes),
     };
-    for (ok, errors, lat) in results {
-        level.ok += ok;
-        level.errors += errors;
-        level.latencies_us.extend(lat);
+    for r in results {
+        level.ok += r.ok;
+        level.errors += r.errors;
+        level.latencies_us.extend(r.latencies_us);
     }
     level.latencies_us.sort_unstable();
     Ok(level)
+}
+
+/// Seconds between two samples of --soak.
+const SOAK_SAMPLE_S: u64 = 10;
+
+/// `--soak`: the chains of one level run for `seconds` after the warm-up (the same chains as
+/// `run_level`'s, each going the whole time); every 10 s (and at the end) a table row with that
+/// window's refreshes/s and the servers' RSS, then a summary line.
+async fn run_soak(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, args: &Args, seconds: u64) -> Result<()> {
+    let c = chains.len();
+    let window = Window::after_warmup(args, seconds);
+    let counter = Arc::new(AtomicU64::new(0));
+    println!("| t s | refreshes/s | RSS MiB |");
+    println!("|---|---|---|");
+    let sampler = async {
+        let mut samples: Vec<(u64, f64)> = Vec::new();
+        let (mut t, mut last_count, mut last_at) = (0, 0, window.measure_from);
+        while t < seconds {
+            t = (t + SOAK_SAMPLE_S).min(seconds);
+            tokio::time::sleep_until((window.measure_from + Duration::from_secs(t)).into()).await;
+            let (count, now) = (counter.load(Ordering::Relaxed), Instant::now());
+            let rate = (count - last_count) as f64 / now.duration_since(last_at).as_secs_f64();
+            let rss = nodes_rss_mib(nodes);
+            println!("| {t} | {rate:.0} | {rss:.1} |");
+            samples.push((t, rss));
+            (last_count, last_at) = (count, now);
+        }
+        samples
+    };
+    let chains = run_chains(http, nodes, chains, args.target, window, counter.clone(), false);
+    let (results, samples) = tokio::join!(chains, sampler);
+    let ok: u64 = results.iter().map(|r| r.ok).sum();
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    println!(
+        "# soak C={c} {seconds} s: {ok} refreshes ({:.0}/s), {errors} errors; {}",
+        ok as f64 / seconds as f64,
+        soak_rss_summary(&samples)
+    );
+    Ok(())
+}
+
+/// First, last and max of the RSS samples `(t s, MiB)`, and the growth from the sample at 60 s
+/// (after start-up effects) to the last one.
+fn soak_rss_summary(samples: &[(u64, f64)]) -> String {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return "no RSS samples".into();
+    };
+    let max = samples.iter().map(|s| s.1).fold(f64::NAN, f64::max);
+    let growth = match samples.iter().find(|s| s.0 == 60) {
+        Some(at60) if last.0 > 60 => format!(
+            "{:+.1} MiB ({:+.1} %)",
+            last.1 - at60.1,
+            (last.1 - at60.1) / at60.1 * 100.0
+        ),
+        _ => "n/a (needs --soak > 60)".into(),
+    };
+    format!(
+        "RSS MiB first {:.1} last {:.1} max {max:.1}; growth from 60 s to the end: {growth}",
+        first.1, last.1
+    )
 }
 
 fn pct(v: &[u32], p: f64) -> f64 {
@@ -639,11 +828,230 @@ fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Opti
     Ok((nodes, pg_guard))
 }
 
+/// C chains, each with its own refresh token from the code flow (and its own key with --dpop).
+async fn seed_chains(http: &reqwest::Client, issuer: &str, cookies: &str, args: &Args, c: usize) -> Result<Vec<Chain>> {
+    let mut chains = Vec::with_capacity(c);
+    for _ in 0..c {
+        let mut dpop = if args.dpop {
+            Some(Dpop {
+                key: DpopKey::new()?,
+                nonce: None,
+            })
+        } else {
+            None
+        };
+        let rt = match args.target {
+            Target::Autional => obtain_token(http, issuer, cookies, &args.scope, dpop.as_mut()).await?,
+            Target::Peer => obtain_token_peer(http, issuer, &args.scope, dpop.as_mut()).await?,
+        };
+        chains.push(Chain { rt, dpop });
+    }
+    Ok(chains)
+}
+
+/// The header lines: what runs and how, then the servers' idle RSS (after start-up and the
+/// first level's seeding, before any load).
+fn print_header(args: &Args, nodes: &[Node], first_c: usize) {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let what = match args.target {
+        Target::Autional => format!(
+            "target=autional backend={} nodes={} dpop={}",
+            args.backend, args.nodes, args.dpop
+        ),
+        Target::Peer => format!(
+            "target=peer (node-oidc-provider {}, better-sqlite3 {}, node {}) adapter={} dpop={}",
+            peer_package_version(args, "oidc-provider"),
+            peer_package_version(args, "better-sqlite3"),
+            Command::new(&args.node)
+                .arg("--version")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default(),
+            args.peer_adapter.name(),
+            args.dpop
+        ),
+    };
+    let length = match args.soak {
+        Some(s) => format!("soak={s}s C={first_c}"),
+        None => format!("duration={}s", args.duration),
+    };
+    println!(
+        "# autional refresh benchmark: {what} pin={} scope=\"{}\" warmup={}s {length} cpus={cores}",
+        args.pin.as_deref().unwrap_or("none"),
+        args.scope,
+        args.warmup,
+    );
+    let per_node: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{:.1}", rss_mib(n.child.id()).unwrap_or(f64::NAN)))
+        .collect();
+    let split = if nodes.len() > 1 {
+        format!(" ({})", per_node.join(" + "))
+    } else {
+        String::new()
+    };
+    println!(
+        "# idle server RSS after start-up and seeding {first_c} chain(s): {:.1} MiB{split}",
+        nodes_rss_mib(nodes)
+    );
+}
+
+/// One row of the levels' table.
+struct Row {
+    c: usize,
+    rps: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    cpu_us: f64,
+    errors: u64,
+    rss_mib: f64,
+}
+
+impl Row {
+    fn of(c: usize, l: &Level) -> Row {
+        Row {
+            c,
+            rps: l.ok as f64 / l.seconds,
+            p50_ms: pct(&l.latencies_us, 0.50),
+            p90_ms: pct(&l.latencies_us, 0.90),
+            p99_ms: pct(&l.latencies_us, 0.99),
+            cpu_us: if l.ok > 0 {
+                l.cpu_s * 1e6 / l.ok as f64
+            } else {
+                f64::NAN
+            },
+            errors: l.errors,
+            rss_mib: l.rss_mib,
+        }
+    }
+
+    /// The markdown row. Columns 2..7 (C, refreshes/s, p50, p90, p99, CPU µs/refresh) are
+    /// read by position by bench/run; new columns go at the end.
+    fn markdown(&self) -> String {
+        format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.3} | {} | {:.1} |",
+            self.c,
+            self.rps,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.cpu_us,
+            self.cpu_us / 1000.0,
+            self.errors,
+            self.rss_mib
+        )
+    }
+
+    /// The row as one JSON object for --json (figures that are NaN become null).
+    fn json(&self, args: &Args, run: &RunInfo) -> Value {
+        let round = |x: f64, digits: i32| (x * 10f64.powi(digits)).round() / 10f64.powi(digits);
+        json!({
+            "target": match args.target {
+                Target::Autional => "autional",
+                Target::Peer => "peer",
+            },
+            "adapter": match args.target {
+                Target::Autional => None,
+                Target::Peer => Some(args.peer_adapter.name()),
+            },
+            "backend": args.backend,
+            "nodes": args.nodes,
+            "dpop": args.dpop,
+            "pinned": args.pin.is_some(),
+            "c": self.c,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p90_ms": round(self.p90_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "cpu_us": round(self.cpu_us, 1),
+            "errors": self.errors,
+            "rss_mib": round(self.rss_mib, 1),
+            "commit": run.commit,
+            "date": run.date,
+            "label": series_label(args),
+        })
+    }
+}
+
+/// What --json records of the run besides the row.
+struct RunInfo {
+    /// `git rev-parse --short HEAD`, if git can tell.
+    commit: Option<String>,
+    /// The UTC date, YYYY-MM-DD.
+    date: String,
+}
+
+impl RunInfo {
+    fn now() -> RunInfo {
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        RunInfo {
+            commit,
+            date: utc_date(unix_seconds()),
+        }
+    }
+}
+
+/// The name of the run's series in plots: "autional sqlite", "autional postgres x2",
+/// "peer memory", … with " dpop" when DPoP-bound and " unpinned" without --pin.
+fn series_label(args: &Args) -> String {
+    let mut label = match args.target {
+        Target::Autional if args.nodes > 1 => format!("autional {} x{}", args.backend, args.nodes),
+        Target::Autional => format!("autional {}", args.backend),
+        Target::Peer => format!("peer {}", args.peer_adapter.name()),
+    };
+    if args.dpop {
+        label.push_str(" dpop");
+    }
+    if args.pin.is_none() {
+        label.push_str(" unpinned");
+    }
+    label
+}
+
+/// The UTC date (YYYY-MM-DD) of a Unix time (days to civil date, as in Howard Hinnant's
+/// `civil_from_days`).
+fn utc_date(unix_s: u64) -> String {
+    let z = (unix_s / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Appends one line of JSON to `path`.
+fn append_json_line(path: &std::path::Path, v: &Value) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{v}")?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.dpop && matches!(args.target, Target::Peer) {
-        bail!("--dpop is implemented for --target autional only (the peer's DPoP rows are still to do)");
+    let first_c = *args.concurrency.first().context("--concurrency is empty")?;
+    if args.soak == Some(0) {
+        bail!("--soak needs at least 1 second");
     }
     let dir = tempfile::tempdir()?;
     let (nodes, _pg_guard) = match args.target {
@@ -664,65 +1072,29 @@ async fn main() -> Result<()> {
         Target::Autional => sign_in(&http, &issuer).await?,
         Target::Peer => String::new(),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let what = match args.target {
-        Target::Autional => format!(
-            "target=autional backend={} nodes={} dpop={}",
-            args.backend, args.nodes, args.dpop
-        ),
-        Target::Peer => format!(
-            "target=peer (node-oidc-provider {}, better-sqlite3 {}, node {}) adapter={}",
-            peer_package_version(&args, "oidc-provider"),
-            peer_package_version(&args, "better-sqlite3"),
-            Command::new(&args.node)
-                .arg("--version")
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default(),
-            args.peer_adapter.name()
-        ),
-    };
+    // The first level's chains come before the header, so that the idle RSS includes seeding.
+    let mut seeded = Some(seed_chains(&http, &issuer, &cookies, &args, first_c).await?);
+    print_header(&args, &nodes, first_c);
+    if let Some(seconds) = args.soak {
+        let chains = seeded.take().unwrap_or_default();
+        return run_soak(&http, &nodes, chains, &args, seconds).await;
+    }
+    let run = RunInfo::now();
     println!(
-        "# autional refresh benchmark: {what} pin={} scope=\"{}\" warmup={}s duration={}s cpus={}",
-        args.pin.as_deref().unwrap_or("none"),
-        args.scope,
-        args.warmup,
-        args.duration,
-        cores
+        "| C | refreshes/s | p50 ms | p90 ms | p99 ms | server CPU µs/refresh | server CPU s/1000 | errors | RSS MiB |"
     );
-    println!("| C | refreshes/s | p50 ms | p90 ms | p99 ms | server CPU µs/refresh | server CPU s/1000 | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &c in &args.concurrency {
-        let mut tokens = Vec::with_capacity(c);
-        for _ in 0..c {
-            let key = if args.dpop {
-                Some(std::sync::Arc::new(DpopKey::new()?))
-            } else {
-                None
-            };
-            let rt = match args.target {
-                Target::Autional => obtain_token(&http, &issuer, &cookies, &args.scope, key.as_deref()).await?,
-                Target::Peer => obtain_token_peer(&http, &issuer, &args.scope).await?,
-            };
-            tokens.push((rt, key));
-        }
-        let l = run_level(&http, &nodes, tokens, &args).await?;
-        let rate = l.ok as f64 / l.seconds;
-        let cpu_us = if l.ok > 0 {
-            l.cpu_s * 1e6 / l.ok as f64
-        } else {
-            f64::NAN
+        let chains = match seeded.take() {
+            Some(chains) => chains,
+            None => seed_chains(&http, &issuer, &cookies, &args, c).await?,
         };
-        println!(
-            "| {c} | {rate:.0} | {:.2} | {:.2} | {:.2} | {cpu_us:.0} | {:.3} | {} |",
-            pct(&l.latencies_us, 0.50),
-            pct(&l.latencies_us, 0.90),
-            pct(&l.latencies_us, 0.99),
-            cpu_us / 1000.0,
-            l.errors
-        );
+        let l = run_level(&http, &nodes, chains, &args).await?;
+        let row = Row::of(c, &l);
+        println!("{}", row.markdown());
+        if let Some(path) = &args.json {
+            append_json_line(path, &row.json(&args, &run))?;
+        }
     }
     Ok(())
 }
