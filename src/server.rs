@@ -25,14 +25,15 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
 
 /// Runs the server. `on_ready` is called with the app once keys are loaded (demo set-up).
 pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
+    // First, so that handles taken at start-up (the store's writer) record into it.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
     let store = open_store(&cfg).await?;
     let app = App::new(cfg, store).await?;
     if demo {
         crate::cli::demo_setup(&app).await?;
     }
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
     let limits = Arc::new(crate::http::ratelimit_limits(&app.cfg));
     let state = AppState {
         app: app.clone(),

@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_writer;
 
 use crate::domain::device::Poll;
 use crate::domain::grant::{RefreshPolicy, Reject};
@@ -279,6 +280,7 @@ impl SweepReport {
             || self.dpop_jtis >= SWEEP_CHUNK
             || self.par_requests >= SWEEP_CHUNK
             || self.device_codes >= SWEEP_CHUNK
+            || self.refresh_tokens >= SWEEP_CHUNK
     }
 }
 
