@@ -103,6 +103,9 @@ struct Args {
     /// DPoP-bound refreshes: each chain has its own ES256 key; every refresh sends a fresh proof.
     #[arg(long)]
     dpop: bool,
+    /// Only print what an ES256 signature and verification cost on this CPU, then exit
+    #[arg(long)]
+    calibrate: bool,
     /// Soak test: one level at the first --concurrency value for SECONDS after the warm-up,
     /// printing refreshes/s and the servers' RSS every 10 s (instead of the levels' table).
     #[arg(long, value_name = "SECONDS")]
@@ -849,6 +852,47 @@ async fn seed_chains(http: &reqwest::Client, issuer: &str, cookies: &str, args: 
     Ok(chains)
 }
 
+/// Prints what ES256 costs on this CPU (aws-lc-rs, the library autional signs and verifies
+/// with, on the calling thread): the floor of a refresh is two signatures, plus one
+/// verification with DPoP. `bench/run` runs it pinned to the server's core.
+fn calibrate() -> Result<()> {
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, ParsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| anyhow::anyhow!("keygen"))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("key"))?;
+    let msg = [b'x'; 600];
+    let n = 4000u32;
+    let t = Instant::now();
+    let mut sig = Vec::new();
+    for _ in 0..n {
+        sig = pair
+            .sign(&rng, &msg)
+            .map_err(|_| anyhow::anyhow!("sign"))?
+            .as_ref()
+            .to_vec();
+    }
+    let sign_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let t = Instant::now();
+    for _ in 0..n {
+        // Parsed per call, as a DPoP proof's key is.
+        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+            .map_err(|_| anyhow::anyhow!("public key"))?;
+        key.verify_sig(&msg, &sig).map_err(|_| anyhow::anyhow!("verify"))?;
+    }
+    let verify_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!(
+        "# ES256 on this CPU (aws-lc-rs, one thread): sign {sign_us:.1} µs, verify {verify_us:.1} µs; \
+         crypto floor of a refresh: {:.0} µs ({:.0} µs with DPoP)",
+        2.0 * sign_us,
+        2.0 * sign_us + verify_us
+    );
+    Ok(())
+}
+
 /// The header lines: what runs and how, then the servers' idle RSS (after start-up and the
 /// first level's seeding, before any load).
 fn print_header(args: &Args, nodes: &[Node], first_c: usize) {
@@ -1049,6 +1093,9 @@ fn append_json_line(path: &std::path::Path, v: &Value) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if args.calibrate {
+        return calibrate();
+    }
     let first_c = *args.concurrency.first().context("--concurrency is empty")?;
     if args.soak == Some(0) {
         bail!("--soak needs at least 1 second");

@@ -41,12 +41,34 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql).and_then(|mut st| st.execute([]).map(|_| ()))
 }
 
+/// Puts the calling (writer) thread in Linux's `SCHED_BATCH` class: same CPU share, but waking
+/// it does not preempt the thread that woke it. Without this, on a busy core every job sent
+/// preempted the request thread at once, so the writer committed batches of one or two while
+/// requests were still being parsed (DPoP, C=32, one core: median batch 1, mean 4.8; with it,
+/// mean 15 and 73 → 53 µs of writer CPU per refresh). Elsewhere: nothing.
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain syscall on the calling thread (pid 0) with a valid, initialised param.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH not available for the SQLite writer");
+        }
+    }
+}
+
 fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize) {
+    batch_scheduling();
     let batch_size = metrics::histogram!("autional_store_batch_size");
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     let mut done: Vec<Completion> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         batch.push(first);
+        let linger: u64 = std::env::var("XLINGER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if linger > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(linger));
+        }
         batch.extend(rx.try_iter().take(max_batch - 1));
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
