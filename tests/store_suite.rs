@@ -395,6 +395,57 @@ async fn sweeper_keeps_tables_bounded() {
     }
 }
 
+/// Token rows of families with different absolute lifetimes are swept independently: a
+/// long-lived family's tokens, written before and after many short-lived ones, neither block the
+/// sweep of the short-lived ones nor go with them (its rotated token is still reported as reuse).
+#[tokio::test]
+async fn sweeping_tokens_by_lifetime_neither_blocks_nor_forgets() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (long, first) = family(&store, &f, "openid offline_access").await;
+        let (r, mut current) = rotate(first, NO_GRACE);
+        assert!(matches!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Issued { .. }
+        ));
+        for _ in 0..600 {
+            let req = code(&store, &f, "openid offline_access", 2_000).await;
+            let rt = req.family.refresh_hash.unwrap();
+            assert!(matches!(
+                store.redeem_code(req).await.unwrap(),
+                RedeemOutcome::Issued { .. }
+            ));
+            let (r, _) = rotate(rt, NO_GRACE);
+            assert!(matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { .. }
+            ));
+        }
+        let (r, next) = rotate(current, NO_GRACE);
+        assert!(matches!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Issued { .. }
+        ));
+        current = next;
+
+        let r = store.sweep(now_ms() + 3_000, policy(3_600_000)).await.unwrap();
+        assert_eq!(r.families, 600, "{name}: {r:?}");
+        assert_eq!(
+            r.refresh_tokens,
+            600 * 2,
+            "{name}: every short-lived token, none of the long-lived: {r:?}"
+        );
+        let (gen, fam) = store.find_refresh(current).await.unwrap().expect("current token kept");
+        assert_eq!((gen, fam.id.as_str()), (2, long.as_str()), "{name}");
+        let (gen, _) = store
+            .find_refresh(first)
+            .await
+            .unwrap()
+            .expect("rotated token still on record");
+        assert_eq!(gen, 0, "{name}: a replay of it is still recognised as reuse");
+    }
+}
+
 #[tokio::test]
 async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
     for (name, store, _keep) in backends().await {

@@ -248,16 +248,33 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// Resident set size of a process (VmRSS of /proc/<pid>/status), in MiB.
 fn rss_mib(pid: u32) -> Result<f64> {
+    status_mib(pid, "VmRSS")
+}
+
+/// One field of /proc/<pid>/status in kB (`VmRSS`, `RssAnon`, `RssFile`), in MiB.
+fn status_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("no VmRSS")?
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .with_context(|| format!("no {field}"))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()?;
     Ok(kib / 1024.0)
+}
+
+/// The servers' anonymous (heap, stacks) and file-backed (binary, mapped database pages)
+/// resident memory, summed over their processes, in MiB.
+fn nodes_rss_parts(nodes: &[Node]) -> (f64, f64) {
+    let sum = |f: &str| {
+        nodes
+            .iter()
+            .map(|n| status_mib(n.child.id(), f).unwrap_or(f64::NAN))
+            .sum()
+    };
+    (sum("RssAnon"), sum("RssFile"))
 }
 
 /// The servers' RSS summed over their processes, in MiB (NaN when /proc cannot tell).
@@ -725,10 +742,11 @@ async fn run_soak(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, ar
     let c = chains.len();
     let window = Window::after_warmup(args, seconds);
     let counter = Arc::new(AtomicU64::new(0));
-    println!("| t s | refreshes/s | RSS MiB |");
-    println!("|---|---|---|");
+    println!("| t s | refreshes/s | RSS MiB | of which anonymous MiB | of which file-backed MiB |");
+    println!("|---|---|---|---|---|");
     let sampler = async {
         let mut samples: Vec<(u64, f64)> = Vec::new();
+        let mut anon_samples: Vec<(u64, f64)> = Vec::new();
         let (mut t, mut last_count, mut last_at) = (0, 0, window.measure_from);
         while t < seconds {
             t = (t + SOAK_SAMPLE_S).min(seconds);
@@ -736,20 +754,23 @@ async fn run_soak(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, ar
             let (count, now) = (counter.load(Ordering::Relaxed), Instant::now());
             let rate = (count - last_count) as f64 / now.duration_since(last_at).as_secs_f64();
             let rss = nodes_rss_mib(nodes);
-            println!("| {t} | {rate:.0} | {rss:.1} |");
+            let (anon, file) = nodes_rss_parts(nodes);
+            println!("| {t} | {rate:.0} | {rss:.1} | {anon:.1} | {file:.1} |");
             samples.push((t, rss));
+            anon_samples.push((t, anon));
             (last_count, last_at) = (count, now);
         }
-        samples
+        (samples, anon_samples)
     };
     let chains = run_chains(http, nodes, chains, args.target, window, counter.clone(), false);
-    let (results, samples) = tokio::join!(chains, sampler);
+    let (results, (samples, anon_samples)) = tokio::join!(chains, sampler);
     let ok: u64 = results.iter().map(|r| r.ok).sum();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
     println!(
-        "# soak C={c} {seconds} s: {ok} refreshes ({:.0}/s), {errors} errors; {}",
+        "# soak C={c} {seconds} s: {ok} refreshes ({:.0}/s), {errors} errors; RSS: {}; anonymous: {}",
         ok as f64 / seconds as f64,
-        soak_rss_summary(&samples)
+        soak_rss_summary(&samples),
+        soak_rss_summary(&anon_samples)
     );
     Ok(())
 }
@@ -770,7 +791,7 @@ fn soak_rss_summary(samples: &[(u64, f64)]) -> String {
         _ => "n/a (needs --soak > 60)".into(),
     };
     format!(
-        "RSS MiB first {:.1} last {:.1} max {max:.1}; growth from 60 s to the end: {growth}",
+        "MiB first {:.1} last {:.1} max {max:.1}, growth from 60 s to the end {growth}",
         first.1, last.1
     )
 }

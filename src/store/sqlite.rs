@@ -240,13 +240,26 @@ fn insert_family(conn: &Connection, f: &Family) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Remembers a refresh token of `family` (generation `generation`) until the family's absolute
-/// expiry.
-fn insert_refresh(conn: &Connection, hash: &[u8; 32], family: &Family, generation: i64) -> rusqlite::Result<()> {
+/// Remembers a refresh token of `family` (generation `generation`, written at `now_ms`): until
+/// `now_ms` plus the family's absolute lifetime, never before the family's absolute expiry.
+fn insert_refresh(
+    conn: &Connection,
+    hash: &[u8; 32],
+    family: &Family,
+    generation: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let ttl_ms = family.absolute_expires_at_ms - family.auth_time * 1000;
     conn.prepare_cached(
-        "INSERT INTO refresh_tokens (hash, family_id, generation, forget_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![&hash[..], family.id, generation, family.absolute_expires_at_ms])?;
+    .execute(params![
+        &hash[..],
+        family.id,
+        generation,
+        ttl_ms,
+        now_ms.saturating_add(ttl_ms).max(family.absolute_expires_at_ms)
+    ])?;
     Ok(())
 }
 
@@ -328,7 +341,7 @@ fn poll(conn: &Connection, req: &PollDevice) -> Result<DeviceOutcome> {
                 .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
             insert_family(conn, &family)?;
             if let Some(h) = &req.family.refresh_hash {
-                insert_refresh(conn, h, &family, 0)?;
+                insert_refresh(conn, h, &family, 0, req.now_ms)?;
             }
             conn.execute(
                 "UPDATE device_codes SET status = 'consumed', family_id = ?2 WHERE device_hash = ?1",
@@ -439,7 +452,7 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
                 family.id, family.generation, family.rotated_at_ms, family.grace_used,
                 family.idle_expires_at_ms, family.last_used_at_ms, family.last_user_agent
             ])?;
-            insert_refresh(conn, &req.new_hash, &family, generation)?;
+            insert_refresh(conn, &req.new_hash, &family, generation, req.now_ms)?;
             Ok(RotateOutcome::Issued {
                 family: Box::new(family),
                 grace: decision == Decision::GraceReissue,
@@ -512,7 +525,7 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
             );
             insert_family(conn, &family)?;
             if let Some(h) = &nf.refresh_hash {
-                insert_refresh(conn, h, &family, 0)?;
+                insert_refresh(conn, h, &family, 0, req.now_ms)?;
             }
             conn.prepare_cached("UPDATE codes SET consumed_at_ms = ?2, family_id = ?3 WHERE hash = ?1")?
                 .execute(params![&req.code_hash[..], req.now_ms, family.id])?;
@@ -547,15 +560,24 @@ fn sweep_chunk(c: &Connection, now_ms: i64, policy: SweepPolicy) -> Result<Sweep
     for id in &dead {
         c.prepare_cached("DELETE FROM families WHERE id = ?1")?.execute([id])?;
     }
-    // Tokens go from the oldest, among the chunk's oldest rows, once their family's absolute
-    // expiry has passed (the family itself is gone then, or revoked). A row that must stay
-    // holds back at most the rows behind it until its own expiry, so every row goes at the
-    // latest the longest refresh lifetime after it was written.
-    r.refresh_tokens = c
+    // Token rows, each lifetime class from its front (rows whose `forget_at_ms` has passed).
+    // The classes are listed by seeking the index from one to the next.
+    let classes: Vec<i64> = c
         .prepare_cached(
-            "DELETE FROM refresh_tokens WHERE seq IN (SELECT seq FROM refresh_tokens ORDER BY seq LIMIT ?2) AND forget_at_ms < ?1",
+            "WITH RECURSIVE k(t) AS (SELECT min(ttl_ms) FROM refresh_tokens \
+             UNION ALL SELECT (SELECT min(ttl_ms) FROM refresh_tokens WHERE ttl_ms > k.t) FROM k WHERE k.t IS NOT NULL) \
+             SELECT t FROM k WHERE t IS NOT NULL",
         )?
-        .execute(params![now_ms, n])? as u64;
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for ttl in classes {
+        r.refresh_tokens += c
+            .prepare_cached(
+                "DELETE FROM refresh_tokens WHERE seq IN \
+                 (SELECT seq FROM refresh_tokens WHERE ttl_ms = ?1 AND forget_at_ms < ?2 LIMIT ?3)",
+            )?
+            .execute(params![ttl, now_ms, n])? as u64;
+    }
     r.families = dead.len() as u64;
     Ok(r)
 }
