@@ -371,8 +371,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes what has expired (codes, sessions, families and their tokens, revocation
     /// entries, old audit events) so tables stay bounded: absolute-expired families at once;
-    /// revoked families, ended sessions and expired codes after `policy.retention_ms`. Works in chunks of
-    /// [`SWEEP_CHUNK`] rows per transaction.
+    /// revoked families, ended sessions and expired codes after `policy.retention_ms`. Refresh
+    /// token rows go with their family (PostgreSQL) or once their family's absolute lifetime
+    /// has passed since they were written, never before the family's absolute expiry (SQLite).
+    /// Works in chunks of [`SWEEP_CHUNK`] rows per transaction.
     async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport>;
 }
 
