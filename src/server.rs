@@ -29,6 +29,17 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
+    // Histogram samples accumulate in the recorder until a scrape or an upkeep drains them:
+    // without this, a server nobody scrapes grew by every sample it recorded.
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let store = open_store(&cfg).await?;
     let app = App::new(cfg, store).await?;
     if demo {
