@@ -298,6 +298,22 @@ async fn private_key_jwt_with_inline_keys_accepts_one_fresh_assertion_and_refuse
     )
     .await;
     assert_eq!(claims(t["access_token"].as_str().unwrap())["client_id"], "jwtc");
+    // aud = the URL of the endpoint it is sent to, when that is not the token endpoint.
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .form(&[
+            ("token", "rt_unknown"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            (
+                "client_assertion",
+                &key.sign(&assertion_claims("jwtc", &s.url("/oauth/introspect"))),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(r).await["active"], false);
     // An assertion naming its client with client_id too (RFC 7521 §4.2 allows it).
     let t = assertion_request(
         &s,

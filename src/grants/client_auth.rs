@@ -30,8 +30,9 @@ pub struct ClientCredentials {
     pub client_assertion: Option<String>,
     /// The assertion's (not yet verified) `sub`: which client it claims to be.
     pub assertion_subject: Option<String>,
-    /// The endpoint URL the request was sent to (an accepted assertion `aud`).
-    pub endpoint: String,
+    /// The path of the endpoint the request was sent to: issuer + path is an accepted
+    /// assertion `aud` (built only when an assertion is checked).
+    pub path: &'static str,
 }
 
 impl ClientCredentials {
@@ -122,8 +123,12 @@ async fn verify_assertion(
     };
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| fail("the client's key is unusable"))?;
     let mut v = Validation::new(alg);
-    let issuer = app.cfg.issuer.clone();
-    v.set_audience(&[issuer.clone(), format!("{issuer}/oauth/token"), creds.endpoint.clone()]);
+    let issuer = &app.cfg.issuer;
+    v.set_audience(&[
+        issuer.clone(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}{}", creds.path),
+    ]);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     v.leeway = 5;
     let claims = decode::<AssertionClaims>(assertion, &key, &v)

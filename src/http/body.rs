@@ -93,7 +93,7 @@ pub fn credentials(headers: &HeaderMap, p: &Params) -> Result<ClientCredentials,
             .as_deref()
             .and_then(crate::grants::client_auth::assertion_subject),
         client_assertion: assertion,
-        endpoint: String::new(),
+        path: "",
     })
 }
 

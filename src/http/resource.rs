@@ -228,7 +228,7 @@ async fn authenticated(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-    path: &str,
+    path: &'static str,
 ) -> Result<(std::sync::Arc<Client>, Params), OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let client = super::token::authenticated(st, None, headers, &p, path).await?;

@@ -59,7 +59,7 @@ pub(super) async fn authenticated(
     addr: Option<SocketAddr>,
     headers: &HeaderMap,
     p: &crate::params::Params,
-    path: &str,
+    path: &'static str,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
     authenticate_credentials(st, addr, headers, credentials(headers, p)?, path).await
 }
@@ -70,9 +70,9 @@ async fn authenticate_credentials(
     addr: Option<SocketAddr>,
     headers: &HeaderMap,
     mut creds: crate::grants::client_auth::ClientCredentials,
-    path: &str,
+    path: &'static str,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
-    creds.endpoint = format!("{}{path}", st.app.cfg.issuer);
+    creds.path = path;
     if let Some(addr) = addr {
         st.limits.check_token(
             creds.claimed_id(),
