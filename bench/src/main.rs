@@ -265,21 +265,17 @@ fn status_mib(pid: u32, field: &str) -> Result<f64> {
     Ok(kib / 1024.0)
 }
 
-/// The servers' anonymous (heap, stacks) and file-backed (binary, mapped database pages)
-/// resident memory, summed over their processes, in MiB.
-fn nodes_rss_parts(nodes: &[Node]) -> (f64, f64) {
-    let sum = |f: &str| {
-        nodes
-            .iter()
-            .map(|n| status_mib(n.child.id(), f).unwrap_or(f64::NAN))
-            .sum()
-    };
-    (sum("RssAnon"), sum("RssFile"))
+/// One /proc status field summed over the servers' processes, in MiB (NaN when /proc cannot tell).
+fn nodes_status_mib(nodes: &[Node], field: &str) -> f64 {
+    nodes
+        .iter()
+        .map(|n| status_mib(n.child.id(), field).unwrap_or(f64::NAN))
+        .sum()
 }
 
-/// The servers' RSS summed over their processes, in MiB (NaN when /proc cannot tell).
+/// The servers' RSS summed over their processes, in MiB.
 fn nodes_rss_mib(nodes: &[Node]) -> f64 {
-    nodes.iter().map(|n| rss_mib(n.child.id()).unwrap_or(f64::NAN)).sum()
+    nodes_status_mib(nodes, "VmRSS")
 }
 
 fn hidden(html: &str, name: &str) -> Option<String> {
@@ -353,19 +349,8 @@ async fn obtain_token(
     scope: &str,
     dpop: Option<&mut Dpop>,
 ) -> Result<String> {
-    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-    let redirect = "http://127.0.0.1:9/cb";
-    let q = form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "bench")
-        .append_pair("redirect_uri", redirect)
-        .append_pair("scope", scope)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .finish();
+    let redirect = REDIRECT;
+    let (verifier, q) = authorization_query(scope, &[]);
     let r = http
         .get(format!("{base}/oauth/authorize?{q}"))
         .header("cookie", cookies)
@@ -454,6 +439,29 @@ fn next_refresh_token(body: &Value, bound: bool) -> Option<String> {
     body["refresh_token"].as_str().map(str::to_owned)
 }
 
+/// The bench client's redirect URI (never contacted: the code is read from the redirect).
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+/// A fresh PKCE verifier and the authorization request's query for the bench client (S256
+/// challenge, `state`, plus `extra` pairs).
+fn authorization_query(scope: &str, extra: &[(&str, &str)]) -> (String, String) {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode(rand_bytes());
+    let challenge = b64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", "bench")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    for (k, v) in extra {
+        q.append_pair(k, v);
+    }
+    (verifier, q.finish())
+}
+
 /// The cookies a response sets, merged into `jar` (an empty value deletes the cookie).
 fn absorb_cookies(jar: &mut std::collections::BTreeMap<String, String>, r: &reqwest::Response) {
     for v in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
@@ -476,21 +484,9 @@ fn absorb_cookies(jar: &mut std::collections::BTreeMap<String, String>, r: &reqw
 /// With `dpop`, the code exchange sends a proof: node-oidc-provider then binds the public
 /// client's refresh token to the key (`jkt`) and requires a proof by it on every refresh.
 async fn obtain_token_peer(http: &reqwest::Client, base: &str, scope: &str, dpop: Option<&mut Dpop>) -> Result<String> {
-    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
-    let redirect = "http://127.0.0.1:9/cb";
-    let q = form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "bench")
-        .append_pair("redirect_uri", redirect)
-        .append_pair("scope", scope)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        // node-oidc-provider drops offline_access unless the prompt includes consent.
-        .append_pair("prompt", "consent")
-        .finish();
+    let redirect = REDIRECT;
+    // node-oidc-provider drops offline_access unless the prompt includes consent.
+    let (verifier, q) = authorization_query(scope, &[("prompt", "consent")]);
     let mut jar = std::collections::BTreeMap::new();
     let mut url = url::Url::parse(&format!("{base}/auth?{q}"))?;
     let mut code = None;
@@ -754,7 +750,8 @@ async fn run_soak(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, ar
             let (count, now) = (counter.load(Ordering::Relaxed), Instant::now());
             let rate = (count - last_count) as f64 / now.duration_since(last_at).as_secs_f64();
             let rss = nodes_rss_mib(nodes);
-            let (anon, file) = nodes_rss_parts(nodes);
+            // Anonymous (heap, stacks) and file-backed (binary, mapped database pages).
+            let (anon, file) = (nodes_status_mib(nodes, "RssAnon"), nodes_status_mib(nodes, "RssFile"));
             println!("| {t} | {rate:.0} | {rss:.1} | {anon:.1} | {file:.1} |");
             samples.push((t, rss));
             anon_samples.push((t, anon));
