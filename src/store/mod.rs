@@ -3,6 +3,26 @@
 //! as one transaction, calling the pure rules of `domain::grant` between its read and its
 //! write, so atomicity lives in one place per backend and the grant modules never see SQL.
 
+/// The `families` columns both backends read (alias `f`), in the order their row mappers expect.
+macro_rules! family_cols {
+    () => {
+        "f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid, f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation, f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent"
+    };
+}
+
+/// A refresh token's generation and its family's row, by the token's hash (`$p`: the backend's
+/// first placeholder). A literal, so the refresh hot path formats no SQL to find its statement.
+macro_rules! token_lookup {
+    ($p:literal) => {
+        concat!(
+            "SELECT t.generation, ",
+            family_cols!(),
+            " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ",
+            $p
+        )
+    };
+}
+
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_writer;

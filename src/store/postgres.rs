@@ -132,7 +132,7 @@ fn user_row(r: &Row) -> User {
     }
 }
 
-const FAMILY_COLS: &str = "f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid, f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation, f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent";
+const FAMILY_COLS: &str = family_cols!();
 
 fn family_row(r: &Row, o: usize) -> Family {
     Family {
@@ -860,11 +860,7 @@ impl Store for PgStore {
 
     async fn rotate_refresh(&self, req: RotateRequest) -> Result<RotateOutcome> {
         let c = self.conn().await?;
-        let select = c
-            .prepare_cached(&format!(
-                "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1"
-            ))
-            .await?;
+        let select = c.prepare_cached(token_lookup!("$1")).await?;
         let write = c
             .prepare_cached(
                 "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 \
@@ -954,11 +950,7 @@ impl Store for PgStore {
 
     async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>> {
         let c = self.conn().await?;
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1"
-            ))
-            .await?;
+        let st = c.prepare_cached(token_lookup!("$1")).await?;
         Ok(c.query_opt(&st, &[&&hash[..]])
             .await?
             .map(|r| (r.get(0), family_row(&r, 1))))

@@ -202,7 +202,7 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
     })
 }
 
-const FAMILY_COLS: &str = "f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid, f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation, f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent";
+const FAMILY_COLS: &str = family_cols!();
 
 fn family_row(r: &Row, o: usize) -> rusqlite::Result<Family> {
     Ok(Family {
@@ -400,10 +400,10 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
         }
     }
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1"
-        ))?
-        .query_row([&req.presented_hash[..]], |r| Ok((r.get::<_, i64>(0)?, family_row(r, 1)?)))
+        .prepare_cached(token_lookup!("?1"))?
+        .query_row([&req.presented_hash[..]], |r| {
+            Ok((r.get::<_, i64>(0)?, family_row(r, 1)?))
+        })
         .optional()?;
     let Some((generation, mut family)) = row else {
         return Ok(RotateOutcome::NotFound);
@@ -1006,11 +1006,9 @@ impl Store for SqliteStore {
 
     async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT t.generation, {FAMILY_COLS} FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1"
-            ))?
-            .query_row([&hash[..]], |r| Ok((r.get::<_, i64>(0)?, family_row(r, 1)?)))
-            .optional()?)
+            Ok(c.prepare_cached(token_lookup!("?1"))?
+                .query_row([&hash[..]], |r| Ok((r.get::<_, i64>(0)?, family_row(r, 1)?)))
+                .optional()?)
         })
         .await
     }
