@@ -3,8 +3,8 @@
 
 mod common;
 
+use common::race::{concurrent_refreshes, RACE_ENV};
 use common::{claims, Server};
-use futures::future::join_all;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -569,16 +569,17 @@ async fn rule10_revocation_endings() {
 
 #[tokio::test]
 async fn race_50_concurrent_refreshes_exactly_one_wins() {
-    let s = Server::start(&[]).await;
+    let s = Server::start(&RACE_ENV).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let rt = t["refresh_token"].as_str().unwrap().to_string();
-    let results = join_all((0..50).map(|_| s.refresh("pub", &rt))).await;
+    // All 50 in flight together, the database held until then (common::race).
+    let results = concurrent_refreshes(&s, "pub", &rt, 50).await;
     let mut ok = Vec::new();
     let mut statuses = Vec::new();
-    for r in results {
-        statuses.push(r.status().as_u16());
-        if r.status() == 200 {
-            ok.push(r.json::<Value>().await.unwrap());
+    for (status, body) in results {
+        statuses.push(status);
+        if status == 200 {
+            ok.push(body);
         }
     }
     assert_eq!(ok.len(), 1, "exactly one winner: {statuses:?}");
@@ -599,12 +600,14 @@ async fn race_grace_k_plus_one() {
     let s = Server::start(&[
         ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "20"),
         ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "3"),
+        RACE_ENV[0],
+        RACE_ENV[1],
     ])
     .await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let rt = t["refresh_token"].as_str().unwrap().to_string();
-    let results = join_all((0..50).map(|_| s.refresh("pub", &rt))).await;
-    let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
+    let results = concurrent_refreshes(&s, "pub", &rt, 50).await;
+    let statuses: Vec<u16> = results.iter().map(|(status, _)| *status).collect();
     let wins = statuses.iter().filter(|s| **s == 200).count();
     assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "no 500s: {statuses:?}");
     assert!(

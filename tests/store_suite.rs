@@ -11,16 +11,53 @@ use autional::store::postgres::PgStore;
 use autional::store::sqlite::SqliteStore;
 use autional::store::{DynStore, NewFamily, RedeemCode, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
+use common::race::{race, Gate};
 use futures::future::join_all;
 use std::sync::Arc;
 
+/// PostgreSQL connections per test store: the most contenders that can be at the database at once.
+const PG_POOL: usize = 32;
+
+/// Where a test store keeps its data, for a race gate (`common::race`).
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    async fn gate(&self, table: &str) -> Gate {
+        match self {
+            Db::Sqlite(path) => Gate::sqlite(path),
+            Db::Postgres(url) => Gate::postgres(url, table).await,
+        }
+    }
+}
+
+/// Both backends, each with what keeps it alive and where its data is.
+async fn backends_at() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>, Db)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let sqlite: DynStore = Arc::new(SqliteStore::open(&path, 256, 2).unwrap());
+    let pg = common::PgDb::create();
+    let url = pg.url.clone();
+    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, PG_POOL).await.unwrap());
+    // Warm the pool: every connection open (and signed in) before any race starts.
+    for r in join_all((0..PG_POOL).map(|_| postgres.ping())).await {
+        r.unwrap();
+    }
+    vec![
+        ("sqlite", sqlite, Box::new(dir), Db::Sqlite(path)),
+        ("postgres", postgres, Box::new(pg), Db::Postgres(url)),
+    ]
+}
+
 /// Both backends, each with what keeps it alive.
 async fn backends() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite: DynStore = Arc::new(SqliteStore::open(&dir.path().join("s.db"), 256, 2).unwrap());
-    let pg = common::PgDb::create();
-    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, 32).await.unwrap());
-    vec![("sqlite", sqlite, Box::new(dir)), ("postgres", postgres, Box::new(pg))]
+    backends_at()
+        .await
+        .into_iter()
+        .map(|(name, store, keep, _)| (name, store, keep))
+        .collect()
 }
 
 fn policy(retention_ms: i64) -> SweepPolicy {
@@ -163,13 +200,15 @@ fn rotate(presented: [u8; 32], policy: RefreshPolicy) -> (RotateRequest, [u8; 32
 
 #[tokio::test]
 async fn rotation_is_atomic_under_contention_exactly_one_wins() {
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
         let (_, rt0) = family(&store, &f, "openid offline_access").await;
-        let outcomes = join_all((0..64).map(|_| {
+        // All 64 read generation 0 before any write lands (PostgreSQL: the pool's 32 are
+        // blocked at their guarded write together).
+        let outcomes = race(db.gate("families").await, 64, PG_POOL, |_| {
             let store = store.clone();
             async move { store.rotate_refresh(rotate(rt0, NO_GRACE).0).await }
-        }))
+        })
         .await;
         let (mut issued, mut reused, mut revoked) = (0, 0, 0);
         for o in outcomes {
@@ -197,13 +236,13 @@ async fn grace_reissues_at_most_count_times_under_contention() {
         grace_count: 3,
         idle_ttl_ms: 3_600_000,
     };
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
         let (_, rt0) = family(&store, &f, "openid offline_access").await;
-        let outcomes = join_all((0..40).map(|_| {
+        let outcomes = race(db.gate("families").await, 40, PG_POOL, |_| {
             let store = store.clone();
             async move { store.rotate_refresh(rotate(rt0, policy).0).await.unwrap() }
-        }))
+        })
         .await;
         let rotated = outcomes
             .iter()
@@ -278,16 +317,16 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
 
 #[tokio::test]
 async fn code_redemption_race_one_issue_and_replays_revoke_it() {
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
         let req = code(&store, &f, "openid", 86_400_000).await;
-        let outcomes = join_all((0..20).map(|_| {
+        let outcomes = race(db.gate("codes").await, 20, 20, |_| {
             let store = store.clone();
             let mut req = req.clone();
             req.family.id = random_id();
             req.family.refresh_hash = Some(sha256(random_token().as_bytes()));
             async move { store.redeem_code(req).await.unwrap() }
-        }))
+        })
         .await;
         let issued: Vec<_> = outcomes
             .iter()

@@ -6,6 +6,7 @@
 
 pub mod dpop;
 pub mod faults;
+pub mod race;
 
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -336,6 +337,27 @@ impl Server {
 
     pub fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The value of a metric without labels (0 when absent) from the first node's Prometheus
+    /// endpoint.
+    pub fn metric_url(&self) -> String {
+        self.url("/metrics")
+    }
+
+    pub async fn metric_value(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.metric_url())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// The process id of node `i`.
