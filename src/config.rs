@@ -366,13 +366,13 @@ impl Config {
         }
         if let Some(m) = &self.metrics.listen {
             if m.parse::<SocketAddr>().is_err() {
-                return bad(
-                    "metrics.listen",
-                    format!("`{m}` is not an address like 127.0.0.1:9100"),
-                );
+                return bad("metrics.listen", format!("`{m}` is not an address like 127.0.0.1:9100"));
             }
             if *m == self.listen {
-                return bad("metrics.listen", "must differ from listen (metrics are not public)".into());
+                return bad(
+                    "metrics.listen",
+                    "must differ from listen (metrics are not public)".into(),
+                );
             }
         }
         if self.http.header_read_timeout.as_secs() == 0 || self.http.body_timeout.as_secs() == 0 {

@@ -712,8 +712,18 @@ async fn rule8_dpop_a_refused_refresh_records_no_jti() {
         .unwrap()
         .to_string();
     let before = s.snapshot();
-    let h = expect_err(refresh_dpop(&s, "pub", &rt2, Some(proof)).await, 400, "invalid_dpop_proof").await;
+    let h = expect_err(
+        refresh_dpop(&s, "pub", &rt2, Some(proof)).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
     drop(h);
     assert_eq!(before, s.snapshot(), "a replayed proof rotates nothing");
-    assert_eq!(refresh_dpop(&s, "pub", &rt2, Some(key.proof("POST", &htu))).await.status(), 200);
+    assert_eq!(
+        refresh_dpop(&s, "pub", &rt2, Some(key.proof("POST", &htu)))
+            .await
+            .status(),
+        200
+    );
 }

@@ -47,7 +47,8 @@ fn until_closed(stream: &mut TcpStream, limit: Duration, trickle: &[u8]) -> Opti
 async fn slow_request_heads_and_idle_connections_are_closed() {
     let s = Server::start(&[("AUTIONAL_HTTP__HEADER_READ_TIMEOUT", "1")]).await;
     let mut c = connect(&s);
-    c.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Ty").unwrap();
+    c.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .unwrap();
     let (_, took) = until_closed(&mut c, Duration::from_secs(4), b"").expect("closed within the header timeout");
     assert!(took >= Duration::from_millis(800), "not before the timeout: {took:?}");
     // Trickling the head byte by byte does not keep it open either.
@@ -121,7 +122,10 @@ async fn https_issuer_sets_host_prefixed_secure_cookies() {
         .collect();
     let host_cookie = |c: &str, name: &str| {
         assert!(c.starts_with(&format!("__Host-{name}=")), "{c}");
-        assert!(c.contains("; Secure") && c.contains("Path=/;") && !c.to_ascii_lowercase().contains("domain"), "{c}");
+        assert!(
+            c.contains("; Secure") && c.contains("Path=/;") && !c.to_ascii_lowercase().contains("domain"),
+            "{c}"
+        );
     };
     assert_eq!(set.len(), 1, "{set:?}");
     host_cookie(&set[0], "autional_csrf");
@@ -139,15 +143,27 @@ async fn https_issuer_sets_host_prefixed_secure_cookies() {
             .send()
     };
     // The unprefixed name is not the CSRF cookie here.
-    assert_eq!(login(format!("autional_csrf={csrf_cookie}")).await.unwrap().status(), 403);
+    assert_eq!(
+        login(format!("autional_csrf={csrf_cookie}")).await.unwrap().status(),
+        403
+    );
     let r = login(format!("__Host-autional_csrf={csrf_cookie}")).await.unwrap();
     assert_eq!(r.status(), 303);
     let c = r.headers()["set-cookie"].to_str().unwrap().to_string();
     host_cookie(&c, "autional_session");
     let session = common::set_cookie(r.headers(), "__Host-autional_session").unwrap();
     let account = |cookie: String| s.http.get(s.url("/account")).header("cookie", cookie).send();
-    assert_eq!(account(format!("__Host-autional_session={session}")).await.unwrap().status(), 200);
-    assert_eq!(account(format!("autional_session={session}")).await.unwrap().status(), 303);
+    assert_eq!(
+        account(format!("__Host-autional_session={session}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        account(format!("autional_session={session}")).await.unwrap().status(),
+        303
+    );
 }
 
 /// Finding 9: a session or CSRF cookie sent twice is not read at all (the first one is not
@@ -158,7 +174,10 @@ async fn duplicate_session_and_csrf_cookies_are_refused() {
     let (cookies, _) = s.sign_in("/account").await;
     let session = cookies.split("autional_session=").nth(1).unwrap().to_string();
     let account = |cookie: String| s.http.get(s.url("/account")).header("cookie", cookie).send();
-    assert_eq!(account(format!("autional_session={session}")).await.unwrap().status(), 200);
+    assert_eq!(
+        account(format!("autional_session={session}")).await.unwrap().status(),
+        200
+    );
     for dup in [
         format!("autional_session={session}; autional_session=planted"),
         format!("autional_session={session}; autional_session={session}"),
@@ -193,4 +212,66 @@ async fn duplicate_session_and_csrf_cookies_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(common::set_cookie(r.headers(), "autional_session").is_none());
+}
+
+/// The accept loop keeps graceful shutdown: on SIGTERM new connections are refused, the
+/// request in flight is answered, and the process exits 0.
+#[tokio::test]
+async fn sigterm_answers_the_request_in_flight_then_exits() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "AUTIONAL_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("a.db").display()),
+        )
+        .env("AUTIONAL_LISTEN", addr.to_string())
+        .env("AUTIONAL_ISSUER", format!("http://{addr}"))
+        .env("AUTIONAL_LOG", "warn")
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let body = b"grant_type=password&";
+    c.write_all(
+        format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(TcpStream::connect(addr).is_err(), "no new connections after SIGTERM");
+    c.write_all(body).unwrap();
+    let (resp, _) = until_closed(&mut c, Duration::from_secs(5), b"").expect("answered, then closed");
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "the process exits");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

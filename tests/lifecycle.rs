@@ -560,8 +560,16 @@ async fn code_is_dead(s: &Server, client: &str, a: &common::Authorized, why: &st
     let r = s.exchange(client, &a.code, &a.verifier).await;
     let status = r.status();
     let body: Value = r.json().await.unwrap();
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "{why}: {body}");
-    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families"), before, "{why}: nothing created");
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{why}: {body}"
+    );
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families"),
+        before,
+        "{why}: nothing created"
+    );
 }
 
 /// Finding 7 of issue 10: a code obtained before the session ended (logout, password change)
@@ -672,9 +680,6 @@ async fn device_approval_ends_with_the_session() {
     assert!(r.text().await.unwrap().contains("Device connected"));
     sign_out(&s, &cookies).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        poll_err(&s, d["device_code"].as_str().unwrap()).await,
-        "expired_token"
-    );
+    assert_eq!(poll_err(&s, d["device_code"].as_str().unwrap()).await, "expired_token");
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families"), 0, "nothing created");
 }

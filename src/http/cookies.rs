@@ -111,7 +111,11 @@ mod tests {
         let set = set.to_str().unwrap();
         assert!(set.starts_with("__Host-autional_session=v;"), "{set}");
         assert!(set.contains("; Secure") && set.contains("; Path=/;") && !set.contains("Domain"));
-        assert!(Cookie::Csrf.clear(&cfg).to_str().unwrap().starts_with("__Host-autional_csrf=;"));
+        assert!(Cookie::Csrf
+            .clear(&cfg)
+            .to_str()
+            .unwrap()
+            .starts_with("__Host-autional_csrf=;"));
         // The unprefixed name is not read under https (it could have been planted).
         assert_eq!(Cookie::Session.get(&cfg, &headers(&["autional_session=s1"])), None);
         assert_eq!(
@@ -121,6 +125,9 @@ mod tests {
             Some("s1")
         );
         let plain = Cookie::Session.set(&Config::default(), "v", None);
-        assert_eq!(plain.to_str().unwrap(), "autional_session=v; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            plain.to_str().unwrap(),
+            "autional_session=v; Path=/; HttpOnly; SameSite=Lax"
+        );
     }
 }

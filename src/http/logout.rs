@@ -5,8 +5,8 @@
 //! session-bound families (SPEC §4 rule 10); `offline_access` families survive.
 
 use super::body::MAX_BODY;
-use super::pages::{error_page, form_target_source, render, LogoutPage};
 use super::cookies::Cookie;
+use super::pages::{error_page, form_target_source, render, LogoutPage};
 use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::grants::authorize::redirect_with;

@@ -324,7 +324,9 @@ fn poll(conn: &Connection, req: &PollDevice) -> Result<DeviceOutcome> {
             "SELECT {DEVICE_COLS}, {} FROM device_codes WHERE device_hash = ?1",
             session_end!("device_codes")
         ))?
-        .query_row([&req.device_hash[..]], |r| Ok((device_row(r)?, r.get::<_, Option<i64>>(13)?)))
+        .query_row([&req.device_hash[..]], |r| {
+            Ok((device_row(r)?, r.get::<_, Option<i64>>(13)?))
+        })
         .optional()?
     else {
         return Ok(DeviceOutcome::NotFound);
@@ -506,7 +508,9 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
             "SELECT {CODE_COLS}, {} FROM codes WHERE hash = ?1",
             session_end!("codes")
         ))?
-        .query_row([&req.code_hash[..]], |r| Ok((code_row(r)?, r.get::<_, Option<i64>>(15)?)))
+        .query_row([&req.code_hash[..]], |r| {
+            Ok((code_row(r)?, r.get::<_, Option<i64>>(15)?))
+        })
         .optional()?;
     let Some((mut code, session_ends_at_ms)) = code else {
         return Ok(RedeemOutcome::NotFound);
