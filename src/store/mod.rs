@@ -41,10 +41,13 @@ macro_rules! session_end {
 /// are marked `ended` (polls then get `expired_token`). `{who}` is the backend's condition on
 /// the rows' `session_id` / `user_id` / `client_id` columns. Families with `offline_access`
 /// outlive the session; an unredeemed code never does.
+/// PostgreSQL takes row locks in the order device code → session → code everywhere (poll,
+/// redemption, ending), so the device statement comes first and, where sessions are ended too,
+/// the code statement after the session update.
 pub fn end_pending_grants_sql(who: &str) -> [String; 2] {
     [
-        format!("DELETE FROM codes WHERE consumed_at_ms IS NULL AND {who}"),
         format!("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND {who}"),
+        format!("DELETE FROM codes WHERE consumed_at_ms IS NULL AND {who}"),
     ]
 }
 

@@ -261,17 +261,27 @@ async fn revoke_replayed(
     Ok(RedeemOutcome::Replayed)
 }
 
-/// Ends the unredeemed codes and uncollected device approvals matching `who` (see
-/// [`end_pending_grants_sql`]).
-async fn end_pending_grants(
+/// Ends the uncollected device approvals (`Pending::Devices`) or unredeemed codes
+/// (`Pending::Codes`) matching `who` (see [`end_pending_grants_sql`] for the order).
+async fn end_pending(
     tx: &deadpool_postgres::Transaction<'_>,
+    which: Pending,
     who: &str,
     args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<()> {
-    for sql in end_pending_grants_sql(who) {
-        tx.execute(&sql, args).await?;
-    }
+    let [devices, codes] = end_pending_grants_sql(who);
+    let sql = match which {
+        Pending::Devices => devices,
+        Pending::Codes => codes,
+    };
+    tx.execute(&sql, args).await?;
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Pending {
+    Devices,
+    Codes,
 }
 
 #[async_trait]
@@ -420,6 +430,7 @@ impl Store for PgStore {
                 &[&user_id, &password_hash],
             )
             .await?;
+        end_pending(&tx, Pending::Devices, "user_id = $1", &[&user_id]).await?;
         tx.execute(
             "UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL",
             &[&user_id, &now_ms],
@@ -430,7 +441,7 @@ impl Store for PgStore {
             &[&user_id, &now_ms],
         )
         .await?;
-        end_pending_grants(&tx, "user_id = $1", &[&user_id]).await?;
+        end_pending(&tx, Pending::Codes, "user_id = $1", &[&user_id]).await?;
         tx.commit().await?;
         Ok(n > 0)
     }
@@ -466,7 +477,9 @@ impl Store for PgStore {
             &[&user_id, &client_id],
         )
         .await?;
-        end_pending_grants(&tx, "user_id = $1 AND client_id = $2", &[&user_id, &client_id]).await?;
+        for which in [Pending::Devices, Pending::Codes] {
+            end_pending(&tx, which, "user_id = $1 AND client_id = $2", &[&user_id, &client_id]).await?;
+        }
         let n = tx
             .execute(
                 "UPDATE families SET revoked_at_ms = $3, revoked_reason = 'consent_revoked' WHERE user_id = $1 AND client_id = $2 AND revoked_at_ms IS NULL",
@@ -733,17 +746,13 @@ impl Store for PgStore {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         // Lock order device code → session → code, as in `poll_device` and `redeem_code`.
-        tx.execute(
-            "UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND session_id = $1",
-            &[&id],
-        )
-        .await?;
+        end_pending(&tx, Pending::Devices, "session_id = $1", &[&id]).await?;
         tx.execute(
             "UPDATE sessions SET ended_at_ms = $2 WHERE id = $1 AND ended_at_ms IS NULL",
             &[&id, &now_ms],
         )
         .await?;
-        end_pending_grants(&tx, "session_id = $1", &[&id]).await?;
+        end_pending(&tx, Pending::Codes, "session_id = $1", &[&id]).await?;
         let n = tx
             .execute(
                 "UPDATE families SET revoked_at_ms = $2, revoked_reason = 'session_ended' WHERE session_id = $1 AND revoked_at_ms IS NULL",
