@@ -240,6 +240,10 @@ pub struct StoreConfig {
     pub sweep_retention: Dur,
     /// How long audit events are kept.
     pub audit_retention: Dur,
+    /// The longest a request waits for one database operation; past it the request gets 503
+    /// `temporarily_unavailable` and, for a second, further operations fail at once
+    /// (`store::guard`).
+    pub timeout: Dur,
 }
 
 impl Default for Config {
@@ -300,6 +304,7 @@ impl Default for Config {
                 pg_pool_size: 16,
                 sweep_retention: Dur::secs(3600),
                 audit_retention: Dur::secs(90 * 86400),
+                timeout: Dur::secs(3),
             },
         }
     }
@@ -430,6 +435,9 @@ impl Config {
         }
         if self.rate_limit.login_per_minute == 0 {
             return bad("rate_limit.login_per_minute", "must be greater than zero".into());
+        }
+        if self.store.timeout.0.is_zero() {
+            return bad("store.timeout", "must be at least 1s".into());
         }
         if self.store.max_batch == 0 || self.store.readers == 0 || self.store.pg_pool_size == 0 {
             return bad("store.max_batch", "store sizes must be greater than zero".into());

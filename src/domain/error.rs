@@ -4,6 +4,9 @@
 
 use std::borrow::Cow;
 
+/// Seconds a client is asked to wait after a 503 (`Retry-After`).
+pub const RETRY_AFTER_UNAVAILABLE_S: u64 = 1;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthError {
     pub status: u16,
@@ -60,6 +63,17 @@ impl OAuthError {
     }
     pub fn server_error() -> Self {
         Self::new(500, "server_error", "the server could not complete the request")
+    }
+    /// A dependency (the database) failed or is too slow: 503 `temporarily_unavailable` with
+    /// `Retry-After`, so that clients retry instead of treating the grant as lost.
+    pub fn temporarily_unavailable() -> Self {
+        let mut e = Self::new(
+            503,
+            "temporarily_unavailable",
+            "the service is temporarily unavailable, retry later",
+        );
+        e.retry_after = Some(crate::domain::error::RETRY_AFTER_UNAVAILABLE_S);
+        e
     }
     pub fn with_basic_challenge(mut self) -> Self {
         self.basic_challenge = true;

@@ -58,7 +58,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "code redemption failed");
-            OAuthError::server_error()
+            OAuthError::from(e)
         })?;
     match outcome {
         RedeemOutcome::Issued { code, family } => {

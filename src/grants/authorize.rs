@@ -91,7 +91,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         .store
         .get_client(client_id)
         .await
-        .map_err(|_| AuthorizeError::Page(OAuthError::server_error()))?
+        .map_err(|e| AuthorizeError::Page(OAuthError::from(e)))?
         .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
     let sent = p.get("redirect_uri").map_err(page)?;
     let redirect_uri = match sent {
@@ -287,7 +287,7 @@ pub async fn issue_code(app: &App, req: &AuthorizeRequest, session: &Session) ->
             family_id: None,
         })
         .await
-        .map_err(|_| OAuthError::server_error())?;
+        .map_err(OAuthError::from)?;
     let mut p = vec![("code", code.as_str())];
     if let Some(s) = &req.state {
         p.push(("state", s));

@@ -156,7 +156,7 @@ async fn verify_assertion(
         .store
         .use_dpop_jti(replay_key, (claims.exp + 5) * 1000)
         .await
-        .map_err(|_| OAuthError::server_error())?;
+        .map_err(OAuthError::from)?;
     if !fresh {
         return Err(fail("client_assertion has been used before (jti replay)"));
     }
@@ -205,7 +205,7 @@ pub async fn authenticate(app: &App, creds: &ClientCredentials) -> Result<Arc<Cl
     let client = app
         .client_for_auth(id)
         .await
-        .map_err(|_| OAuthError::server_error())?
+        .map_err(OAuthError::from)?
         .ok_or_else(|| fail("unknown client"))?;
     let used = match (&creds.basic, &creds.client_secret, &creds.client_assertion) {
         (Some(_), _, _) => AuthMethod::ClientSecretBasic,

@@ -84,7 +84,7 @@ pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Resul
                 });
             }
             Err(StoreError::Conflict(_)) => continue,
-            Err(_) => return Err(OAuthError::server_error()),
+            Err(e) => return Err(OAuthError::from(e)),
         }
     }
     Err(OAuthError::server_error())
@@ -122,7 +122,7 @@ pub async fn poll(
             ),
         })
         .await
-        .map_err(|_| OAuthError::server_error())?;
+        .map_err(OAuthError::from)?;
     let e = |code: &'static str, d: &'static str| OAuthError::new(400, code, d);
     match outcome {
         DeviceOutcome::Issued { family, .. } => {

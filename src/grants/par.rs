@@ -59,7 +59,7 @@ pub async fn push(app: &App, client: &Client, p: Params, proof: Option<&Proof>) 
             used_at_ms: None,
         })
         .await
-        .map_err(|_| OAuthError::server_error())?;
+        .map_err(OAuthError::from)?;
     Ok(Pushed {
         request_uri,
         expires_in: ttl.as_secs(),
@@ -82,7 +82,7 @@ pub async fn resolve(app: &App, client_id: &str, request_uri: &str) -> Result<(P
         .store
         .get_par(hash)
         .await
-        .map_err(|_| OAuthError::server_error())?
+        .map_err(OAuthError::from)?
         .filter(|r| r.client_id == client_id && r.used_at_ms.is_none() && now_ms() < r.expires_at_ms)
         .ok_or_else(invalid_request_uri)?;
     Ok((Params::from_form(par.params.as_bytes())?, hash))

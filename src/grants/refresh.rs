@@ -87,7 +87,7 @@ pub async fn use_proof(app: &App, proof: Option<&Proof>) -> Result<(), OAuthErro
     match app.store.use_dpop_jti(key, exp).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(OAuthError::invalid_dpop_proof("DPoP proof jti has been used before")),
-        Err(_) => Err(OAuthError::server_error()),
+        Err(e) => Err(OAuthError::from(e)),
     }
 }
 
@@ -128,7 +128,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "refresh rotation failed");
-            OAuthError::server_error()
+            OAuthError::from(e)
         })?;
     match outcome {
         RotateOutcome::Issued { family, grace } => {

@@ -72,7 +72,7 @@ async fn respond(st: &AppState, par_hash: Option<[u8; 32]>, status: StatusCode, 
         match st.app.store.mark_par_used(h, now_ms()).await {
             Ok(true) => {}
             Ok(false) => return page_error(&par::invalid_request_uri()),
-            Err(_) => return page_error(&OAuthError::server_error()),
+            Err(e) => return page_error(&OAuthError::from(e)),
         }
     }
     redirect(status, location)
@@ -148,7 +148,7 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
             Ok(c) => c
                 .and_then(|s| Scope::parse(&s).ok())
                 .is_some_and(|s| req.scope.is_subset_of(&s)),
-            Err(_) => return page_error(&OAuthError::server_error()),
+            Err(e) => return page_error(&OAuthError::from(e)),
         };
     if consented && !req.prompt("consent") {
         return issue(&st, par_hash, &req, &session, StatusCode::FOUND).await;
@@ -228,21 +228,23 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
     }
     match all.get("approved").ok().flatten() {
         Some("true") => {
-            let existing = st.app.store.get_consent(&user.id, &req.client.id).await.ok().flatten();
+            let existing = match st.app.store.get_consent(&user.id, &req.client.id).await {
+                Ok(c) => c,
+                Err(e) => return page_error(&OAuthError::from(e)),
+            };
             let mut granted: Vec<String> = existing
                 .and_then(|s| Scope::parse(&s).ok())
                 .map(|s| s.iter().map(str::to_owned).collect())
                 .unwrap_or_default();
             granted.extend(req.scope.iter().map(str::to_owned));
             let merged = Scope::parse(&granted.join(" ")).unwrap_or_default();
-            if st
+            if let Err(e) = st
                 .app
                 .store
                 .save_consent(&user.id, &req.client.id, &merged.to_string(), now_ms())
                 .await
-                .is_err()
             {
-                return page_error(&OAuthError::server_error());
+                return page_error(&OAuthError::from(e));
             }
             issue(&st, par_hash, &req, &session, StatusCode::SEE_OTHER).await
         }

@@ -218,6 +218,6 @@ pub async fn device_submit(
             render(StatusCode::OK, &page, &[])
         }
         Ok(false) => unknown_code(&st, &session, &user),
-        Err(_) => ApiError(OAuthError::server_error()).into_response(),
+        Err(e) => ApiError(OAuthError::from(e)).into_response(),
     }
 }

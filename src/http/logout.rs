@@ -6,7 +6,7 @@
 
 use super::body::MAX_BODY;
 use super::cookies::Cookie;
-use super::pages::{error_page, form_target_source, render, LogoutPage};
+use super::pages::{error_page, form_target_source, render, unavailable_page, LogoutPage};
 use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::grants::authorize::redirect_with;
@@ -89,8 +89,8 @@ async fn validate(st: &AppState, p: &Params, session: Option<(&str, &str)>) -> R
 
 async fn sign_out(st: &AppState, session_id: Option<&str>, redirect: Option<&str>) -> Response {
     if let Some(id) = session_id {
-        if st.app.store.end_session(id, now_ms()).await.is_err() {
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
+        if let Err(e) = st.app.store.end_session(id, now_ms()).await {
+            return unavailable_page(e);
         }
     }
     let mut resp = match redirect {

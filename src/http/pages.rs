@@ -174,7 +174,21 @@ pub fn secure_headers(resp: &mut Response, form_targets: &[String]) {
 }
 
 pub fn error_page(status: StatusCode, error: &str, description: Option<&str>) -> Response {
-    render(status, &ErrorPage { error, description }, &[])
+    let mut resp = render(status, &ErrorPage { error, description }, &[]);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::domain::error::RETRY_AFTER_UNAVAILABLE_S),
+        );
+    }
+    resp
+}
+
+/// The page for a store failure: 503 `temporarily_unavailable` (logged by the conversion).
+pub fn unavailable_page(e: crate::store::StoreError) -> Response {
+    let e = crate::domain::error::OAuthError::from(e);
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    error_page(status, e.error, e.description.as_deref())
 }
 
 pub async fn stylesheet() -> Response {

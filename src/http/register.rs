@@ -108,7 +108,7 @@ pub async fn register(
             .store
             .insert_client(client.clone())
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(OAuthError::from)?;
         let mut out = describe(&client);
         if let Some(s) = secret {
             out["client_secret"] = s.into();
@@ -192,7 +192,7 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
             .store
             .update_client(client.clone())
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(OAuthError::from)?;
         Ok(describe(&client))
     }
     .await;
@@ -208,6 +208,6 @@ pub async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
     }
     match st.app.store.delete_client(&id, now_ms()).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => ApiError(OAuthError::server_error()).into_response(),
+        Err(e) => ApiError(OAuthError::from(e)).into_response(),
     }
 }

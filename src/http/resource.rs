@@ -35,12 +35,12 @@ async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaim
     if store
         .is_access_token_revoked(&claims.jti)
         .await
-        .map_err(|_| OAuthError::server_error())?
+        .map_err(OAuthError::from)?
     {
         return Ok(None);
     }
     let family = match &claims.grant_id {
-        Some(g) => match store.get_family(g).await.map_err(|_| OAuthError::server_error())? {
+        Some(g) => match store.get_family(g).await.map_err(OAuthError::from)? {
             Some(f) if f.is_active(now_ms()) => Some(f),
             _ => return Ok(None),
         },
@@ -135,7 +135,7 @@ async fn check_binding(
             "invalid_dpop_proof",
             "DPoP proof jti has been used before",
         )),
-        Err(_) => Err(ApiError(OAuthError::server_error()).into_response()),
+        Err(e) => Err(ApiError(OAuthError::from(e)).into_response()),
     }
 }
 
@@ -204,7 +204,7 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
                 "the user no longer exists",
             )
         }
-        Err(_) => return ApiError(OAuthError::server_error()).into_response(),
+        Err(e) => return ApiError(OAuthError::from(e)).into_response(),
     };
     let mut out = json!({ "sub": user.id });
     if scope.contains("profile") {
@@ -259,7 +259,7 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
             .store
             .find_refresh(sha256(token.as_bytes()))
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(OAuthError::from)?;
         let now = now_ms();
         return Ok(match found {
             Some((generation, f)) if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms => {
@@ -334,7 +334,7 @@ async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
         if let Some((_, f)) = store
             .find_refresh(sha256(token.as_bytes()))
             .await
-            .map_err(|_| OAuthError::server_error())?
+            .map_err(OAuthError::from)?
         {
             if f.client_id != client.id {
                 return Err(foreign());
@@ -342,7 +342,7 @@ async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
             store
                 .revoke_family(&f.id, "revoked_by_client", now_ms())
                 .await
-                .map_err(|_| OAuthError::server_error())?;
+                .map_err(OAuthError::from)?;
         }
         return Ok(());
     }
@@ -354,7 +354,7 @@ async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
         store
             .revoke_access_token(&c.jti, c.exp * 1000)
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(OAuthError::from)?;
     }
     Ok(())
 }

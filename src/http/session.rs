@@ -6,7 +6,8 @@
 use super::body::user_agent;
 use super::cookies::Cookie;
 use super::pages::{
-    error_page, form_target_source, render, utc, AccountApp, AccountGrant, AccountPage, AccountSession, LoginPage,
+    error_page, form_target_source, render, unavailable_page, utc, AccountApp, AccountGrant, AccountPage,
+    AccountSession, LoginPage,
 };
 use super::AppState;
 use crate::domain::model::{AuditEvent, Session, User};
@@ -207,8 +208,8 @@ pub async fn login(
         ended_at_ms: None,
         user_agent: user_agent(&headers).map(|s| s.chars().take(256).collect()),
     };
-    if st.app.store.insert_session(session).await.is_err() {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
+    if let Err(e) = st.app.store.insert_session(session).await {
+        return unavailable_page(e);
     }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     resp.headers_mut().append(
@@ -235,8 +236,8 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
             Some("the sign-out form expired; reload the page"),
         );
     }
-    if st.app.store.end_session(&session.id, now_ms()).await.is_err() {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None);
+    if let Err(e) = st.app.store.end_session(&session.id, now_ms()).await {
+        return unavailable_page(e);
     }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     resp.headers_mut()
@@ -254,7 +255,7 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
     };
     let families = match st.app.store.list_user_families(&user.id).await {
         Ok(f) => f,
-        Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+        Err(e) => return unavailable_page(e),
     };
     let now = now_ms();
     let mut apps: Vec<AccountApp> = Vec::new();
@@ -361,6 +362,6 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
     };
     match done {
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/account")]).into_response(),
-        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
+        Err(e) => unavailable_page(e),
     }
 }

@@ -51,6 +51,7 @@ pub fn end_pending_grants_sql(who: &str) -> [String; 2] {
     ]
 }
 
+pub mod guard;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_writer;
@@ -66,8 +67,35 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The database answered with an error: down, unreachable, disk full, read-only, I/O.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The database did not answer in time, or recently did not (see `store::guard`).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the error says the database is failing, not that the request conflicted.
+    pub fn is_outage(&self) -> bool {
+        !matches!(self, StoreError::Conflict(_))
+    }
+}
+
+/// Every failure of the database is a dependency failure for the client: 503
+/// `temporarily_unavailable` with `Retry-After`, never a 500 (a conflict that reaches a caller is
+/// a bug of ours: 500). Logged here, once, without request data.
+impl From<StoreError> for crate::domain::error::OAuthError {
+    fn from(e: StoreError) -> Self {
+        if e.is_outage() {
+            tracing::warn!(error = %e, "store unavailable");
+            metrics::counter!("autional_store_unavailable_total").increment(1);
+            crate::domain::error::OAuthError::temporarily_unavailable()
+        } else {
+            tracing::error!(error = %e, "unexpected store conflict");
+            crate::domain::error::OAuthError::server_error()
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dpop;
+pub mod faults;
 
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -337,6 +338,19 @@ impl Server {
 
     pub fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The process id of node `i`.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i].child.id()
+    }
+
+    /// Stops every process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        for mut n in self.nodes.drain(..) {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

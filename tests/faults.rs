@@ -1,0 +1,221 @@
+//! The server under dependency faults, with real faults: a PostgreSQL cluster of the test's own
+//! stopped, restarted and frozen with `SIGSTOP`; a SQLite database on a small tmpfs that is
+//! filled to the last byte or remounted read-only. Every failure must be a fast 503
+//! `temporarily_unavailable` with `Retry-After` (never a 500, never a hang), change nothing, and
+//! heal without a restart. The PostgreSQL cases run in the PostgreSQL pass of the suite, the
+//! SQLite cases in the SQLite pass.
+
+mod common;
+
+use common::faults::{PrivatePg, Tmpfs};
+use common::{backend, Backend, Server};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const SCOPE: &str = "openid offline_access";
+
+/// A 503 `temporarily_unavailable` with `Retry-After`, as JSON.
+async fn assert_unavailable(r: reqwest::Response, what: &str) {
+    assert_eq!(r.status(), 503, "{what}");
+    assert!(r.headers().get("retry-after").is_some(), "{what}: Retry-After");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{what}: {body}");
+}
+
+async fn ready(s: &Server) -> u16 {
+    reqwest::get(s.url("/readyz")).await.unwrap().status().as_u16()
+}
+
+/// Waits (at most `limit`) for `/readyz` to say 200.
+async fn until_ready(s: &Server, limit: Duration) -> Duration {
+    let t = Instant::now();
+    while ready(s).await != 200 {
+        assert!(t.elapsed() < limit, "not ready again after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn postgres_down_gives_fast_503_and_heals_without_restart() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL fault case: runs in the PostgreSQL pass");
+        return;
+    }
+    let pg = PrivatePg::start();
+    let s = Server::start(&[("AUTIONAL_DATABASE_URL", &pg.url)]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let a = s.authorize("pub", SCOPE).await;
+
+    pg.stop();
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_unavailable(s.refresh("pub", &rt).await, "refresh while the database is down").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fast: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_unavailable(
+        s.exchange("pub", &a.code, &a.verifier).await,
+        "code exchange while the database is down",
+    )
+    .await;
+    assert_eq!(ready(&s).await, 503, "/readyz while the database is down");
+
+    pg.start_again();
+    let healed = until_ready(&s, Duration::from_secs(15)).await;
+    eprintln!("ready again {healed:?} after the database came back");
+    // Nothing the failed requests did stuck: the same token and code still work, once.
+    let r = s.refresh("pub", &rt).await;
+    assert_eq!(r.status(), 200);
+    let next: Value = r.json().await.unwrap();
+    assert_eq!(s.exchange("pub", &a.code, &a.verifier).await.status(), 200);
+    assert_eq!(
+        s.refresh("pub", &rt).await.status(),
+        401,
+        "the old token is now a reuse"
+    );
+    assert_eq!(
+        s.refresh("pub", next["refresh_token"].as_str().unwrap()).await.status(),
+        401,
+        "reuse revoked the family"
+    );
+}
+
+#[tokio::test]
+async fn postgres_frozen_gives_bounded_latency_and_bounded_memory() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL fault case: runs in the PostgreSQL pass");
+        return;
+    }
+    let pg = PrivatePg::start();
+    let s = Server::start(&[("AUTIONAL_DATABASE_URL", &pg.url), ("AUTIONAL_STORE__TIMEOUT", "1")]).await;
+    let mut chains = Vec::new();
+    for _ in 0..4 {
+        let (t, _) = s.tokens("pub", SCOPE).await;
+        chains.push(t["refresh_token"].as_str().unwrap().to_string());
+    }
+    let rss_before = rss_kib(s.pid(0));
+
+    pg.pause();
+    // Waves of concurrent refreshes against a database that accepts connections and never
+    // answers: every one gets 503 within the store timeout plus scheduling slack.
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for wave in 0..5 {
+        let results = futures::future::join_all((0..40).map(|i| {
+            let rt = chains[i % chains.len()].clone();
+            let s = &s;
+            async move {
+                let t = Instant::now();
+                let r = s.refresh("pub", &rt).await;
+                (
+                    r.status().as_u16(),
+                    r.headers().contains_key("retry-after"),
+                    t.elapsed(),
+                )
+            }
+        }))
+        .await;
+        for (status, retry_after, took) in results {
+            assert!(status == 503 && retry_after, "wave {wave}: {status}");
+            slowest = slowest.max(took);
+            statuses.push(status);
+        }
+    }
+    assert_eq!(ready(&s).await, 503, "/readyz while the database is frozen");
+    let rss_during = rss_kib(s.pid(0));
+    eprintln!(
+        "{} requests against a frozen database in {:?}, slowest {slowest:?}, RSS {rss_before} -> {rss_during} KiB",
+        statuses.len(),
+        started.elapsed()
+    );
+    assert!(slowest < Duration::from_millis(2500), "bounded latency: {slowest:?}");
+    assert!(
+        rss_during < rss_before + 64 * 1024,
+        "bounded memory: {rss_before} -> {rss_during} KiB"
+    );
+
+    pg.resume();
+    until_ready(&s, Duration::from_secs(15)).await;
+    // Each chain is in one of the two states a lost response may leave: its token still works
+    // (no write landed), or it was rotated by a write that landed after its caller was told 503,
+    // and then presenting it is a reuse. Never both, never a 5xx.
+    for rt in &chains {
+        let r = s.refresh("pub", rt).await;
+        assert!(matches!(r.status().as_u16(), 200 | 401), "{}", r.status());
+    }
+}
+
+/// A SQLite server on a small tmpfs (the database and its WAL live there).
+async fn sqlite_on(fs: &Tmpfs) -> Server {
+    let url = format!("sqlite://{}", fs.path().join("autional.db").display());
+    Server::start(&[("AUTIONAL_DATABASE_URL", &url)]).await
+}
+
+fn integrity(fs: &Tmpfs) -> String {
+    let c = rusqlite::Connection::open(fs.path().join("autional.db")).unwrap();
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_disk_full_gives_503_changes_nothing_and_heals() {
+    if backend() != Backend::Sqlite {
+        eprintln!("SQLite fault case: runs in the SQLite pass");
+        return;
+    }
+    let fs = Tmpfs::mount(8 * 1024);
+    let mut s = sqlite_on(&fs).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let mut rt = t["refresh_token"].as_str().unwrap().to_string();
+    // Some history, so the WAL has pages to grow into.
+    for _ in 0..20 {
+        let r: Value = s.refresh("pub", &rt).await.json().await.unwrap();
+        rt = r["refresh_token"].as_str().unwrap().to_string();
+    }
+
+    let filler = fs.fill();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = s.refresh("pub", &rt).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fast: {:?}",
+            started.elapsed()
+        );
+        match r.status().as_u16() {
+            // A commit may still fit in pages the WAL already has; then the chain moves on.
+            200 => {
+                rt = r.json::<Value>().await.unwrap()["refresh_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+            _ => {
+                assert_unavailable(r, "refresh on a full disk").await;
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "a full disk refuses writes");
+
+    std::fs::remove_file(filler).unwrap();
+    let r = s.refresh("pub", &rt).await;
+    assert_eq!(r.status(), 200, "heals once there is space, with the same token");
+    s.kill();
+    assert_eq!(integrity(&fs), "ok");
+}
