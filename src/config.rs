@@ -95,14 +95,41 @@ pub struct Config {
     pub client_secret: ClientSecretConfig,
     pub store: StoreConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HttpConfig {
     /// Trusted reverse proxies in front of the server: 0 uses the TCP peer address as the
     /// client's; N > 0 takes the N-th address from the right of `X-Forwarded-For` (the one the
     /// outermost trusted proxy saw). Used by the per-address rate limits.
     pub forwarded_hops: u32,
+    /// How long a client may take to send a request's line and headers; also how long an idle
+    /// keep-alive connection stays open waiting for its next request. See
+    /// `docs/design/http-limits.md`.
+    pub header_read_timeout: Dur,
+    /// How long a client may take to send a request's whole body, counted from its headers.
+    pub body_timeout: Dur,
+    /// Connections served at once; at the cap the server stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            forwarded_hops: 0,
+            header_read_timeout: Dur::secs(10),
+            body_timeout: Dur::secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MetricsConfig {
+    /// Where Prometheus metrics (`GET /metrics`) are served: a separate listener, never the
+    /// public one. Unset (the default): not served.
+    pub listen: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -269,6 +296,7 @@ impl Default for Config {
                 rotation_overlap: Dur::secs(4 * 3600),
             },
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
             store: StoreConfig {
                 max_batch: 256,
                 readers: 2,
@@ -340,6 +368,26 @@ impl Config {
                 "listen",
                 format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
             );
+        }
+        if let Some(m) = &self.metrics.listen {
+            if m.parse::<SocketAddr>().is_err() {
+                return bad("metrics.listen", format!("`{m}` is not an address like 127.0.0.1:9100"));
+            }
+            if *m == self.listen {
+                return bad(
+                    "metrics.listen",
+                    "must differ from listen (metrics are not public)".into(),
+                );
+            }
+        }
+        if self.http.header_read_timeout.as_secs() == 0 || self.http.body_timeout.as_secs() == 0 {
+            return bad(
+                "http.header_read_timeout",
+                "http timeouts must be greater than zero".into(),
+            );
+        }
+        if self.http.max_connections == 0 || self.http.max_connections > 1_000_000 {
+            return bad("http.max_connections", "must be between 1 and 1000000".into());
         }
         self.database_location()?;
         if self.refresh.reuse_grace_seconds > 60 {

@@ -1,5 +1,6 @@
 //! `autional serve`: opens the store, loads keys, starts background work (sweeper, key reload,
-//! rate-limit housekeeping) and serves HTTP until SIGINT/SIGTERM.
+//! rate-limit housekeeping) and serves HTTP (`listener`: timeouts, connection cap) until
+//! SIGINT/SIGTERM, plus Prometheus metrics on their own listener when `metrics.listen` is set.
 
 use crate::app::App;
 use crate::config::{Config, DatabaseLocation};
@@ -9,7 +10,6 @@ use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, SweepPolicy};
 use crate::util::now_ms;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +24,13 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
 
 /// Runs the server. `on_ready` is called with the app once keys are loaded (demo set-up).
 pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
-    // First, so that handles taken at start-up (the store's writer) record into it.
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    // First, so that handles taken at start-up (the store's writer) record into it. Only when
+    // metrics are served (`metrics.listen`): otherwise nobody could read them.
+    let metrics = cfg.metrics.listen.as_ref().and_then(|_| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok()
+    });
     // Histogram samples accumulate in the recorder until a scrape or an upkeep drains them:
     // without this, a server nobody scrapes grew by every sample it recorded.
     if let Some(handle) = metrics.clone() {
@@ -81,18 +84,50 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         }
     });
 
+    // Both listeners are bound before anything is announced: a taken port stops the start.
     let listener = tokio::net::TcpListener::bind(&app.cfg.listen).await?;
+    let metrics_listener = match &app.cfg.metrics.listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
+    // One signal, several listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(());
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let metrics_task = metrics_listener.map(|l| {
+        let router = crate::http::metrics_router(state.clone());
+        let limits = crate::listener::Limits {
+            max_connections: METRICS_CONNECTIONS,
+            ..crate::listener::Limits::from_config(&app.cfg.http)
+        };
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(addr = %a, "metrics served");
+        }
+        tokio::spawn(crate::listener::serve(l, router, limits, stopped(stop_rx.clone())))
+    });
     println!("listening on http://{addr}");
     tracing::info!(%addr, issuer = %app.cfg.issuer, "autional serving");
-    axum::serve(
+    crate::listener::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state),
+        crate::listener::Limits::from_config(&app.cfg.http),
+        stopped(stop_rx),
     )
-    .with_graceful_shutdown(shutdown())
     .await?;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     Ok(())
 }
+
+/// Connections the metrics listener serves at once (scrapers, not the public).
+const METRICS_CONNECTIONS: usize = 16;
 
 async fn shutdown() {
     let term = async {

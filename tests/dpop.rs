@@ -213,7 +213,8 @@ async fn rule8_dpop_each_failing_proof_is_refused_without_rotating() {
                 "POST",
                 &htu,
                 Opts {
-                    iat_offset: age,
+                    // Made now, sent after the cases before it: keep it ahead under a slow run.
+                    iat_offset: age + 60,
                     ..Opts::default()
                 },
             )),
@@ -672,4 +673,58 @@ async fn rule8_dpop_client_credentials_binds_and_refuses_a_replayed_proof() {
         key.jkt().as_str()
     );
     expect_err(send(proof).await.unwrap(), 400, "invalid_dpop_proof").await;
+}
+
+/// Issue 10 finding 10: a refused refresh records nothing, not even its proof's `jti` (a
+/// refused request must not cost a write); a proof is spent by the refresh it succeeds with,
+/// and then refused as a replay.
+#[tokio::test]
+async fn rule8_dpop_a_refused_refresh_records_no_jti() {
+    let s = Server::start(&[]).await;
+    let key = DpopKey::new();
+    let t = bound(&s, &key).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let htu = s.url("/oauth/refresh");
+    let jtis = || s.scalar_i64("SELECT COUNT(*) FROM dpop_jtis");
+    let n = jtis();
+    let proof = key.proof("POST", &htu);
+    expect_err(
+        refresh_dpop(&s, "pub", "rt_unknown", Some(proof.clone())).await,
+        401,
+        "invalid_grant",
+    )
+    .await;
+    let wider = s
+        .http
+        .post(&htu)
+        .header("DPoP", proof.clone())
+        .json(&json!({"refresh_token": rt, "client_id": "pub", "scope": "openid profile"}))
+        .send()
+        .await
+        .unwrap();
+    expect_err(wider, 400, "invalid_scope").await;
+    assert_eq!(jtis(), n, "refused refreshes record no jti");
+    // The proof was never used for anything: it works once, then it is a replay.
+    let r = refresh_dpop(&s, "pub", &rt, Some(proof.clone())).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(jtis(), n + 1, "recorded with the rotation");
+    let rt2 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = s.snapshot();
+    let h = expect_err(
+        refresh_dpop(&s, "pub", &rt2, Some(proof)).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
+    drop(h);
+    assert_eq!(before, s.snapshot(), "a replayed proof rotates nothing");
+    assert_eq!(
+        refresh_dpop(&s, "pub", &rt2, Some(key.proof("POST", &htu)))
+            .await
+            .status(),
+        200
+    );
 }

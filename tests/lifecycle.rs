@@ -529,3 +529,157 @@ async fn sessions_on_the_account_page_can_be_ended_from_another_browser() {
         .unwrap();
     assert_eq!(r.status(), 200, "this browser stays signed in");
 }
+
+/// Signs out through the account page's form (`POST /logout`).
+async fn sign_out(s: &Server, cookies: &str) {
+    let html = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_field(&html, "/logout", "csrf_token").expect("the sign-out form");
+    let r = s
+        .http
+        .post(s.url("/logout"))
+        .header("cookie", cookies)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+/// The code is refused with `invalid_grant` and no family or token is created.
+async fn code_is_dead(s: &Server, client: &str, a: &common::Authorized, why: &str) {
+    let before = s.scalar_i64("SELECT COUNT(*) FROM families");
+    let r = s.exchange(client, &a.code, &a.verifier).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{why}: {body}"
+    );
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families"),
+        before,
+        "{why}: nothing created"
+    );
+}
+
+/// Finding 7 of issue 10: a code obtained before the session ended (logout, password change)
+/// or consent was withdrawn is not exchanged — `offline_access` included, since a family
+/// outlives its session but an unredeemed code does not.
+#[tokio::test]
+async fn codes_end_with_their_session_password_change_and_consent() {
+    let s = Server::start(&[]).await;
+    // Logout.
+    let a = s.authorize("pub", "openid offline_access").await;
+    sign_out(&s, &a.cookies).await;
+    code_is_dead(&s, "pub", &a, "after logout").await;
+    // RP-initiated logout (confirmed on the page).
+    let a = s.authorize("pub", "openid").await;
+    let html = s
+        .http
+        .get(s.url("/oauth/logout"))
+        .header("cookie", &a.cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_field(&html, "/oauth/logout", "csrf_token").unwrap();
+    let r = s
+        .http
+        .post(s.url("/oauth/logout"))
+        .header("cookie", &a.cookies)
+        .form(&[("csrf_token", csrf.as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    code_is_dead(&s, "pub", &a, "after RP-initiated logout").await;
+    // Password change (set to the same password: the change itself ends everything).
+    let a = s.authorize("pub", "openid offline_access").await;
+    s.run_cli_stdin(
+        &["user", "set-password", "--username", "alice", "--password-stdin"],
+        common::PASSWORD,
+    );
+    code_is_dead(&s, "pub", &a, "after a password change").await;
+    // Consent withdrawn from the account page: that client's code ends, another client's code
+    // from the same session does not. (A redeemed grant first, so the page lists the client.)
+    let used = s.authorize("pub", "openid offline_access").await;
+    ok(s.exchange("pub", &used.code, &used.verifier).await).await;
+    let a = s.authorize("pub", "openid offline_access").await;
+    let html = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &a.cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_field(&html, "/account/revoke", "csrf_token").unwrap();
+    let other = s.authorize("pub2", "openid").await;
+    let r = s
+        .http
+        .post(s.url("/account/revoke"))
+        .header("cookie", &a.cookies)
+        .form(&[("csrf_token", csrf.as_str()), ("client_id", "pub")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    code_is_dead(&s, "pub", &a, "after consent withdrawal").await;
+    ok(s.exchange("pub2", &other.code, &other.verifier).await).await;
+    // A code whose session is live still works.
+    let a = s.authorize("pub", "openid").await;
+    ok(s.exchange("pub", &a.code, &a.verifier).await).await;
+}
+
+/// Finding 7: an approved device code whose session ended before the device collected it is
+/// refused with `expired_token` (RFC 8628 §3.5: start over), even with `offline_access`.
+#[tokio::test]
+async fn device_approval_ends_with_the_session() {
+    let s = Server::start(&[("AUTIONAL_DEVICE__INTERVAL", "1s")]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "TV",
+        "--public",
+        "--client-id",
+        "tv",
+        "--grant-type",
+        DEVICE,
+        "--grant-type",
+        "refresh_token",
+    ]);
+    let d = device_authorize(&s).await;
+    let (cookies, csrf) = device_session(&s).await;
+    let r = s
+        .http
+        .post(s.url("/oauth/device"))
+        .header("cookie", &cookies)
+        .form(&[
+            ("user_code", d["user_code"].as_str().unwrap()),
+            ("csrf_token", csrf.as_str()),
+            ("approved", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Device connected"));
+    sign_out(&s, &cookies).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(poll_err(&s, d["device_code"].as_str().unwrap()).await, "expired_token");
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families"), 0, "nothing created");
+}

@@ -190,7 +190,19 @@ async fn jwks_serves_the_signing_key_and_rotation_keeps_old_tokens_valid() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
-    let s = Server::start(&[]).await;
+    // Metrics are served on their own listener only (issue 10 finding 10).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let s = Server::start(&[("AUTIONAL_METRICS__LISTEN", metrics.as_str())]).await;
+    assert_eq!(
+        s.http.get(s.url("/metrics")).send().await.unwrap().status(),
+        404,
+        "not on the public listener"
+    );
     assert_eq!(s.http.get(s.url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
     let (t, _) = s.tokens("pub", "openid").await;
@@ -200,7 +212,7 @@ async fn health_readiness_and_metrics() {
     );
     let m = s
         .http
-        .get(s.url("/metrics"))
+        .get(format!("http://{metrics}/metrics"))
         .send()
         .await
         .unwrap()

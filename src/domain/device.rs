@@ -48,16 +48,26 @@ pub enum Poll {
     Invalid,
 }
 
-/// Classifies a poll by `client_id` at `now_ms`.
-pub fn poll(d: &DeviceCode, client_id: &str, now_ms: i64) -> Poll {
+/// The status of an approval whose sign-in session ended before the device collected it
+/// (logout, password change, consent withdrawn): polls get `expired_token`.
+pub const ENDED: &str = "ended";
+
+/// Classifies a poll by `client_id` at `now_ms`. `session_ends_at_ms` is the end of the session
+/// that approved the code (`grant::session_ends_at`), `None` when there is none (any more): an
+/// approval only turns into tokens while its session is live (`grant::session_live`). A device
+/// whose approval died with the session is told `expired_token` (RFC 8628 §3.5: the
+/// authorization session has concluded, the device may start a new one): the user did not deny
+/// anything, and `access_denied` would tell the device not to ask again.
+pub fn poll(d: &DeviceCode, client_id: &str, now_ms: i64, session_ends_at_ms: Option<i64>) -> Poll {
     if d.client_id != client_id || d.status == "consumed" {
         return Poll::Invalid;
     }
-    if now_ms >= d.expires_at_ms {
+    if now_ms >= d.expires_at_ms || d.status == ENDED {
         return Poll::Expired;
     }
     match d.status.as_str() {
         "denied" => Poll::Denied,
+        "approved" if !super::grant::session_live(session_ends_at_ms, now_ms) => Poll::Expired,
         "approved" => Poll::Issue,
         _ => match d.last_poll_ms {
             Some(last) if now_ms - last < d.interval_s * 1000 => Poll::SlowDown,
@@ -103,13 +113,23 @@ mod tests {
 
     #[test]
     fn polling_states() {
-        assert_eq!(poll(&code("pending", None), "c", 1_000), Poll::Pending);
-        assert_eq!(poll(&code("pending", Some(1_000)), "c", 3_000), Poll::SlowDown);
-        assert_eq!(poll(&code("pending", Some(1_000)), "c", 6_000), Poll::Pending);
-        assert_eq!(poll(&code("approved", None), "c", 1_000), Poll::Issue);
-        assert_eq!(poll(&code("denied", None), "c", 1_000), Poll::Denied);
-        assert_eq!(poll(&code("pending", None), "c", 600_000), Poll::Expired);
-        assert_eq!(poll(&code("approved", None), "other", 1_000), Poll::Invalid);
-        assert_eq!(poll(&code("consumed", None), "c", 1_000), Poll::Invalid);
+        let live = Some(10_000_000);
+        assert_eq!(poll(&code("pending", None), "c", 1_000, live), Poll::Pending);
+        assert_eq!(poll(&code("pending", Some(1_000)), "c", 3_000, live), Poll::SlowDown);
+        assert_eq!(poll(&code("pending", Some(1_000)), "c", 6_000, live), Poll::Pending);
+        assert_eq!(poll(&code("approved", None), "c", 1_000, live), Poll::Issue);
+        assert_eq!(poll(&code("denied", None), "c", 1_000, live), Poll::Denied);
+        assert_eq!(poll(&code("pending", None), "c", 600_000, live), Poll::Expired);
+        assert_eq!(poll(&code("approved", None), "other", 1_000, live), Poll::Invalid);
+        assert_eq!(poll(&code("consumed", None), "c", 1_000, live), Poll::Invalid);
+    }
+
+    #[test]
+    fn an_approval_dies_with_its_session() {
+        assert_eq!(poll(&code("approved", None), "c", 1_000, Some(1_000)), Poll::Expired);
+        assert_eq!(poll(&code("approved", None), "c", 1_000, None), Poll::Expired);
+        assert_eq!(poll(&code(ENDED, None), "c", 1_000, Some(5_000)), Poll::Expired);
+        // A pending code has no session yet.
+        assert_eq!(poll(&code("pending", None), "c", 1_000, None), Poll::Pending);
     }
 }

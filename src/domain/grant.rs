@@ -229,7 +229,29 @@ pub struct CodeRedemption<'a> {
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
     pub now_ms: i64,
+    /// When the sign-in session that authorised the code ends (see [`session_ends_at`]);
+    /// `None` when the session is gone.
+    pub session_ends_at_ms: Option<i64>,
 }
+
+/// When a sign-in session stops counting: when it was ended (logout, password change, ended
+/// from the account page), else its expiry. Stores read it as
+/// `COALESCE(ended_at_ms, expires_at_ms)`.
+pub fn session_ends_at(ended_at_ms: Option<i64>, expires_at_ms: i64) -> i64 {
+    ended_at_ms.map_or(expires_at_ms, |e| e.min(expires_at_ms))
+}
+
+/// Whether a grant made in a session whose end is `ends_at_ms` may still be completed at
+/// `now_ms`. An authorization code or an approved device code is only a promise of a grant:
+/// when the session it was made in has ended before the client collects it, it dies with the
+/// session — even with `offline_access`, which lets a *family* outlive the session, not an
+/// unredeemed code (SPEC §4 rule 10; see `docs/design/sessions-and-cookies.md`).
+pub fn session_live(ends_at_ms: Option<i64>, now_ms: i64) -> bool {
+    ends_at_ms.is_some_and(|end| now_ms < end)
+}
+
+/// Why a code (or device approval) whose session has ended is refused.
+pub const SESSION_ENDED: &str = "the sign-in session that authorised this grant has ended";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeCheck {
@@ -249,6 +271,9 @@ pub fn check_code(code: &AuthCode, r: &CodeRedemption<'_>) -> CodeCheck {
     }
     if r.now_ms >= code.expires_at_ms {
         return CodeCheck::Reject("authorization code is expired");
+    }
+    if !session_live(r.session_ends_at_ms, r.now_ms) {
+        return CodeCheck::Reject(SESSION_ENDED);
     }
     match (code.redirect_uri_sent, r.redirect_uri) {
         (true, None) => return CodeCheck::Reject("redirect_uri is required: it was sent on the authorization request"),
@@ -447,6 +472,7 @@ mod tests {
             redirect_uri: Some("https://app/cb"),
             code_verifier: Some(v),
             now_ms: 1,
+            session_ends_at_ms: Some(1_000),
         };
         assert_eq!(check_code(&code(), &ok), CodeCheck::Ok);
         assert!(matches!(
@@ -525,5 +551,27 @@ mod tests {
         let mut used = code();
         used.consumed_at_ms = Some(1);
         assert_eq!(check_code(&used, &ok), CodeCheck::Replayed);
+    }
+
+    #[test]
+    fn a_code_dies_with_its_session_but_a_replay_is_still_a_replay() {
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let r = |ends: Option<i64>| CodeRedemption {
+            client_id: "c",
+            dpop_jkt: None,
+            redirect_uri: Some("https://app/cb"),
+            code_verifier: Some(v),
+            now_ms: 500,
+            session_ends_at_ms: ends,
+        };
+        assert_eq!(check_code(&code(), &r(Some(501))), CodeCheck::Ok);
+        assert_eq!(check_code(&code(), &r(Some(500))), CodeCheck::Reject(SESSION_ENDED));
+        assert_eq!(check_code(&code(), &r(None)), CodeCheck::Reject(SESSION_ENDED));
+        let mut used = code();
+        used.consumed_at_ms = Some(1);
+        assert_eq!(check_code(&used, &r(None)), CodeCheck::Replayed);
+        assert_eq!(session_ends_at(Some(10), 20), 10);
+        assert_eq!(session_ends_at(None, 20), 20);
+        assert_eq!(session_ends_at(Some(30), 20), 20);
     }
 }

@@ -23,8 +23,8 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-/// Reads and parses the body. Oversized → 413 `invalid_request`; wrong content type or
-/// malformed body → 400 `invalid_request`.
+/// Reads and parses the body. Oversized → 413 `invalid_request`; not complete within
+/// `http.body_timeout` → 408; wrong content type or malformed body → 400 `invalid_request`.
 pub async fn read_params(headers: &HeaderMap, body: Body, accept: Accept) -> Result<Params, OAuthError> {
     let mt = media_type(headers);
     let json = match mt.as_deref() {
@@ -39,9 +39,13 @@ pub async fn read_params(headers: &HeaderMap, body: Body, accept: Accept) -> Res
             return Err(OAuthError::invalid_request(format!("Content-Type must be {expected}")));
         }
     };
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| OAuthError::new(413, "invalid_request", "request body is too large"))?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        if crate::listener::is_body_timeout(&e) {
+            OAuthError::new(408, "invalid_request", "the request body did not arrive in time")
+        } else {
+            OAuthError::new(413, "invalid_request", "request body is too large")
+        }
+    })?;
     if json {
         Params::from_json(&bytes)
     } else {

@@ -5,8 +5,9 @@
 //! session-bound families (SPEC §4 rule 10); `offline_access` families survive.
 
 use super::body::MAX_BODY;
+use super::cookies::Cookie;
 use super::pages::{error_page, form_target_source, render, unavailable_page, LogoutPage};
-use super::session::{csrf_ok, csrf_token, current, SESSION_COOKIE};
+use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::grants::authorize::redirect_with;
 use crate::jose::jwt::verify_id_token_hint;
@@ -14,7 +15,7 @@ use crate::params::Params;
 use crate::util::now_ms;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 struct Request {
@@ -106,13 +107,8 @@ async fn sign_out(st: &AppState, session_id: Option<&str>, redirect: Option<&str
             &[],
         ),
     };
-    let mut c = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    if st.app.cfg.is_https() {
-        c.push_str("; Secure");
-    }
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    resp.headers_mut()
+        .append(header::SET_COOKIE, Cookie::Session.clear(&st.app.cfg));
     resp
 }
 

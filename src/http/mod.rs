@@ -3,6 +3,7 @@
 
 mod authorize;
 mod body;
+mod cookies;
 mod device;
 mod discovery;
 mod dpop;
@@ -37,6 +38,15 @@ pub struct AppState {
     pub demo: bool,
 }
 
+/// The metrics listener's routes (`metrics.listen`): `GET /metrics` only. Metrics are not on
+/// the public router: they tell anyone how busy the server is and how often tokens are reused.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let demo = state.demo;
     let mut r = Router::new()
@@ -68,8 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/revoke", post(session::account_revoke))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
+        .route("/readyz", get(health::readyz));
     if demo {
         r = r.route("/demo/callback", get(pages::demo_callback));
     }

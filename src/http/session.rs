@@ -1,9 +1,10 @@
 //! Sign-in sessions and their pages: `/login` (argon2id, rate-limited, CSRF), `/logout`
-//! (ends the session and its session-bound families), `/account`. Cookies are HttpOnly,
-//! SameSite=Lax, Secure when the issuer is https; the session cookie holds a 256-bit secret
-//! stored only as its SHA-256.
+//! (ends the session and its session-bound families), `/account`. Cookies (see `cookies`) are
+//! HttpOnly, SameSite=Lax, `__Host-` and Secure when the issuer is https; the session cookie
+//! holds a 256-bit secret stored only as its SHA-256.
 
 use super::body::user_agent;
+use super::cookies::Cookie;
 use super::pages::{
     error_page, form_target_source, render, unavailable_page, utc, AccountApp, AccountGrant, AccountPage,
     AccountSession, LoginPage,
@@ -16,31 +17,6 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
-
-pub const SESSION_COOKIE: &str = "autional_session";
-pub const CSRF_COOKIE: &str = "autional_csrf";
-
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if let Some(a) = max_age {
-        c.push_str(&format!("; Max-Age={a}"));
-    }
-    if st.app.cfg.is_https() {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
 
 /// A CSRF token bound to `purpose` and `binding` (the CSRF cookie, or the session id).
 pub fn csrf_token(st: &AppState, purpose: &str, binding: &str) -> String {
@@ -56,7 +32,7 @@ pub fn csrf_ok(st: &AppState, purpose: &str, binding: &str, presented: Option<&s
 
 /// The signed-in session and its user, if the cookie names a live one.
 pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, User)> {
-    let token = cookie(headers, SESSION_COOKIE)?;
+    let token = Cookie::Session.get(&st.app.cfg, headers)?;
     let s = st
         .app
         .store
@@ -113,7 +89,7 @@ fn login_form(
     username: &str,
     error: Option<&str>,
 ) -> Response {
-    let (csrf_cookie, fresh) = match cookie(headers, CSRF_COOKIE) {
+    let (csrf_cookie, fresh) = match Cookie::Csrf.get(&st.app.cfg, headers) {
         Some(c) if c.len() == 43 => (c, false),
         _ => (random_token(), true),
     };
@@ -130,7 +106,7 @@ fn login_form(
     );
     if fresh {
         resp.headers_mut()
-            .append(header::SET_COOKIE, set_cookie(st, CSRF_COOKIE, &csrf_cookie, None));
+            .append(header::SET_COOKIE, Cookie::Csrf.set(&st.app.cfg, &csrf_cookie, None));
     }
     resp
 }
@@ -158,7 +134,7 @@ pub async fn login(
         .collect();
     let return_to = safe_return_to(form.get("return_to").map(String::as_str));
     let username = form.get("username").map(String::as_str).unwrap_or("");
-    let csrf_cookie = cookie(&headers, CSRF_COOKIE).unwrap_or_default();
+    let csrf_cookie = Cookie::Csrf.get(&st.app.cfg, &headers).unwrap_or_default();
     if csrf_cookie.is_empty() || !csrf_ok(&st, "login", &csrf_cookie, form.get("csrf_token").map(String::as_str)) {
         return login_form(
             &st,
@@ -238,7 +214,7 @@ pub async fn login(
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&st, SESSION_COOKIE, &token, Some(ttl.as_secs())),
+        Cookie::Session.set(&st.app.cfg, &token, Some(ttl.as_secs())),
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -265,7 +241,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
     }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&st, SESSION_COOKIE, "", Some(0)));
+        .append(header::SET_COOKIE, Cookie::Session.clear(&st.app.cfg));
     resp
 }
 

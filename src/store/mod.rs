@@ -23,6 +23,34 @@ macro_rules! token_lookup {
     };
 }
 
+/// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
+/// when it was ended, else its expiry; NULL when there is no such session), as a scalar
+/// subquery read next to a code or device code.
+macro_rules! session_end {
+    ($table:literal) => {
+        concat!(
+            "(SELECT CASE WHEN s.ended_at_ms < s.expires_at_ms THEN s.ended_at_ms ELSE s.expires_at_ms END FROM sessions s WHERE s.id = ",
+            $table,
+            ".session_id)"
+        )
+    };
+}
+
+/// What ends with a sign-in session besides its families (SPEC §4 rule 10, issue 10 finding 7):
+/// its unredeemed authorization codes are deleted and its approved, uncollected device codes
+/// are marked `ended` (polls then get `expired_token`). `{who}` is the backend's condition on
+/// the rows' `session_id` / `user_id` / `client_id` columns. Families with `offline_access`
+/// outlive the session; an unredeemed code never does.
+/// PostgreSQL takes row locks in the order device code → session → code everywhere (poll,
+/// redemption, ending), so the device statement comes first and, where sessions are ended too,
+/// the code statement after the session update.
+pub fn end_pending_grants_sql(who: &str) -> [String; 2] {
+    [
+        format!("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND {who}"),
+        format!("DELETE FROM codes WHERE consumed_at_ms IS NULL AND {who}"),
+    ]
+}
+
 pub mod guard;
 pub mod postgres;
 pub mod sqlite;

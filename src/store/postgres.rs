@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_dpop_rar_par.sql"),
     include_str!("../../migrations/postgres/0003_lifecycle.sql"),
+    include_str!("../../migrations/postgres/0004_pending_grants.sql"),
 ];
 
 /// How often a rotation re-reads after losing a race before giving up. Each loss means another
@@ -231,6 +232,13 @@ async fn use_jti(c: &deadpool_postgres::Object, key: &[u8; 32], expires_at_ms: i
     Ok(c.execute(&st, &[&&key[..], &expires_at_ms]).await? == 1)
 }
 
+/// A unique violation on `dpop_jtis`: the proof was used concurrently by another request.
+fn is_jti_conflict(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION && d.table() == Some("dpop_jtis")
+    })
+}
+
 /// A second redemption of a code: revoke the family its first redemption created.
 async fn revoke_replayed(
     c: &deadpool_postgres::Object,
@@ -251,6 +259,29 @@ async fn revoke_replayed(
         .await?;
     }
     Ok(RedeemOutcome::Replayed)
+}
+
+/// Ends the uncollected device approvals (`Pending::Devices`) or unredeemed codes
+/// (`Pending::Codes`) matching `who` (see [`end_pending_grants_sql`] for the order).
+async fn end_pending(
+    tx: &deadpool_postgres::Transaction<'_>,
+    which: Pending,
+    who: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<()> {
+    let [devices, codes] = end_pending_grants_sql(who);
+    let sql = match which {
+        Pending::Devices => devices,
+        Pending::Codes => codes,
+    };
+    tx.execute(&sql, args).await?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Pending {
+    Devices,
+    Codes,
 }
 
 #[async_trait]
@@ -399,6 +430,7 @@ impl Store for PgStore {
                 &[&user_id, &password_hash],
             )
             .await?;
+        end_pending(&tx, Pending::Devices, "user_id = $1", &[&user_id]).await?;
         tx.execute(
             "UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL",
             &[&user_id, &now_ms],
@@ -409,6 +441,7 @@ impl Store for PgStore {
             &[&user_id, &now_ms],
         )
         .await?;
+        end_pending(&tx, Pending::Codes, "user_id = $1", &[&user_id]).await?;
         tx.commit().await?;
         Ok(n > 0)
     }
@@ -444,6 +477,9 @@ impl Store for PgStore {
             &[&user_id, &client_id],
         )
         .await?;
+        for which in [Pending::Devices, Pending::Codes] {
+            end_pending(&tx, which, "user_id = $1 AND client_id = $2", &[&user_id, &client_id]).await?;
+        }
         let n = tx
             .execute(
                 "UPDATE families SET revoked_at_ms = $3, revoked_reason = 'consent_revoked' WHERE user_id = $1 AND client_id = $2 AND revoked_at_ms IS NULL",
@@ -543,7 +579,21 @@ impl Store for PgStore {
             return Ok(DeviceOutcome::NotFound);
         };
         let mut d = device_row(&row);
-        let p = device::poll(&d, &req.client_id, req.now_ms);
+        // An approval turns into tokens only while its session is live; the share lock makes a
+        // concurrent `end_session` wait for this poll's family (and then revoke it) or this
+        // poll see the session ended (lock order: device code, then session, as in
+        // `end_session`).
+        let session_end = match (&d.status[..], &d.session_id) {
+            ("approved", Some(sid)) => tx
+                .query_opt(
+                    "SELECT CASE WHEN s.ended_at_ms < s.expires_at_ms THEN s.ended_at_ms ELSE s.expires_at_ms END FROM sessions s WHERE s.id = $1 FOR SHARE",
+                    &[sid],
+                )
+                .await?
+                .map(|r| r.get::<_, i64>(0)),
+            _ => None,
+        };
+        let p = device::poll(&d, &req.client_id, req.now_ms, session_end);
         let out = match p {
             Poll::Pending => {
                 tx.execute(
@@ -695,11 +745,14 @@ impl Store for PgStore {
     async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
+        // Lock order device code → session → code, as in `poll_device` and `redeem_code`.
+        end_pending(&tx, Pending::Devices, "session_id = $1", &[&id]).await?;
         tx.execute(
             "UPDATE sessions SET ended_at_ms = $2 WHERE id = $1 AND ended_at_ms IS NULL",
             &[&id, &now_ms],
         )
         .await?;
+        end_pending(&tx, Pending::Codes, "session_id = $1", &[&id]).await?;
         let n = tx
             .execute(
                 "UPDATE families SET revoked_at_ms = $2, revoked_reason = 'session_ended' WHERE session_id = $1 AND revoked_at_ms IS NULL",
@@ -780,7 +833,10 @@ impl Store for PgStore {
             }
         }
         let select = c
-            .prepare_cached(&format!("SELECT {CODE_COLS} FROM codes WHERE hash = $1"))
+            .prepare_cached(&format!(
+                "SELECT {CODE_COLS}, {} FROM codes WHERE hash = $1",
+                session_end!("codes")
+            ))
             .await?;
         let Some(row) = c.query_opt(&select, &[&&req.code_hash[..]]).await? else {
             return Ok(RedeemOutcome::NotFound);
@@ -792,6 +848,7 @@ impl Store for PgStore {
             redirect_uri: req.redirect_uri.as_deref(),
             code_verifier: req.code_verifier.as_deref(),
             now_ms: req.now_ms,
+            session_ends_at_ms: row.get(15),
         };
         match check_code(&code, &redemption) {
             CodeCheck::Reject(why) => Ok(RedeemOutcome::Rejected(why)),
@@ -808,12 +865,16 @@ impl Store for PgStore {
                     req.now_ms,
                 );
                 // Consume, create the family and its first token in one statement; a racing
-                // second redemption finds the code consumed and is treated as a replay.
+                // second redemption finds the code consumed and is treated as a replay. The
+                // session must still be live, under a share lock: a concurrent `end_session`
+                // either waits and then revokes this family, or has ended the session first and
+                // this statement consumes nothing (lock order: session, then code).
                 let f = &family;
                 let refresh: Option<&[u8]> = nf.refresh_hash.as_ref().map(|h| &h[..]);
                 let st = c
                     .prepare_cached(
-                        "WITH c AS (UPDATE codes SET consumed_at_ms = $2, family_id = $3 WHERE hash = $1 AND consumed_at_ms IS NULL RETURNING hash), \
+                        "WITH c AS (UPDATE codes SET consumed_at_ms = $2, family_id = $3 WHERE hash = $1 AND consumed_at_ms IS NULL \
+                                    AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = codes.session_id AND s.ended_at_ms IS NULL AND s.expires_at_ms > $2 FOR SHARE) RETURNING hash), \
                          f AS (INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, last_used_at_ms, last_user_agent) \
                                SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $2, $12, $13, 0, $2, 0, $2, $14 FROM c RETURNING id), \
                          t AS (INSERT INTO refresh_tokens (hash, family_id, generation) SELECT $15, id, 0 FROM f WHERE $15::bytea IS NOT NULL RETURNING family_id) \
@@ -845,6 +906,11 @@ impl Store for PgStore {
                     .get(0);
                 if n == 0 {
                     let row = c.query_opt(&select, &[&&req.code_hash[..]]).await?;
+                    let consumed = row.as_ref().and_then(|r| r.get::<_, Option<i64>>(11));
+                    if consumed.is_none() {
+                        // Not consumed by a racing redemption: its session ended meanwhile.
+                        return Ok(RedeemOutcome::Rejected(crate::domain::grant::SESSION_ENDED));
+                    }
                     let fid = row.as_ref().and_then(|r| r.get::<_, Option<String>>(12));
                     return revoke_replayed(&c, fid, req.now_ms).await;
                 }
@@ -864,17 +930,26 @@ impl Store for PgStore {
         let write = c
             .prepare_cached(
                 "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 \
-                            WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL RETURNING id) \
+                            WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL RETURNING id), \
+                 j AS (INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11::bytea, $12::bigint FROM u WHERE $11::bytea IS NOT NULL) \
                  INSERT INTO refresh_tokens (hash, family_id, generation) SELECT $10, id, $2 FROM u",
             )
             .await?;
         let revoke = c.prepare_cached(REVOKE_AND_AUDIT).await?;
-        if let Some((key, exp)) = &req.dpop_jti {
-            if !use_jti(&c, key, *exp).await? {
-                return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
-            }
-        }
+        let jti_seen = c.prepare_cached("SELECT 1 FROM dpop_jtis WHERE key = $1").await?;
+        // The proof's jti is recorded only by the rotating write (the same statement): a
+        // refused refresh records nothing. A used proof is refused before anything else, also
+        // after a lost race (the winner of an exact replay has recorded it by then); the
+        // unique key refuses a concurrent use of one proof for two tokens (the whole write
+        // rolls back). See docs/design/dpop.md.
+        let jti: Option<&[u8]> = req.dpop_jti.as_ref().map(|(k, _)| &k[..]);
+        let jti_exp: Option<i64> = req.dpop_jti.as_ref().map(|(_, e)| *e);
         for _ in 0..MAX_RACE_RETRIES {
+            if let Some(k) = jti {
+                if c.query_opt(&jti_seen, &[&k]).await?.is_some() {
+                    return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
+                }
+            }
             let Some(row) = c.query_opt(&select, &[&&req.presented_hash[..]]).await? else {
                 return Ok(RotateOutcome::NotFound);
             };
@@ -915,7 +990,7 @@ impl Store for PgStore {
                 }
                 Decision::Rotate | Decision::GraceReissue => {
                     let f = &family;
-                    let n = c
+                    let n = match c
                         .execute(
                             &write,
                             &[
@@ -929,9 +1004,16 @@ impl Store for PgStore {
                                 &seen_generation,
                                 &seen_grace,
                                 &&req.new_hash[..],
+                                &jti,
+                                &jti_exp,
                             ],
                         )
-                        .await?;
+                        .await
+                    {
+                        Ok(n) => n,
+                        Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
+                        Err(e) => return Err(e.into()),
+                    };
                     if n == 1 {
                         return Ok(RotateOutcome::Issued {
                             family: Box::new(family),

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_dpop_rar_par.sql"),
     include_str!("../../migrations/sqlite/0003_lifecycle.sql"),
     include_str!("../../migrations/sqlite/0004_refresh_tokens_by_seq.sql"),
+    include_str!("../../migrations/sqlite/0005_pending_grants.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -280,6 +281,15 @@ fn revoke_family_sql(conn: &Connection, id: &str, reason: &str, now_ms: i64) -> 
     Ok(n > 0)
 }
 
+/// Ends the unredeemed codes and uncollected device approvals matching `who` (see
+/// [`end_pending_grants_sql`]).
+fn end_pending_grants(conn: &Connection, who: &str, args: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<()> {
+    for sql in end_pending_grants_sql(who) {
+        conn.prepare_cached(&sql)?.execute(args)?;
+    }
+    Ok(())
+}
+
 fn get_family_sql(conn: &Connection, id: &str) -> rusqlite::Result<Option<Family>> {
     conn.prepare_cached(&format!("SELECT {FAMILY_COLS} FROM families f WHERE f.id = ?1"))?
         .query_row([id], |r| family_row(r, 0))
@@ -309,16 +319,20 @@ fn device_row(r: &Row) -> rusqlite::Result<DeviceCode> {
 }
 
 fn poll(conn: &Connection, req: &PollDevice) -> Result<DeviceOutcome> {
-    let Some(mut d) = conn
+    let Some(d) = conn
         .prepare_cached(&format!(
-            "SELECT {DEVICE_COLS} FROM device_codes WHERE device_hash = ?1"
+            "SELECT {DEVICE_COLS}, {} FROM device_codes WHERE device_hash = ?1",
+            session_end!("device_codes")
         ))?
-        .query_row([&req.device_hash[..]], device_row)
+        .query_row([&req.device_hash[..]], |r| {
+            Ok((device_row(r)?, r.get::<_, Option<i64>>(13)?))
+        })
         .optional()?
     else {
         return Ok(DeviceOutcome::NotFound);
     };
-    let p = device::poll(&d, &req.client_id, req.now_ms);
+    let (mut d, session_end) = d;
+    let p = device::poll(&d, &req.client_id, req.now_ms, session_end);
     match p {
         Poll::Pending => {
             conn.execute(
@@ -394,8 +408,10 @@ fn code_row(r: &Row) -> rusqlite::Result<AuthCode> {
 }
 
 fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
-    if let Some((key, exp)) = &req.dpop_jti {
-        if !use_jti(conn, key, *exp)? {
+    // A used proof is refused first; the proof's jti is recorded only with a rotation (below),
+    // in the same transaction: a refused refresh writes nothing (see docs/design/dpop.md).
+    if let Some((key, _)) = &req.dpop_jti {
+        if jti_seen(conn, key)? {
             return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
         }
     }
@@ -453,12 +469,24 @@ fn rotate(conn: &Connection, req: &RotateRequest) -> Result<RotateOutcome> {
                 family.idle_expires_at_ms, family.last_used_at_ms, family.last_user_agent
             ])?;
             insert_refresh(conn, &req.new_hash, &family, generation, req.now_ms)?;
+            if let Some((key, exp)) = &req.dpop_jti {
+                use_jti(conn, key, *exp)?;
+            }
             Ok(RotateOutcome::Issued {
                 family: Box::new(family),
                 grace: decision == Decision::GraceReissue,
             })
         }
     }
+}
+
+/// Whether a DPoP proof's `jti` has been recorded (a replay).
+fn jti_seen(conn: &Connection, key: &[u8; 32]) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM dpop_jtis WHERE key = ?1")?
+        .query_row([&key[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Records a DPoP proof's `jti`; false when it was seen before (a replay).
@@ -476,10 +504,15 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
         }
     }
     let code = conn
-        .prepare_cached(&format!("SELECT {CODE_COLS} FROM codes WHERE hash = ?1"))?
-        .query_row([&req.code_hash[..]], code_row)
+        .prepare_cached(&format!(
+            "SELECT {CODE_COLS}, {} FROM codes WHERE hash = ?1",
+            session_end!("codes")
+        ))?
+        .query_row([&req.code_hash[..]], |r| {
+            Ok((code_row(r)?, r.get::<_, Option<i64>>(15)?))
+        })
         .optional()?;
-    let Some(mut code) = code else {
+    let Some((mut code, session_ends_at_ms)) = code else {
         return Ok(RedeemOutcome::NotFound);
     };
     let check = check_code(
@@ -490,6 +523,7 @@ fn redeem(conn: &Connection, req: &RedeemCode) -> Result<RedeemOutcome> {
             redirect_uri: req.redirect_uri.as_deref(),
             code_verifier: req.code_verifier.as_deref(),
             now_ms: req.now_ms,
+            session_ends_at_ms,
         },
     );
     match check {
@@ -734,6 +768,7 @@ impl Store for SqliteStore {
                 "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'password_changed' WHERE user_id = ?1 AND revoked_at_ms IS NULL",
                 params![id, now_ms],
             )?;
+            end_pending_grants(c, "user_id = ?1", params![id])?;
             Ok(n > 0)
         })
         .await
@@ -759,6 +794,7 @@ impl Store for SqliteStore {
         let (u, cl) = (user_id.to_string(), client_id.to_string());
         self.write(move |c| {
             c.execute("DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2", params![u, cl])?;
+            end_pending_grants(c, "user_id = ?1 AND client_id = ?2", params![u, cl])?;
             Ok(c.execute(
                 "UPDATE families SET revoked_at_ms = ?3, revoked_reason = 'consent_revoked' WHERE user_id = ?1 AND client_id = ?2 AND revoked_at_ms IS NULL",
                 params![u, cl, now_ms],
@@ -936,6 +972,7 @@ impl Store for SqliteStore {
                 "UPDATE sessions SET ended_at_ms = ?2 WHERE id = ?1 AND ended_at_ms IS NULL",
                 params![id, now_ms],
             )?;
+            end_pending_grants(c, "session_id = ?1", params![id])?;
             let n = c.execute(
                 "UPDATE families SET revoked_at_ms = ?2, revoked_reason = 'session_ended' WHERE session_id = ?1 AND revoked_at_ms IS NULL",
                 params![id, now_ms],

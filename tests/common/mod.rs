@@ -278,10 +278,12 @@ impl Server {
                 _ => free_port(),
             };
             let url = format!("http://127.0.0.1:{port}");
-            let issuer = if self.base.is_empty() {
-                url.clone()
-            } else {
-                self.base.clone()
+            // An `AUTIONAL_ISSUER` in the server's environment wins (e.g. an https issuer in
+            // front of plain http on loopback, as behind a TLS-terminating proxy).
+            let issuer = match self.env.iter().find(|(k, _)| k == "AUTIONAL_ISSUER") {
+                Some((_, v)) => v.clone(),
+                None if self.base.is_empty() => url.clone(),
+                None => self.base.clone(),
             };
             let mut child = self
                 .command()
