@@ -345,7 +345,8 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
                 crate::domain::redirect_uri::check(u).map_err(|e| anyhow::anyhow!("--redirect-uri: {e}"))?;
             }
             for u in &a.post_logout_redirect_uris {
-                crate::domain::redirect_uri::check(u).map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
+                crate::domain::redirect_uri::check(u)
+                    .map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
             }
             let scope = crate::domain::scope::Scope::parse(&a.scope).map_err(anyhow::Error::msg)?;
             if !scope.unknown(&cfg.scopes.custom).is_empty() {

@@ -439,10 +439,7 @@ impl Config {
         }
         for (scope, aud) in &self.scopes.audiences {
             if !self.scopes.custom.contains(scope) {
-                return bad(
-                    "scopes.audiences",
-                    format!("`{scope}` is not one of scopes.custom"),
-                );
+                return bad("scopes.audiences", format!("`{scope}` is not one of scopes.custom"));
             }
             if !absolute(aud) {
                 return bad("scopes.audiences", format!("`{aud}` is not an absolute URI"));

@@ -1140,7 +1140,10 @@ async fn anonymous_registration_gets_neither_client_credentials_nor_api_scopes()
         .await;
     }
     let m = ok_json(s.http.get(uri).bearer_auth(rat).send().await.unwrap()).await;
-    assert_eq!((m["scope"].as_str(), &m["grant_types"]), (Some("openid"), &json!(["authorization_code", "refresh_token"])));
+    assert_eq!(
+        (m["scope"].as_str(), &m["grant_types"]),
+        (Some("openid"), &json!(["authorization_code", "refresh_token"]))
+    );
     refused(
         &s,
         "the registered client tries client_credentials",
@@ -1150,8 +1153,15 @@ async fn anonymous_registration_gets_neither_client_credentials_nor_api_scopes()
     )
     .await;
     // Without scope and grant types, the defaults: the OpenID scopes and the code flow.
-    let reg = registered(&s, &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
-    assert_eq!(scopes(&reg["scope"]), scopes(&json!("openid profile email offline_access")));
+    let reg = registered(
+        &s,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(
+        scopes(&reg["scope"]),
+        scopes(&json!("openid profile email offline_access"))
+    );
     assert_eq!(reg["grant_types"], json!(["authorization_code", "refresh_token"]));
 }
 
@@ -1172,7 +1182,11 @@ async fn access_tokens_carry_the_audience_of_their_scopes() {
     let at = t["access_token"].as_str().unwrap();
     assert_eq!(claims(at)["aud"], "https://api.example");
     let i = s.introspect(at).await;
-    assert_eq!((i["active"].as_bool(), i["aud"].as_str()), (Some(true), Some("https://api.example")), "{i}");
+    assert_eq!(
+        (i["active"].as_bool(), i["aud"].as_str()),
+        (Some(true), Some("https://api.example")),
+        "{i}"
+    );
 }
 
 /// RFC 9700 §4.11.2, RFC 8252 §7–8: redirect URIs that would make this server an open
@@ -1183,14 +1197,54 @@ async fn registration_refuses_redirect_uris_that_make_an_open_redirector() {
     let s = Server::start(&[REGISTRATION_ON, ("AUTIONAL_RATE_LIMIT__REGISTRATION_PER_HOUR", "100")]).await;
     let with_redirect = |u: &str| json!({"redirect_uris": [u], "token_endpoint_auth_method": "none"});
     for (what, meta, error, says) in [
-        ("http on a remote host", with_redirect("http://evil.example/cb"), "invalid_redirect_uri", "must use https"),
-        ("http on a private address", with_redirect("http://10.0.0.1/cb"), "invalid_redirect_uri", "must use https"),
-        ("http on localhost", with_redirect("http://localhost:9/cb"), "invalid_redirect_uri", "localhost"),
-        ("javascript://", with_redirect("javascript://x/%0aalert(1)"), "invalid_redirect_uri", "javascript scheme"),
-        ("javascript:", with_redirect("javascript:alert(1)"), "invalid_redirect_uri", "javascript scheme"),
-        ("data:", with_redirect("data:text/html,<script>alert(1)</script>"), "invalid_redirect_uri", "data scheme"),
-        ("a scheme without a dot", with_redirect("myapp://cb"), "invalid_redirect_uri", "myapp scheme"),
-        ("user information", with_redirect("https://app.example@evil.example/cb"), "invalid_redirect_uri", "user information"),
+        (
+            "http on a remote host",
+            with_redirect("http://evil.example/cb"),
+            "invalid_redirect_uri",
+            "must use https",
+        ),
+        (
+            "http on a private address",
+            with_redirect("http://10.0.0.1/cb"),
+            "invalid_redirect_uri",
+            "must use https",
+        ),
+        (
+            "http on localhost",
+            with_redirect("http://localhost:9/cb"),
+            "invalid_redirect_uri",
+            "localhost",
+        ),
+        (
+            "javascript://",
+            with_redirect("javascript://x/%0aalert(1)"),
+            "invalid_redirect_uri",
+            "javascript scheme",
+        ),
+        (
+            "javascript:",
+            with_redirect("javascript:alert(1)"),
+            "invalid_redirect_uri",
+            "javascript scheme",
+        ),
+        (
+            "data:",
+            with_redirect("data:text/html,<script>alert(1)</script>"),
+            "invalid_redirect_uri",
+            "data scheme",
+        ),
+        (
+            "a scheme without a dot",
+            with_redirect("myapp://cb"),
+            "invalid_redirect_uri",
+            "myapp scheme",
+        ),
+        (
+            "user information",
+            with_redirect("https://app.example@evil.example/cb"),
+            "invalid_redirect_uri",
+            "user information",
+        ),
         (
             "a javascript post-logout URI",
             json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "post_logout_redirect_uris": ["javascript:alert(1)"]}),
@@ -1244,7 +1298,15 @@ async fn cli_client_create_refuses_open_redirect_uris() {
         ("--redirect-uri", "javascript://x/%0aalert(1)"),
         ("--post-logout-redirect-uri", "data:text/html,x"),
     ] {
-        let mut args = vec!["client", "create", "--name", "x", "--public", "--redirect-uri", REDIRECT];
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--redirect-uri",
+            REDIRECT,
+        ];
         if flag == "--redirect-uri" {
             args[6] = uri;
         } else {
@@ -1257,7 +1319,15 @@ async fn cli_client_create_refuses_open_redirect_uris() {
     }
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 4, "only the fixtures");
     // The README's examples keep working.
-    s.cli(&["client", "create", "--name", "web", "--redirect-uri", "https://app.example/cb", "--public"]);
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "web",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--public",
+    ]);
 }
 
 /// RFC 7662 §2.2: a client's own token (`client_credentials`) is inactive once its client is

@@ -290,9 +290,15 @@ async fn rp_initiated_logout_redirects_only_for_a_valid_id_token_hint() {
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
-        assert!(r.headers().get("location").is_none(), "{what}: no redirect without a hint");
+        assert!(
+            r.headers().get("location").is_none(),
+            "{what}: no redirect without a hint"
+        );
         assert_eq!(status, 400, "{what}");
-        assert!(r.text().await.unwrap().contains("id_token_hint"), "{what}: the page says why");
+        assert!(
+            r.text().await.unwrap().contains("id_token_hint"),
+            "{what}: the page says why"
+        );
         assert_eq!(before, s.snapshot(), "{what}: nothing ended");
     }
     // A valid hint names the client: back to its registered URI, with state, even when the

@@ -39,7 +39,12 @@ impl Audiences {
             userinfo: userinfo.to_string(),
             api: custom
                 .iter()
-                .map(|s| (s.clone(), per_scope.get(s).cloned().unwrap_or_else(|| api_default.to_string())))
+                .map(|s| {
+                    (
+                        s.clone(),
+                        per_scope.get(s).cloned().unwrap_or_else(|| api_default.to_string()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -88,7 +93,10 @@ mod tests {
 
     #[test]
     fn user_scopes_name_the_userinfo_endpoint() {
-        assert_eq!(aud("openid profile email offline_access"), ["https://as.example/oauth/userinfo"]);
+        assert_eq!(
+            aud("openid profile email offline_access"),
+            ["https://as.example/oauth/userinfo"]
+        );
         assert_eq!(aud("profile"), ["https://as.example/oauth/userinfo"]);
     }
 

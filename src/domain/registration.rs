@@ -277,7 +277,12 @@ mod tests {
 
     #[test]
     fn defaults_are_cut_to_the_policy_and_an_opened_policy_allows_more() {
-        let c = run(serde_json::json!({"redirect_uris": ["https://a.example/cb"]}), USER_GRANTS, &["openid"]).unwrap();
+        let c = run(
+            serde_json::json!({"redirect_uris": ["https://a.example/cb"]}),
+            USER_GRANTS,
+            &["openid"],
+        )
+        .unwrap();
         assert_eq!(c.scope, "openid");
         assert_eq!(c.grant_types, USER_GRANTS);
         let c = run(
@@ -293,7 +298,10 @@ mod tests {
             &["api.read"],
         )
         .unwrap();
-        assert_eq!((c.grant_types.as_slice(), c.scope.as_str()), (&["client_credentials".to_string()][..], "api.read"));
+        assert_eq!(
+            (c.grant_types.as_slice(), c.scope.as_str()),
+            (&["client_credentials".to_string()][..], "api.read")
+        );
     }
 
     #[test]

@@ -73,7 +73,9 @@ async fn validate(st: &AppState, p: &Params, session: Option<(&str, &str)>) -> R
                 return Err(bad("post_logout_redirect_uri is not registered for this client"));
             }
             if crate::domain::redirect_uri::never_redirected(uri) {
-                return Err(bad("post_logout_redirect_uri uses a scheme this server never redirects to"));
+                return Err(bad(
+                    "post_logout_redirect_uri uses a scheme this server never redirects to",
+                ));
             }
             Some(match get("state")? {
                 Some(s) => redirect_with(uri, &[("state", s)]),

@@ -226,6 +226,9 @@ mod tests {
         assert_eq!(serde_json::to_value(&one).unwrap(), serde_json::json!("a"));
         assert_eq!(serde_json::to_value(&two).unwrap(), serde_json::json!(["a", "b"]));
         assert_eq!(serde_json::from_value::<Audience>(serde_json::json!("a")).unwrap(), one);
-        assert_eq!(serde_json::from_value::<Audience>(serde_json::json!(["a", "b"])).unwrap(), two);
+        assert_eq!(
+            serde_json::from_value::<Audience>(serde_json::json!(["a", "b"])).unwrap(),
+            two
+        );
     }
 }
