@@ -526,6 +526,37 @@ mod tests {
     }
 
     #[test]
+    fn audiences_and_registration_policy_from_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "issuer = \"https://as.example/\"\n[scopes]\ncustom = [\"api.read\", \"api.write\"]\n\
+             [scopes.audiences]\n\"api.write\" = \"https://writer.example\"\n\
+             [registration]\nallowed_scopes = [\"openid\", \"api.read\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), Some("sqlite:///tmp/x.db")).unwrap();
+        assert_eq!(cfg.scopes.api_audience.as_deref(), Some("https://as.example/api"));
+        assert_eq!(cfg.registration.allowed_scopes, ["openid", "api.read"]);
+        assert!(!cfg
+            .registration
+            .allowed_grant_types
+            .iter()
+            .any(|g| g == "client_credentials"));
+        let aud = |s: &str| {
+            cfg.audiences()
+                .for_scope(&crate::domain::scope::Scope::parse(s).unwrap())
+        };
+        assert_eq!(aud("api.read"), ["https://as.example/api"]);
+        assert_eq!(aud("api.write"), ["https://writer.example"]);
+        assert_eq!(aud("openid"), ["https://as.example/oauth/userinfo"]);
+        std::fs::write(&file, "[scopes.audiences]\n\"api.nope\" = \"https://x.example\"\n").unwrap();
+        let e = Config::load(Some(&file), Some("sqlite:///tmp/x.db")).unwrap_err();
+        assert!(e.contains("scopes.audiences"), "{e}");
+    }
+
+    #[test]
     fn sqlite_urls_map_to_paths() {
         let mut c = Config {
             database_url: "sqlite:///tmp/x.db".into(),
