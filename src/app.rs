@@ -11,6 +11,8 @@ pub struct App {
     pub cfg: Config,
     pub store: DynStore,
     pub keys: Keyring,
+    /// The `aud` values of access tokens, by scope (computed once from the configuration).
+    pub audiences: crate::domain::audience::Audiences,
     /// HMAC key for CSRF tokens (shared by every process through the database).
     pub form_secret: Vec<u8>,
     /// HMAC key for stateless DPoP nonces (shared by every process through the database).
@@ -41,6 +43,7 @@ impl App {
         let form_secret = store.server_secret("form_hmac", random_bytes::<32>().to_vec()).await?;
         let dpop_nonce_key = store.server_secret("dpop_nonce", random_bytes::<32>().to_vec()).await?;
         Ok(Arc::new(App {
+            audiences: cfg.audiences(),
             cfg,
             store,
             keys,

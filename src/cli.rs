@@ -333,14 +333,20 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
             if method == AuthMethod::PrivateKeyJwt && a.jwks.is_none() && a.jwks_uri.is_none() {
                 anyhow::bail!("--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL");
             }
-            for u in a.post_logout_redirect_uris.iter().chain(a.jwks_uri.iter()) {
+            for u in a.jwks_uri.iter() {
                 validate_redirect_uri(u)?;
             }
             if grant_types.iter().any(|g| g == "authorization_code") && a.redirect_uris.is_empty() {
                 anyhow::bail!("--redirect-uri is required with the authorization_code grant");
             }
+            // The same rules as dynamic registration (https; http on loopback IPs; private-use
+            // schemes): the server redirects browsers there.
             for u in &a.redirect_uris {
-                validate_redirect_uri(u)?;
+                crate::domain::redirect_uri::check(u).map_err(|e| anyhow::anyhow!("--redirect-uri: {e}"))?;
+            }
+            for u in &a.post_logout_redirect_uris {
+                crate::domain::redirect_uri::check(u)
+                    .map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
             }
             let scope = crate::domain::scope::Scope::parse(&a.scope).map_err(anyhow::Error::msg)?;
             if !scope.unknown(&cfg.scopes.custom).is_empty() {

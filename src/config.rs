@@ -173,6 +173,13 @@ pub struct DeviceConfig {
 pub struct ScopesConfig {
     /// API scopes besides the OpenID ones (for `client_credentials` and resource access).
     pub custom: Vec<String>,
+    /// `aud` of access tokens that carry an API scope without its own entry in `audiences`
+    /// (RFC 9068 §3): the identifier of the resource server(s). Unset: `<issuer>/api`.
+    #[serde(default)]
+    pub api_audience: Option<String>,
+    /// Per API scope audiences, e.g. `"api.read" = "https://api.example"` (a TOML table).
+    #[serde(default)]
+    pub audiences: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -197,9 +204,30 @@ pub struct RateLimitConfig {
     pub registration_per_hour: u32,
 }
 
+/// Open dynamic registration (RFC 7591) and the policy for its anonymous registrants.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RegistrationConfig {
     pub enabled: bool,
+    /// Grant types an anonymous registrant may ask for (default: the user-facing ones;
+    /// `client_credentials` would let anyone mint API tokens without a user).
+    pub allowed_grant_types: Vec<String>,
+    /// Scopes an anonymous registrant may ask for (default: the OpenID user scopes; API scopes
+    /// from `scopes.custom` only when listed here).
+    pub allowed_scopes: Vec<String>,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            enabled: false,
+            allowed_grant_types: vec![
+                "authorization_code".into(),
+                "refresh_token".into(),
+                "urn:ietf:params:oauth:grant-type:device_code".into(),
+            ],
+            allowed_scopes: crate::domain::scope::SUPPORTED.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -280,6 +308,8 @@ impl Default for Config {
             },
             scopes: ScopesConfig {
                 custom: vec!["api.read".into(), "api.write".into()],
+                api_audience: None,
+                audiences: Default::default(),
             },
             rate_limit: RateLimitConfig {
                 enabled: true,
@@ -290,7 +320,7 @@ impl Default for Config {
                 login_per_minute: 20,
                 registration_per_hour: 10,
             },
-            registration: RegistrationConfig { enabled: false },
+            registration: RegistrationConfig::default(),
             keys: KeysConfig::default(),
             client_secret: ClientSecretConfig {
                 rotation_overlap: Dur::secs(4 * 3600),
@@ -442,6 +472,7 @@ impl Config {
         if self.store.max_batch == 0 || self.store.readers == 0 || self.store.pg_pool_size == 0 {
             return bad("store.max_batch", "store sizes must be greater than zero".into());
         }
+        self.validate_scopes_and_registration()?;
         if let Some(k) = &self.keys.encryption_key {
             match crate::util::b64_decode(k) {
                 Some(bytes) if bytes.len() == 32 => {}
@@ -449,6 +480,60 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `scopes.*` audiences and the `registration.*` policy.
+    fn validate_scopes_and_registration(&mut self) -> Result<(), String> {
+        let bad = |key: &str, msg: String| Err(format!("config error: {key}: {msg}"));
+        let absolute = |u: &str| url::Url::parse(u).is_ok_and(|p| p.fragment().is_none());
+        let api = self
+            .scopes
+            .api_audience
+            .get_or_insert_with(|| format!("{}/api", self.issuer.trim_end_matches('/')));
+        if !absolute(api) {
+            return bad("scopes.api_audience", format!("`{api}` is not an absolute URI"));
+        }
+        for (scope, aud) in &self.scopes.audiences {
+            if !self.scopes.custom.contains(scope) {
+                return bad("scopes.audiences", format!("`{scope}` is not one of scopes.custom"));
+            }
+            if !absolute(aud) {
+                return bad("scopes.audiences", format!("`{aud}` is not an absolute URI"));
+            }
+        }
+        for g in &self.registration.allowed_grant_types {
+            if !crate::domain::model::GRANT_TYPES.contains(&g.as_str()) {
+                return bad(
+                    "registration.allowed_grant_types",
+                    format!("`{g}` is not a supported grant type"),
+                );
+            }
+        }
+        for s in &self.registration.allowed_scopes {
+            if !crate::domain::scope::SUPPORTED.contains(&s.as_str()) && !self.scopes.custom.contains(s) {
+                return bad(
+                    "registration.allowed_scopes",
+                    format!("`{s}` is neither an OpenID scope nor one of scopes.custom"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The audiences access tokens are issued for (see `domain::audience`).
+    pub fn audiences(&self) -> crate::domain::audience::Audiences {
+        let api_default = self
+            .scopes
+            .api_audience
+            .clone()
+            .unwrap_or_else(|| format!("{}/api", self.issuer));
+        crate::domain::audience::Audiences::new(
+            &self.issuer,
+            &format!("{}/oauth/userinfo", self.issuer),
+            &self.scopes.custom,
+            &api_default,
+            &self.scopes.audiences,
+        )
     }
 
     pub fn database_location(&self) -> Result<DatabaseLocation, String> {
@@ -494,6 +579,37 @@ mod tests {
         assert_eq!(parse_duration("14d").unwrap(), Dur::secs(14 * 86400));
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn audiences_and_registration_policy_from_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "issuer = \"https://as.example/\"\n[scopes]\ncustom = [\"api.read\", \"api.write\"]\n\
+             [scopes.audiences]\n\"api.write\" = \"https://writer.example\"\n\
+             [registration]\nallowed_scopes = [\"openid\", \"api.read\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), Some("sqlite:///tmp/x.db")).unwrap();
+        assert_eq!(cfg.scopes.api_audience.as_deref(), Some("https://as.example/api"));
+        assert_eq!(cfg.registration.allowed_scopes, ["openid", "api.read"]);
+        assert!(!cfg
+            .registration
+            .allowed_grant_types
+            .iter()
+            .any(|g| g == "client_credentials"));
+        let aud = |s: &str| {
+            cfg.audiences()
+                .for_scope(&crate::domain::scope::Scope::parse(s).unwrap())
+        };
+        assert_eq!(aud("api.read"), ["https://as.example/api"]);
+        assert_eq!(aud("api.write"), ["https://writer.example"]);
+        assert_eq!(aud("openid"), ["https://as.example/oauth/userinfo"]);
+        std::fs::write(&file, "[scopes.audiences]\n\"api.nope\" = \"https://x.example\"\n").unwrap();
+        let e = Config::load(Some(&file), Some("sqlite:///tmp/x.db")).unwrap_err();
+        assert!(e.contains("scopes.audiences"), "{e}");
     }
 
     #[test]

@@ -893,9 +893,24 @@ async fn registered_public_client_runs_the_code_flow_and_is_managed_with_its_reg
     ok_json(r).await;
 }
 
+/// An operator who opens anonymous registration to service clients and API scopes.
+const REGISTRATION_OPEN_TO_SERVICES: [(&str, &str); 2] = [
+    (
+        "AUTIONAL_REGISTRATION__ALLOWED_GRANT_TYPES",
+        "[authorization_code, refresh_token, client_credentials]",
+    ),
+    (
+        "AUTIONAL_REGISTRATION__ALLOWED_SCOPES",
+        "[openid, profile, email, offline_access, api.read, api.write]",
+    ),
+];
+
 #[tokio::test]
 async fn registered_confidential_client_gets_a_secret_that_works_at_the_token_endpoint() {
-    let s = Server::start(&[REGISTRATION_ON]).await;
+    // client_credentials and API scopes are closed to anonymous registrants by default (see
+    // `anonymous_registration_gets_neither_client_credentials_nor_api_scopes`).
+    let [g, sc] = REGISTRATION_OPEN_TO_SERVICES;
+    let s = Server::start(&[REGISTRATION_ON, g, sc]).await;
     let reg = registered(
         &s,
         &json!({
@@ -914,7 +929,10 @@ async fn registered_confidential_client_gets_a_secret_that_works_at_the_token_en
     assert_eq!(reg["response_types"], json!([]));
     let t = ok_json(cc_request(&s, &id, &secret, None).send().await.unwrap()).await;
     assert_eq!(t["scope"], "api.read");
-    assert_eq!(claims(t["access_token"].as_str().unwrap())["sub"], id.as_str());
+    let c = claims(t["access_token"].as_str().unwrap());
+    assert_eq!(c["sub"], id.as_str());
+    // The token is for the APIs (default audience `<issuer>/api`), not for the issuer.
+    assert_eq!(c["aud"], s.url("/api"), "{c}");
     refused(
         &s,
         "registered client with a wrong secret",
@@ -1054,6 +1072,281 @@ async fn registration_is_rate_limited_per_address() {
     assert!(body.get("client_id").is_none());
     assert_eq!(s.snapshot(), before, "a refused registration stores nothing");
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 6, "fixtures + 2");
+}
+
+/// RFC 7591 §5, RFC 9700 §2.3: anonymous registration does not hand out API access. With the
+/// default policy, a registrant gets neither `client_credentials` nor an API scope, at
+/// registration or at an RFC 7592 update, and nothing is stored.
+#[tokio::test]
+async fn anonymous_registration_gets_neither_client_credentials_nor_api_scopes() {
+    let s = Server::start(&[
+        REGISTRATION_ON,
+        ("AUTIONAL_RATE_LIMIT__REGISTRATION_PER_HOUR", "100"),
+        ("AUTIONAL_SCOPES__CUSTOM", "[api.read, api.write, api.admin]"),
+    ])
+    .await;
+    for (what, meta, says) in [
+        (
+            "client_credentials with an API scope",
+            json!({"grant_types": [CC], "token_endpoint_auth_method": "client_secret_basic", "scope": "api.admin"}),
+            "grant type `client_credentials` is not open to dynamic registration",
+        ),
+        (
+            "client_credentials without a scope",
+            json!({"grant_types": [CC], "token_endpoint_auth_method": "client_secret_basic"}),
+            "grant type `client_credentials` is not open to dynamic registration",
+        ),
+        (
+            "a code-flow client with an API scope",
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "scope": "openid api.read"}),
+            "scope `api.read` is not open to dynamic registration",
+        ),
+    ] {
+        let (body, _) = refused(&s, what, register(&s, &meta), 400, "invalid_client_metadata").await;
+        let d = body["error_description"].as_str().unwrap_or("");
+        assert!(d.contains(says), "{what}: {d}");
+    }
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 4, "only the fixtures");
+
+    // A registered client cannot widen itself through RFC 7592 either.
+    let reg = registered(
+        &s,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic", "scope": "openid"}),
+    )
+    .await;
+    let (id, uri, rat, secret) = (
+        reg["client_id"].as_str().unwrap(),
+        reg["registration_client_uri"].as_str().unwrap(),
+        reg["registration_access_token"].as_str().unwrap(),
+        reg["client_secret"].as_str().unwrap(),
+    );
+    for (what, meta) in [
+        (
+            "update adding client_credentials",
+            json!({"client_id": id, "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", CC], "scope": "openid"}),
+        ),
+        (
+            "update adding an API scope",
+            json!({"client_id": id, "redirect_uris": [REDIRECT], "scope": "openid api.admin"}),
+        ),
+    ] {
+        refused(
+            &s,
+            what,
+            s.http.put(uri).bearer_auth(rat).json(&meta),
+            400,
+            "invalid_client_metadata",
+        )
+        .await;
+    }
+    let m = ok_json(s.http.get(uri).bearer_auth(rat).send().await.unwrap()).await;
+    assert_eq!(
+        (m["scope"].as_str(), &m["grant_types"]),
+        (Some("openid"), &json!(["authorization_code", "refresh_token"]))
+    );
+    refused(
+        &s,
+        "the registered client tries client_credentials",
+        cc_request(&s, id, secret, Some("api.admin")),
+        400,
+        "unauthorized_client",
+    )
+    .await;
+    // Without scope and grant types, the defaults: the OpenID scopes and the code flow.
+    let reg = registered(
+        &s,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(
+        scopes(&reg["scope"]),
+        scopes(&json!("openid profile email offline_access"))
+    );
+    assert_eq!(reg["grant_types"], json!(["authorization_code", "refresh_token"]));
+}
+
+/// Access tokens name what they are for (RFC 9068 §3): a user token with OpenID scopes the
+/// userinfo endpoint, a client token the configured API audience; introspection reports the
+/// same `aud`, and userinfo keeps working.
+#[tokio::test]
+async fn access_tokens_carry_the_audience_of_their_scopes() {
+    let s = Server::start(&[("AUTIONAL_SCOPES__API_AUDIENCE", "https://api.example")]).await;
+    let (t, _) = s.tokens("pub", "openid profile").await;
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(claims(at)["aud"], s.url("/oauth/userinfo"));
+    assert_eq!(s.introspect(at).await["aud"], s.url("/oauth/userinfo"));
+    assert_eq!(s.userinfo(at).await.status(), 200);
+
+    let secret = service_client(&s, "svc", "api.read api.write");
+    let t = ok_json(cc_request(&s, "svc", &secret, Some("api.read")).send().await.unwrap()).await;
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(claims(at)["aud"], "https://api.example");
+    let i = s.introspect(at).await;
+    assert_eq!(
+        (i["active"].as_bool(), i["aud"].as_str()),
+        (Some(true), Some("https://api.example")),
+        "{i}"
+    );
+}
+
+/// RFC 9700 §4.11.2, RFC 8252 §7–8: redirect URIs that would make this server an open
+/// redirector (plain http to a remote host, script schemes, user information) are refused at
+/// registration and update; loopback IPs and private-use schemes of native apps are accepted.
+#[tokio::test]
+async fn registration_refuses_redirect_uris_that_make_an_open_redirector() {
+    let s = Server::start(&[REGISTRATION_ON, ("AUTIONAL_RATE_LIMIT__REGISTRATION_PER_HOUR", "100")]).await;
+    let with_redirect = |u: &str| json!({"redirect_uris": [u], "token_endpoint_auth_method": "none"});
+    for (what, meta, error, says) in [
+        (
+            "http on a remote host",
+            with_redirect("http://evil.example/cb"),
+            "invalid_redirect_uri",
+            "must use https",
+        ),
+        (
+            "http on a private address",
+            with_redirect("http://10.0.0.1/cb"),
+            "invalid_redirect_uri",
+            "must use https",
+        ),
+        (
+            "http on localhost",
+            with_redirect("http://localhost:9/cb"),
+            "invalid_redirect_uri",
+            "localhost",
+        ),
+        (
+            "javascript://",
+            with_redirect("javascript://x/%0aalert(1)"),
+            "invalid_redirect_uri",
+            "javascript scheme",
+        ),
+        (
+            "javascript:",
+            with_redirect("javascript:alert(1)"),
+            "invalid_redirect_uri",
+            "javascript scheme",
+        ),
+        (
+            "data:",
+            with_redirect("data:text/html,<script>alert(1)</script>"),
+            "invalid_redirect_uri",
+            "data scheme",
+        ),
+        (
+            "a scheme without a dot",
+            with_redirect("myapp://cb"),
+            "invalid_redirect_uri",
+            "myapp scheme",
+        ),
+        (
+            "user information",
+            with_redirect("https://app.example@evil.example/cb"),
+            "invalid_redirect_uri",
+            "user information",
+        ),
+        (
+            "a javascript post-logout URI",
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "post_logout_redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_client_metadata",
+            "post_logout_redirect_uris",
+        ),
+        (
+            "an http post-logout URI on a remote host",
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "post_logout_redirect_uris": ["http://evil.example/bye"]}),
+            "invalid_client_metadata",
+            "must use https",
+        ),
+    ] {
+        let (body, _) = refused(&s, what, register(&s, &meta), 400, error).await;
+        let d = body["error_description"].as_str().unwrap_or("");
+        assert!(d.contains(says), "{what}: {d}");
+    }
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 4, "only the fixtures");
+
+    let native = [
+        "http://127.0.0.1:9/cb",
+        "http://[::1]:9/cb",
+        "com.example.app:/oauth2redirect",
+        "https://app.example/cb",
+    ];
+    let reg = registered(
+        &s,
+        &json!({"redirect_uris": native, "token_endpoint_auth_method": "none", "post_logout_redirect_uris": ["https://app.example/bye"]}),
+    )
+    .await;
+    assert_eq!(reg["redirect_uris"], json!(native));
+    refused(
+        &s,
+        "update to a javascript redirect URI",
+        s.http
+            .put(reg["registration_client_uri"].as_str().unwrap())
+            .bearer_auth(reg["registration_access_token"].as_str().unwrap())
+            .json(&json!({"client_id": reg["client_id"], "redirect_uris": ["javascript://x/%0aalert(1)"], "token_endpoint_auth_method": "none"})),
+        400,
+        "invalid_redirect_uri",
+    )
+    .await;
+}
+
+/// The CLI holds operators' clients to the same redirect rules (it calls the same function).
+#[tokio::test]
+async fn cli_client_create_refuses_open_redirect_uris() {
+    let s = Server::start(&[]).await;
+    for (flag, uri) in [
+        ("--redirect-uri", "http://evil.example/cb"),
+        ("--redirect-uri", "javascript://x/%0aalert(1)"),
+        ("--post-logout-redirect-uri", "data:text/html,x"),
+    ] {
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--redirect-uri",
+            REDIRECT,
+        ];
+        if flag == "--redirect-uri" {
+            args[6] = uri;
+        } else {
+            args.extend([flag, uri]);
+        }
+        let out = common::run_raw(&[("AUTIONAL_DATABASE_URL", s.db_url.as_str())], &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{uri}: accepted");
+        assert!(stderr.contains(flag), "{uri}: {stderr}");
+    }
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 4, "only the fixtures");
+    // The README's examples keep working.
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "web",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--public",
+    ]);
+}
+
+/// RFC 7662 §2.2: a client's own token (`client_credentials`) is inactive once its client is
+/// deleted, like the user tokens of the deleted client.
+#[tokio::test]
+async fn client_token_of_a_deleted_client_is_inactive() {
+    let s = Server::start(&[]).await;
+    let secret = service_client(&s, "svc", "api.read");
+    let t = ok_json(cc_request(&s, "svc", &secret, None).send().await.unwrap()).await;
+    let at = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(s.introspect(&at).await["active"], true);
+    s.cli(&["client", "delete", "svc"]);
+    let i = s.introspect(&at).await;
+    assert_eq!(i, json!({"active": false}), "token of the deleted client");
+    // The same id created again (a second later) is another client: the old token stays
+    // inactive.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    service_client(&s, "svc", "api.read");
+    assert_eq!(s.introspect(&at).await, json!({"active": false}));
 }
 
 /// A code issued before its client was deleted must not be exchangeable afterwards.

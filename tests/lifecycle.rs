@@ -258,6 +258,64 @@ async fn rp_initiated_logout_ends_the_session_bound_families_offline_survives() 
     alive(&s, "rp", &offline).await;
 }
 
+/// RFC 9700 §4.11.2: RP-initiated logout redirects only to a registered
+/// `post_logout_redirect_uri` of the client named by a valid `id_token_hint`. A `client_id`
+/// alone (which anyone can write into a link) never makes the server redirect, with or without
+/// a session, and changes nothing.
+#[tokio::test]
+async fn rp_initiated_logout_redirects_only_for_a_valid_id_token_hint() {
+    let s = Server::start(&[]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "RP",
+        "--redirect-uri",
+        REDIRECT,
+        "--public",
+        "--client-id",
+        "rp",
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1:9/bye",
+    ]);
+    let bye = common::enc("http://127.0.0.1:9/bye");
+    let (t, a) = s.tokens("rp", "openid").await;
+    for (what, cookies) in [("without a session", None), ("with a session", Some(&a.cookies))] {
+        let before = s.snapshot();
+        let mut req = s.http.get(s.url(&format!(
+            "/oauth/logout?client_id=rp&post_logout_redirect_uri={bye}&state=x"
+        )));
+        if let Some(c) = cookies {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        assert!(
+            r.headers().get("location").is_none(),
+            "{what}: no redirect without a hint"
+        );
+        assert_eq!(status, 400, "{what}");
+        assert!(
+            r.text().await.unwrap().contains("id_token_hint"),
+            "{what}: the page says why"
+        );
+        assert_eq!(before, s.snapshot(), "{what}: nothing ended");
+    }
+    // A valid hint names the client: back to its registered URI, with state, even when the
+    // user has no session here any more.
+    let hint = t["id_token"].as_str().unwrap();
+    let r = s
+        .http
+        .get(s.url(&format!(
+            "/oauth/logout?id_token_hint={hint}&post_logout_redirect_uri={bye}&state=x"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "http://127.0.0.1:9/bye?state=x");
+}
+
 #[tokio::test]
 async fn rp_initiated_logout_without_a_hint_asks_once() {
     let s = Server::start(&[]).await;

@@ -22,6 +22,15 @@ fn bad_config_stops_startup_with_one_line_naming_the_key() {
         (("AUTIONAL_LISTEN", "nowhere"), "listen"),
         (("AUTIONAL_DATABASE_URL", "mysql://x"), "database_url"),
         (("AUTIONAL_KEYS__ENCRYPTION_KEY", "c2hvcnQ="), "keys.encryption_key"),
+        (
+            ("AUTIONAL_REGISTRATION__ALLOWED_GRANT_TYPES", "[password]"),
+            "registration.allowed_grant_types",
+        ),
+        (
+            ("AUTIONAL_REGISTRATION__ALLOWED_SCOPES", "[openid, api.admin]"),
+            "registration.allowed_scopes",
+        ),
+        (("AUTIONAL_SCOPES__API_AUDIENCE", "not a uri"), "scopes.api_audience"),
     ] {
         let mut vars = vec![("AUTIONAL_DATABASE_URL", db.as_str())];
         vars.retain(|(k, _)| *k != env.0);

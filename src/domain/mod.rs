@@ -1,11 +1,13 @@
 //! Pure rules of the authorization server: no IO, no async, no HTTP, no SQL.
 //! Everything here is exhaustively unit-tested and called by the grant modules and the stores.
 
+pub mod audience;
 pub mod device;
 pub mod error;
 pub mod grant;
 pub mod model;
 pub mod pkce;
 pub mod rar;
+pub mod redirect_uri;
 pub mod registration;
 pub mod scope;

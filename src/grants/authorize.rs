@@ -110,7 +110,15 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
             )))
         }
     };
-    // From here on errors go back to the client.
+    // A URI registered before the redirect rules existed may use a scheme a browser would run
+    // (`javascript:`, `data:`…): never sent there, not even with an error.
+    if crate::domain::redirect_uri::never_redirected(&redirect_uri) {
+        return Err(AuthorizeError::Page(OAuthError::invalid_request(
+            "the client's redirect URI uses a scheme this server never redirects to",
+        )));
+    }
+    // The client and the exact redirect URI are established: from here on errors go back to
+    // the client (RFC 6749 §4.1.2.1).
     let state = p.get("state").ok().flatten().map(str::to_owned);
     let redirect = |error: OAuthError| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),

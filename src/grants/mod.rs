@@ -2,6 +2,7 @@
 //! parsed, the client already authenticated), decides through `domain` and `store`, and returns a
 //! typed result; none of them builds an HTTP response.
 
+pub mod access_token;
 pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;

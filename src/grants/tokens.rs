@@ -6,7 +6,7 @@ use crate::domain::model::Family;
 use crate::domain::rar::Detail;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
-use crate::jose::jwt::{sign_access, sign_id, AccessClaims, Confirmation, IdClaims};
+use crate::jose::jwt::{sign_access, sign_id, AccessClaims, Audience, Confirmation, IdClaims};
 use crate::util::random_id;
 use serde::Serialize;
 
@@ -52,7 +52,7 @@ pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
     let access = AccessClaims {
         iss: app.cfg.issuer.clone(),
         sub: family.user_id.clone(),
-        aud: app.cfg.issuer.clone(),
+        aud: Audience(app.audiences.for_scope(issue.scope)),
         client_id: family.client_id.clone(),
         exp: now + ttl,
         iat: now,
@@ -105,7 +105,7 @@ pub fn mint_for_client(app: &App, client_id: &str, scope: &Scope, proof: Option<
     let access = AccessClaims {
         iss: app.cfg.issuer.clone(),
         sub: client_id.to_string(),
-        aud: app.cfg.issuer.clone(),
+        aud: Audience(app.audiences.for_scope(scope)),
         client_id: client_id.to_string(),
         exp: now + ttl,
         iat: now,

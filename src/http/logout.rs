@@ -1,7 +1,7 @@
 //! RP-Initiated Logout (OpenID Connect RP-Initiated Logout 1.0) at `GET/POST /oauth/logout`:
 //! with a valid `id_token_hint` for the signed-in session the user is signed out at once,
-//! otherwise after one confirmation (CSRF-checked). `post_logout_redirect_uri` must match one
-//! the client registered exactly; `state` is passed back. Ending the session revokes its
+//! otherwise after one confirmation (CSRF-checked). `post_logout_redirect_uri` needs a valid
+//! `id_token_hint` and must match one that client registered exactly; `state` is passed back. Ending the session revokes its
 //! session-bound families (SPEC §4 rule 10); `offline_access` families survive.
 
 use super::body::MAX_BODY;
@@ -63,11 +63,20 @@ async fn validate(st: &AppState, p: &Params, session: Option<(&str, &str)>) -> R
     };
     let redirect = match get("post_logout_redirect_uri")? {
         Some(uri) => {
-            let Some(c) = &client else {
-                return Err(bad("post_logout_redirect_uri needs id_token_hint or client_id"));
+            // Only a client named by a valid id_token_hint gets the user sent back, and only to
+            // a URI it registered: without the hint (client_id alone, which anybody can write)
+            // the endpoint would redirect anywhere a client registered, signed in or not
+            // (RFC 9700 §4.11.2).
+            let (Some(c), Some(_)) = (&client, &hint) else {
+                return Err(bad("post_logout_redirect_uri needs a valid id_token_hint"));
             };
             if !c.post_logout_redirect_uris.iter().any(|u| u == uri) {
                 return Err(bad("post_logout_redirect_uri is not registered for this client"));
+            }
+            if crate::domain::redirect_uri::never_redirected(uri) {
+                return Err(bad(
+                    "post_logout_redirect_uri uses a scheme this server never redirects to",
+                ));
             }
             Some(match get("state")? {
                 Some(s) => redirect_with(uri, &[("state", s)]),

@@ -1,14 +1,15 @@
 //! Dynamic client registration (RFC 7591) and management (RFC 7592) at `/oauth/register`:
 //! off unless `registration.enabled`; registrations are rate-limited per address (429
 //! `rate_limit_exceeded` with `Retry-After`); each client gets a registration access token
-//! (stored as SHA-256) for `GET/PUT/DELETE /oauth/register/{client_id}`.
+//! (stored as SHA-256) for `GET/PUT/DELETE /oauth/register/{client_id}`. What anybody may
+//! register is bounded by `registration.allowed_*` (see `domain::registration::Policy`).
 
 use super::body::{client_ip, MAX_BODY};
 use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{AuthMethod, Client, SecretHash};
-use crate::domain::registration::{apply, describe, Metadata};
+use crate::domain::registration::{apply, describe, Metadata, Policy};
 use crate::util::{ct_eq, now_ms, random_id, random_token, sha256};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
@@ -55,6 +56,16 @@ async fn metadata(headers: &HeaderMap, body: Body) -> Result<Metadata, OAuthErro
         .map_err(|e| OAuthError::new(400, "invalid_client_metadata", format!("invalid metadata: {e}")))
 }
 
+/// The anonymous-registration policy of the configuration.
+fn policy(st: &AppState) -> Policy<'_> {
+    let cfg = &st.app.cfg;
+    Policy {
+        custom_scopes: &cfg.scopes.custom,
+        allowed_grant_types: &cfg.registration.allowed_grant_types,
+        allowed_scopes: &cfg.registration.allowed_scopes,
+    }
+}
+
 fn invalid((error, d): (&'static str, String)) -> OAuthError {
     OAuthError::new(400, error, d)
 }
@@ -89,7 +100,7 @@ pub async fn register(
             refresh_absolute_ttl_s: None,
             created_at_ms: now,
         };
-        apply(&m, &mut client, &st.app.cfg.scopes.custom).map_err(invalid)?;
+        apply(&m, &mut client, &policy(&st)).map_err(invalid)?;
         let secret = matches!(
             client.auth_method,
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
@@ -180,7 +191,7 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
             ));
         }
         let before = client.auth_method;
-        apply(&m, &mut client, &st.app.cfg.scopes.custom).map_err(invalid)?;
+        apply(&m, &mut client, &policy(&st)).map_err(invalid)?;
         if client.auth_method != before {
             return Err(OAuthError::new(
                 400,

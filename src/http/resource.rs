@@ -1,5 +1,5 @@
 //! Token use and endings: `userinfo` (OIDC Core §5.3, Bearer), `introspect` (RFC 7662; a token
-//! of a revoked family is inactive), `revoke` (RFC 7009; a refresh token revokes its family, an
+//! of a revoked family or of a deleted client is inactive, `grants::access_token`), `revoke` (RFC 7009; a refresh token revokes its family, an
 //! access token only itself).
 
 use super::body::{read_params, Accept};
@@ -7,7 +7,8 @@ use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, Family};
-use crate::jose::jwt::{verify_access, AccessClaims, InvalidToken};
+use crate::grants::access_token;
+use crate::jose::jwt::{AccessClaims, InvalidToken};
 use crate::params::Params;
 use crate::util::{now_ms, sha256};
 use axum::body::Body;
@@ -16,37 +17,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-/// Verifies an access token of ours; a `kid` this process has not loaded yet (rotated by another
-/// process) triggers one key reload first.
+/// Verifies an access token of ours (see `grants::access_token::verify`).
 async fn verify(st: &AppState, token: &str) -> Result<AccessClaims, InvalidToken> {
-    let verified = verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
-    if verified == Err(InvalidToken("unknown signing key")) && st.app.reload_keys_for_unknown_kid().await {
-        return verify_access(&st.app.keys.get(), token, &st.app.cfg.issuer);
-    }
-    verified
+    access_token::verify(&st.app, token).await
 }
 
-/// An access token that verifies, is not revoked, and whose family (if any) is active.
+/// An access token that is still active (see `grants::access_token::active`).
 async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
-    let Ok(claims) = verify(st, token).await else {
-        return Ok(None);
-    };
-    let store = &st.app.store;
-    if store
-        .is_access_token_revoked(&claims.jti)
-        .await
-        .map_err(OAuthError::from)?
-    {
-        return Ok(None);
-    }
-    let family = match &claims.grant_id {
-        Some(g) => match store.get_family(g).await.map_err(OAuthError::from)? {
-            Some(f) if f.is_active(now_ms()) => Some(f),
-            _ => return Ok(None),
-        },
-        None => None,
-    };
-    Ok(Some((claims, family)))
+    access_token::active(&st.app, token).await
 }
 
 /// The authentication scheme of a protected-resource request.

@@ -12,12 +12,46 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
+/// `aud` (RFC 7519 §4.1.3): one audience travels as a string, several as an array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+impl Audience {
+    pub fn contains(&self, a: &str) -> bool {
+        self.0.iter().any(|x| x == a)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Audience(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(a) => vec![a],
+            OneOrMany::Many(v) => v,
+        }))
+    }
+}
+
 /// RFC 9068 access token claims.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub client_id: String,
     pub exp: i64,
     pub iat: i64,
@@ -132,7 +166,7 @@ mod tests {
         AccessClaims {
             iss: "https://as".into(),
             sub: "u".into(),
-            aud: "https://as".into(),
+            aud: Audience(vec!["https://as/oauth/userinfo".into()]),
             client_id: "c".into(),
             exp,
             iat: 1,
@@ -182,6 +216,19 @@ mod tests {
         assert!(
             verify_access(&keys, &id, "https://as").is_err(),
             "an ID token is not an access token"
+        );
+    }
+
+    #[test]
+    fn one_audience_is_a_string_several_an_array() {
+        let one = Audience(vec!["a".into()]);
+        let two = Audience(vec!["a".into(), "b".into()]);
+        assert_eq!(serde_json::to_value(&one).unwrap(), serde_json::json!("a"));
+        assert_eq!(serde_json::to_value(&two).unwrap(), serde_json::json!(["a", "b"]));
+        assert_eq!(serde_json::from_value::<Audience>(serde_json::json!("a")).unwrap(), one);
+        assert_eq!(
+            serde_json::from_value::<Audience>(serde_json::json!(["a", "b"])).unwrap(),
+            two
         );
     }
 }
