@@ -237,8 +237,10 @@ async fn sign_in_backs_off_per_account_across_addresses() {
     let r = login(&s, &f, "alice", PASSWORD, "198.51.100.7").await;
     assert_eq!(r.status(), 303);
     assert!(set_cookie(r.headers(), "autional_session").is_some());
-    assert_eq!(login(&s, &f, "alice", "wrong-4", "198.51.100.8").await.status(), 401);
-    assert_eq!(login(&s, &f, "alice", "wrong-5", "198.51.100.9").await.status(), 401);
+    let r = login(&s, &f, "alice", "wrong-4", "198.51.100.8").await;
+    assert_eq!(r.status(), 401, "{:?}", r.headers().get("retry-after"));
+    let r = login(&s, &f, "alice", "wrong-5", "198.51.100.9").await;
+    assert_eq!(r.status(), 401, "{:?}", r.headers().get("retry-after"));
 }
 
 #[tokio::test]
