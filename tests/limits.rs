@@ -125,16 +125,14 @@ async fn wrong_secrets_for_a_client_do_not_spend_its_budget() {
         }
         statuses.push(status);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
-    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
     // The real client, elsewhere, still has its whole budget.
     for _ in 0..5 {
         let r = token_as_conf(&s, &s.conf_secret, "198.51.100.7").await;
         assert_eq!(r.status(), 400, "the victim's authenticated requests are not limited");
         assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     }
-    // Its own budget is still enforced once it is really its own.
-    assert_eq!(token_as_conf(&s, &s.conf_secret, "198.51.100.7").await.status(), 429);
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
 #[tokio::test]
