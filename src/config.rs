@@ -408,12 +408,18 @@ impl Config {
         }
         for (key, n) in [
             ("rate_limit.login_per_minute", self.rate_limit.login_per_minute),
-            ("rate_limit.registration_per_hour", self.rate_limit.registration_per_hour),
+            (
+                "rate_limit.registration_per_hour",
+                self.rate_limit.registration_per_hour,
+            ),
             (
                 "rate_limit.failed_client_auth_per_minute",
                 self.rate_limit.failed_client_auth_per_minute,
             ),
-            ("rate_limit.introspection_per_second", self.rate_limit.introspection_per_second),
+            (
+                "rate_limit.introspection_per_second",
+                self.rate_limit.introspection_per_second,
+            ),
             ("rate_limit.introspection_burst", self.rate_limit.introspection_burst),
             (
                 "device.user_code_attempts_per_minute",
@@ -432,10 +438,7 @@ impl Config {
         }
         let backoff = self.rate_limit.account_max_backoff.as_secs();
         if !(1..=3600).contains(&backoff) {
-            return bad(
-                "rate_limit.account_max_backoff",
-                "must be between 1s and 1h".into(),
-            );
+            return bad("rate_limit.account_max_backoff", "must be between 1s and 1h".into());
         }
         if self.rate_limit.max_concurrent_hashes > 1024 {
             return bad(

@@ -163,7 +163,10 @@ async fn introspection_and_revocation_are_rate_limited() {
     };
     // Per authenticated client: introspection and revocation share one budget.
     for _ in 0..3 {
-        assert_eq!(call("/oauth/introspect", "192.0.2.1", true).await.unwrap().status(), 200);
+        assert_eq!(
+            call("/oauth/introspect", "192.0.2.1", true).await.unwrap().status(),
+            200
+        );
     }
     for path in ["/oauth/introspect", "/oauth/revoke"] {
         let r = call(path, "192.0.2.1", true).await.unwrap();

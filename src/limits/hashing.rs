@@ -82,7 +82,9 @@ mod tests {
             })
             .await
         });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
         // The only permit is taken: the second waits 50 ms, then gets Busy.
         let t = std::time::Instant::now();
         assert_eq!(gate.run(|| 2).await, Err(Busy));
@@ -97,9 +99,7 @@ mod tests {
     async fn a_waiting_hash_gets_the_permit_when_one_ends() {
         let gate = Arc::new(HashGate::new(1, Duration::from_secs(5)));
         let g = gate.clone();
-        let first = tokio::spawn(async move {
-            g.run(|| std::thread::sleep(Duration::from_millis(100))).await
-        });
+        let first = tokio::spawn(async move { g.run(|| std::thread::sleep(Duration::from_millis(100))).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(gate.run(|| 2).await, Ok(2));
         assert!(first.await.unwrap().is_ok());

@@ -35,11 +35,7 @@ fn limited(wait: Duration) -> OAuthError {
 
 /// The 503 of a request that found every password-hash slot busy.
 pub fn busy() -> OAuthError {
-    let mut e = OAuthError::new(
-        503,
-        "temporarily_unavailable",
-        "the server is busy, retry shortly",
-    );
+    let mut e = OAuthError::new(503, "temporarily_unavailable", "the server is busy, retry shortly");
     e.retry_after = Some(1);
     e
 }
@@ -102,22 +98,20 @@ impl Limits {
                 keys,
             ),
             client: Limiter::new(Quota::new(r.token_per_second, sec, r.token_burst), keys),
-            introspection: Limiter::new(
-                Quota::new(r.introspection_per_second, sec, r.introspection_burst),
-                keys,
-            ),
+            introspection: Limiter::new(Quota::new(r.introspection_per_second, sec, r.introspection_burst), keys),
             login: Limiter::new(Quota::new(r.login_per_minute, min, r.login_per_minute), keys),
             account: Backoff::new(r.account_free_failures, sec, r.account_max_backoff.0, keys),
             user_code_address: Limiter::new(Quota::new(user_codes, min, user_codes), keys),
             user_code_user: Limiter::new(Quota::new(user_codes, min, user_codes), keys),
             registration: Limiter::new(
-                Quota::new(r.registration_per_hour, Duration::from_secs(3600), r.registration_per_hour),
+                Quota::new(
+                    r.registration_per_hour,
+                    Duration::from_secs(3600),
+                    r.registration_per_hour,
+                ),
                 keys,
             ),
-            hashes: HashGate::new(
-                r.max_concurrent_hashes,
-                Duration::from_millis(r.hash_wait_ms),
-            ),
+            hashes: HashGate::new(r.max_concurrent_hashes, Duration::from_millis(r.hash_wait_ms)),
         }
     }
 
