@@ -165,7 +165,8 @@ pub struct DeviceConfig {
     pub ttl: Dur,
     /// The polling interval a device is told to keep.
     pub interval: Dur,
-    /// Wrong user codes a remote address may enter per minute on `/oauth/device`.
+    /// User codes a remote address, and separately a signed-in user, may enter per minute on
+    /// `/oauth/device` (lookups, approvals and denials all count).
     pub user_code_attempts_per_minute: u32,
 }
 
@@ -202,6 +203,23 @@ pub struct RateLimitConfig {
     pub login_per_minute: u32,
     /// Dynamic client registrations per hour per remote address.
     pub registration_per_hour: u32,
+    /// Failed client authentications per minute per remote address (also the burst); an
+    /// address over it gets 429 before its credentials are checked.
+    pub failed_client_auth_per_minute: u32,
+    /// Introspection and revocation requests per second per authenticated confidential client.
+    pub introspection_per_second: u32,
+    pub introspection_burst: u32,
+    /// Most keys (addresses, clients, accounts, users) each limiter remembers; beyond it the
+    /// keys closest to a full budget are forgotten first.
+    pub max_keys: usize,
+    /// Failed sign-ins of one account (from anywhere) before back-off starts; always on.
+    pub account_free_failures: u32,
+    /// Longest back-off between sign-in attempts of one account (1 s, doubling up to this).
+    pub account_max_backoff: Dur,
+    /// Password hashes computed at once (0 = the number of CPUs); always on.
+    pub max_concurrent_hashes: usize,
+    /// How long a sign-in waits for a free hash slot before a 503 (milliseconds).
+    pub hash_wait_ms: u64,
 }
 
 /// Open dynamic registration (RFC 7591) and the policy for its anonymous registrants.
@@ -319,6 +337,14 @@ impl Default for Config {
                 address_burst: 2000,
                 login_per_minute: 20,
                 registration_per_hour: 10,
+                failed_client_auth_per_minute: 60,
+                introspection_per_second: 500,
+                introspection_burst: 1000,
+                max_keys: 100_000,
+                account_free_failures: 5,
+                account_max_backoff: Dur::secs(60),
+                max_concurrent_hashes: 0,
+                hash_wait_ms: 1000,
             },
             registration: RegistrationConfig::default(),
             keys: KeysConfig::default(),
@@ -463,8 +489,48 @@ impl Config {
                 "limits must be greater than zero".into(),
             );
         }
-        if self.rate_limit.login_per_minute == 0 {
-            return bad("rate_limit.login_per_minute", "must be greater than zero".into());
+        for (key, n) in [
+            ("rate_limit.login_per_minute", self.rate_limit.login_per_minute),
+            (
+                "rate_limit.registration_per_hour",
+                self.rate_limit.registration_per_hour,
+            ),
+            (
+                "rate_limit.failed_client_auth_per_minute",
+                self.rate_limit.failed_client_auth_per_minute,
+            ),
+            (
+                "rate_limit.introspection_per_second",
+                self.rate_limit.introspection_per_second,
+            ),
+            ("rate_limit.introspection_burst", self.rate_limit.introspection_burst),
+            (
+                "device.user_code_attempts_per_minute",
+                self.device.user_code_attempts_per_minute,
+            ),
+        ] {
+            if n == 0 {
+                return bad(key, "must be greater than zero".into());
+            }
+        }
+        if self.rate_limit.max_keys < 1000 {
+            return bad(
+                "rate_limit.max_keys",
+                format!("{} is below the minimum of 1000", self.rate_limit.max_keys),
+            );
+        }
+        let backoff = self.rate_limit.account_max_backoff.as_secs();
+        if !(1..=3600).contains(&backoff) {
+            return bad("rate_limit.account_max_backoff", "must be between 1s and 1h".into());
+        }
+        if self.rate_limit.max_concurrent_hashes > 1024 {
+            return bad(
+                "rate_limit.max_concurrent_hashes",
+                "must be at most 1024 (0 = the number of CPUs)".into(),
+            );
+        }
+        if self.rate_limit.hash_wait_ms > 30_000 {
+            return bad("rate_limit.hash_wait_ms", "must be at most 30000".into());
         }
         if self.store.timeout.0.is_zero() {
             return bad("store.timeout", "must be at least 1s".into());

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod grants;
 pub mod http;
 pub mod jose;
+pub mod limits;
 pub mod listener;
 pub mod params;
 pub mod password;

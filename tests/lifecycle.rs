@@ -480,7 +480,8 @@ async fn device_flow_denied_expired_and_guessing_limited() {
     let s = Server::start(&[
         ("AUTIONAL_DEVICE__INTERVAL", "1s"),
         ("AUTIONAL_DEVICE__TTL", "3s"),
-        ("AUTIONAL_DEVICE__USER_CODE_ATTEMPTS_PER_MINUTE", "3"),
+        // The deny below is one of the four codes entered (every path counts, §5.1).
+        ("AUTIONAL_DEVICE__USER_CODE_ATTEMPTS_PER_MINUTE", "4"),
     ])
     .await;
     s.cli(&[

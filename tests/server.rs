@@ -290,26 +290,60 @@ async fn token_endpoints_are_rate_limited_per_client() {
         ("AUTIONAL_RATE_LIMIT__TOKEN_BURST", "2"),
     ])
     .await;
-    let (t, _) = s.tokens("pub", "openid offline_access").await;
-    let rt = t["refresh_token"].as_str().unwrap();
+    // The per-client budget belongs to clients that authenticate (`conf`): anyone can name a
+    // public client, so public clients are limited per address only (`tests/limits.rs`).
+    let a = s.authorize("conf", "openid offline_access").await;
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth("conf", Some(&s.conf_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", a.code.as_str()),
+            ("redirect_uri", common::REDIRECT),
+            ("code_verifier", a.verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let refresh = |rt: String| {
+        s.http
+            .post(s.url("/oauth/refresh"))
+            .basic_auth("conf", Some(&s.conf_secret))
+            .json(&serde_json::json!({"refresh_token": rt}))
+            .send()
+    };
     // The code exchange used one of the two; the next refresh uses the other.
-    let r1 = s.refresh("pub", rt).await;
+    let r1 = refresh(t["refresh_token"].as_str().unwrap().to_string()).await.unwrap();
     assert_eq!(r1.status(), 200);
     let rt1 = r1.json::<Value>().await.unwrap()["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
     let before = s.snapshot();
-    let r = s.refresh("pub", &rt1).await;
+    let r = refresh(rt1.clone()).await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limit_exceeded");
     assert_eq!(before, s.snapshot(), "a limited request changes nothing");
     // Another client has its own budget.
-    let other = s.refresh("pub2", "rt_unknown").await;
+    let other = s
+        .http
+        .post(s.url("/oauth/refresh"))
+        .form(&[
+            ("refresh_token", "rt_unknown"),
+            ("client_id", "post"),
+            ("client_secret", s.post_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), 401);
+    assert_eq!(other.json::<Value>().await.unwrap()["error"], "invalid_grant");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(s.refresh("pub", &rt1).await.status(), 200);
+    assert_eq!(refresh(rt1).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The device grant's two HTTP sides: `POST /oauth/device/authorize` for the device (RFC 8628
 //! §3.1–3.2), and the `/oauth/device` page where a signed-in user enters the user code, sees the
-//! client and scopes, and approves or denies (§3.3). Wrong codes are rate-limited per address.
+//! client and scopes, and approves or denies (§3.3). Every code entered (looked up, approved or
+//! denied) is rate-limited per address and per signed-in user.
 
 use super::body::{client_ip, read_params, Accept, MAX_BODY};
 use super::error::{no_store, ApiError};
@@ -28,7 +29,15 @@ pub async fn device_authorization(
 ) -> Response {
     let r = async {
         let p = read_params(&headers, body, Accept::Form).await?;
-        let client = super::token::authenticated(&st, Some(addr), &headers, &p, "/oauth/device/authorize").await?;
+        let client = super::token::authenticated(
+            &st,
+            addr,
+            &headers,
+            &p,
+            "/oauth/device/authorize",
+            super::ratelimit::Budget::Token,
+        )
+        .await?;
         device::authorize(&st.app, &client, p.get("scope")?).await
     }
     .await;
@@ -121,6 +130,22 @@ fn too_many(st: &AppState, session: &Session, user: &User, retry_after: u64) -> 
     resp
 }
 
+/// Charges one user code entered by `user` from the request's address (RFC 8628 §5.1: lookups,
+/// approvals and denials alike); `Some(429 page)` when either budget is spent.
+fn guess_limited(
+    st: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    session: &Session,
+    user: &User,
+) -> Option<Response> {
+    let ip = client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops);
+    st.limits
+        .check_user_code(ip, &user.id)
+        .err()
+        .map(|e| too_many(st, session, user, e.retry_after.unwrap_or(60)))
+}
+
 pub async fn device_page(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -133,11 +158,8 @@ pub async fn device_page(
     let Some(code) = q.user_code.filter(|c| !c.is_empty()) else {
         return entry(&st, &session, &user, StatusCode::OK, None);
     };
-    if let Err(e) = st
-        .limits
-        .check_user_code(client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops))
-    {
-        return too_many(&st, &session, &user, e.retry_after.unwrap_or(60));
+    if let Some(resp) = guess_limited(&st, addr, &headers, &session, &user) {
+        return resp;
     }
     match confirm(&st, &session, &user, &code).await {
         Some(resp) => resp,
@@ -174,13 +196,12 @@ pub async fn device_submit(
     }
     let input = p.get("user_code").ok().flatten().unwrap_or("");
     let decision = p.get("approved").ok().flatten();
+    // Every path that takes a user code is charged, the decision included: a decision on an
+    // unknown code answers differently from one on a pending code.
+    if let Some(resp) = guess_limited(&st, addr, &headers, &session, &user) {
+        return resp;
+    }
     if decision.is_none() {
-        if let Err(e) = st
-            .limits
-            .check_user_code(client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops))
-        {
-            return too_many(&st, &session, &user, e.retry_after.unwrap_or(60));
-        }
         return match confirm(&st, &session, &user, input).await {
             Some(resp) => resp,
             None => unknown_code(&st, &session, &user),

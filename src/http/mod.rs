@@ -26,7 +26,7 @@ pub use error::ApiError;
 
 /// The rate limiters for a config (built once per process).
 pub fn ratelimit_limits(cfg: &crate::config::Config) -> ratelimit::Limits {
-    ratelimit::Limits::new(&cfg.rate_limit, cfg.device.user_code_attempts_per_minute)
+    ratelimit::Limits::new(cfg)
 }
 
 /// Per-process HTTP state: the app plus in-memory rate limiters.

@@ -4,6 +4,7 @@
 
 use super::body::{read_params, Accept};
 use super::error::{no_store, ApiError};
+use super::ratelimit::Budget;
 use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, Family};
@@ -12,10 +13,11 @@ use crate::jose::jwt::{AccessClaims, InvalidToken};
 use crate::params::Params;
 use crate::util::{now_ms, sha256};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 
 /// Verifies an access token of ours (see `grants::access_token::verify`).
 async fn verify(st: &AppState, token: &str) -> Result<AccessClaims, InvalidToken> {
@@ -202,19 +204,27 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
     resp
 }
 
+/// The authenticated client and the parameters of an introspection or revocation request
+/// (rate-limited per address and per client, `Budget::Introspection`).
 async fn authenticated(
     st: &AppState,
+    addr: SocketAddr,
     headers: &HeaderMap,
     body: Body,
     path: &'static str,
 ) -> Result<(std::sync::Arc<Client>, Params), OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
-    let client = super::token::authenticated(st, None, headers, &p, path).await?;
+    let client = super::token::authenticated(st, addr, headers, &p, path, Budget::Introspection).await?;
     Ok((client, p))
 }
 
-pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match introspect_inner(&st, &headers, body).await {
+pub async fn introspect(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match introspect_inner(&st, addr, &headers, body).await {
         Ok(v) => {
             let mut resp = axum::Json(v).into_response();
             no_store(&mut resp);
@@ -224,8 +234,13 @@ pub async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Bo
     }
 }
 
-async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, OAuthError> {
-    let (client, p) = authenticated(st, headers, body, "/oauth/introspect").await?;
+async fn introspect_inner(
+    st: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, OAuthError> {
+    let (client, p) = authenticated(st, addr, headers, body, "/oauth/introspect").await?;
     if client.is_public() {
         return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
@@ -292,8 +307,13 @@ async fn introspect_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Res
     })
 }
 
-pub async fn revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match revoke_inner(&st, &headers, body).await {
+pub async fn revoke(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match revoke_inner(&st, addr, &headers, body).await {
         Ok(()) => {
             let mut resp = StatusCode::OK.into_response();
             no_store(&mut resp);
@@ -303,8 +323,8 @@ pub async fn revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) 
     }
 }
 
-async fn revoke_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
-    let (client, p) = authenticated(st, headers, body, "/oauth/revoke").await?;
+async fn revoke_inner(st: &AppState, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+    let (client, p) = authenticated(st, addr, headers, body, "/oauth/revoke").await?;
     let token = p.required("token")?;
     let store = &st.app.store;
     let foreign = || OAuthError::invalid_grant("the token was issued to another client");

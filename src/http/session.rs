@@ -1,7 +1,8 @@
-//! Sign-in sessions and their pages: `/login` (argon2id, rate-limited, CSRF), `/logout`
-//! (ends the session and its session-bound families), `/account`. Cookies (see `cookies`) are
-//! HttpOnly, SameSite=Lax, `__Host-` and Secure when the issuer is https; the session cookie
-//! holds a 256-bit secret stored only as its SHA-256.
+//! Sign-in sessions and their pages: `/login` (argon2id under `crate::limits`: per-address
+//! limit, per-account back-off, bounded concurrent hashes; CSRF), `/logout` (ends the session
+//! and its session-bound families), `/account`. Cookies (see `cookies`) are HttpOnly,
+//! SameSite=Lax, `__Host-` and Secure when the issuer is https; the session cookie holds a
+//! 256-bit secret stored only as its SHA-256.
 
 use super::body::user_agent;
 use super::cookies::Cookie;
@@ -9,6 +10,7 @@ use super::pages::{
     error_page, form_target_source, render, unavailable_page, utc, AccountApp, AccountGrant, AccountPage,
     AccountSession, LoginPage,
 };
+use super::ratelimit::SignIn;
 use super::AppState;
 use crate::domain::model::{AuditEvent, Session, User};
 use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_id, random_token, sha256};
@@ -145,33 +147,47 @@ pub async fn login(
             Some("Your sign-in form expired. Please try again."),
         );
     }
-    if let Err(e) = st.limits.check_login(super::body::client_ip(
-        addr.ip(),
-        &headers,
-        st.app.cfg.http.forwarded_hops,
-    )) {
-        let mut resp = login_form(
-            &st,
-            &headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            &return_to,
-            username,
-            Some("Too many sign-in attempts. Wait a minute and try again."),
+    // Limits (src/limits): the address's budget, the account's back-off, a hash slot.
+    let ip = super::body::client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops);
+    if let Err(e) = st.limits.begin_sign_in(ip, username) {
+        return refused(
+            login_form(
+                &st,
+                &headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                &return_to,
+                username,
+                Some("Too many sign-in attempts. Wait a moment and try again."),
+            ),
+            e.retry_after,
         );
-        if let Some(s) = e.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        return resp;
     }
     let password = form.get("password").cloned().unwrap_or_default();
     let user = st.app.store.find_user_by_username(username).await.ok().flatten();
-    let phc = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| crate::password::dummy_hash().to_string());
-    let verified = tokio::task::spawn_blocking(move || crate::password::verify(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let phc = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = match st.limits.verify_password(password, phc).await {
+        Ok(v) => v,
+        Err(e) => {
+            st.limits.end_sign_in(username, SignIn::NotChecked);
+            return refused(
+                login_form(
+                    &st,
+                    &headers,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &return_to,
+                    username,
+                    Some("The server is busy. Try again in a moment."),
+                ),
+                e.retry_after,
+            );
+        }
+    };
+    let outcome = if verified && user.is_some() {
+        SignIn::Succeeded
+    } else {
+        SignIn::Failed
+    };
+    st.limits.end_sign_in(username, outcome);
     let Some(user) = user.filter(|_| verified) else {
         let _ = st
             .app
@@ -218,6 +234,14 @@ pub async fn login(
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A refused sign-in page with its `Retry-After`.
+fn refused(mut resp: Response, retry_after: Option<u64>) -> Response {
+    if let Some(s) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
     resp
 }
 

@@ -5,6 +5,7 @@
 use super::body::{client_ip, credentials, read_params, user_agent, Accept};
 use super::dpop::{fresh_nonce, proof};
 use super::error::{no_store, ApiError};
+use super::ratelimit::Budget;
 use super::AppState;
 use crate::domain::error::OAuthError;
 use crate::domain::model::Client;
@@ -52,34 +53,44 @@ pub async fn token(
     respond(&st, r)
 }
 
-/// Authenticates the client of a request to `path` (rate-limited per client and address when
-/// `addr` is given).
+/// Authenticates the client of a request to `path`, under the limits: the address's budgets
+/// before, the client's own budget (`budget`) only once it has proved who it is, and a failure
+/// charged to the address's failed-authentication budget.
 pub(super) async fn authenticated(
     st: &AppState,
-    addr: Option<SocketAddr>,
+    addr: SocketAddr,
     headers: &HeaderMap,
     p: &crate::params::Params,
     path: &'static str,
+    budget: Budget,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
-    authenticate_credentials(st, addr, headers, credentials(headers, p)?, path).await
+    authenticate_credentials(st, addr, headers, credentials(headers, p)?, path, budget).await
 }
 
 /// [`authenticated`] for credentials already read from the request.
 async fn authenticate_credentials(
     st: &AppState,
-    addr: Option<SocketAddr>,
+    addr: SocketAddr,
     headers: &HeaderMap,
     mut creds: crate::grants::client_auth::ClientCredentials,
     path: &'static str,
+    budget: Budget,
 ) -> Result<std::sync::Arc<Client>, OAuthError> {
     creds.path = path;
-    if let Some(addr) = addr {
-        st.limits.check_token(
-            creds.claimed_id(),
-            client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops),
-        )?;
+    let ip = client_ip(addr.ip(), headers, st.app.cfg.http.forwarded_hops);
+    st.limits.before_client_auth(ip)?;
+    match authenticate(&st.app, &creds).await {
+        Ok(client) => {
+            st.limits.after_client_auth(&client, budget)?;
+            Ok(client)
+        }
+        Err(e) => {
+            if e.error == "invalid_client" {
+                st.limits.client_auth_failed(ip);
+            }
+            Err(e)
+        }
     }
-    authenticate(&st.app, &creds).await
 }
 
 async fn token_inner(
@@ -95,7 +106,7 @@ async fn token_inner(
             "grant_type `{grant_type}` is not supported"
         )));
     }
-    let client = authenticated(st, Some(addr), headers, &p, "/oauth/token").await?;
+    let client = authenticated(st, addr, headers, &p, "/oauth/token", Budget::Token).await?;
     let proof = token_proof(st, headers, "/oauth/token")?;
     let ua = user_agent(headers);
     match grant_type {
@@ -165,7 +176,7 @@ async fn refresh_inner(
     if creds.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    let client = authenticate_credentials(st, Some(addr), headers, creds, "/oauth/refresh").await?;
+    let client = authenticate_credentials(st, addr, headers, creds, "/oauth/refresh", Budget::Token).await?;
     let input = RefreshInput {
         refresh_token,
         scope: p.get("scope")?,
@@ -185,7 +196,7 @@ pub async fn pushed_authorization(
 ) -> Response {
     let r = async {
         let p = read_params(&headers, body, Accept::Form).await?;
-        let client = authenticated(&st, Some(addr), &headers, &p, "/oauth/pushed-authorization").await?;
+        let client = authenticated(&st, addr, &headers, &p, "/oauth/pushed-authorization", Budget::Token).await?;
         let proof = proof(&st, &headers, "POST", "/oauth/pushed-authorization", None).map_err(|f| f.into_oauth())?;
         crate::grants::refresh::use_proof(&st.app, proof.as_ref()).await?;
         crate::grants::par::push(&st.app, &client, p.without(&["client_secret"]), proof.as_ref()).await
