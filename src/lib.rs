@@ -11,6 +11,7 @@ pub mod domain;
 pub mod grants;
 pub mod http;
 pub mod jose;
+pub mod outbound;
 pub mod params;
 pub mod password;
 pub mod server;
