@@ -561,3 +561,41 @@ async fn an_rfc7592_update_of_jwks_uri_takes_effect_at_once() {
     assert_eq!(r.status(), 401, "the old keys are gone");
     assert_eq!(a.requests(), 1);
 }
+
+#[tokio::test]
+async fn at_the_outbound_cap_a_fetch_is_refused_at_once_with_503() {
+    let s = Server::start(&[ALLOW_LOOPBACK, ("AUTIONAL_CLIENT_AUTH__JWKS_FETCH_CONCURRENCY", "1")]).await;
+    let key = ClientKey::new("k1");
+    let slow = KeyServer::start(Mode::Serve(key.jwks(), Duration::from_millis(1500))).await;
+    let other = KeyServer::start(Mode::Serve(key.jwks(), Duration::ZERO)).await;
+    jwt_client(&s, "slow", &slow.url());
+    jwt_client(&s, "other", &other.url());
+    let slow_assertion = key.sign(&good_claims("slow", &s));
+    let first = token(&s, &slow_assertion);
+    let second = async {
+        // Once the slow fetch holds the only outbound slot.
+        while slow.requests() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let started = Instant::now();
+        let r = token(&s, &key.sign(&good_claims("other", &s))).await;
+        (r, started.elapsed())
+    };
+    let ((status, body, _), ((status2, body2, retry), took)) = tokio::join!(first, second);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (status2, body2["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body2}"
+    );
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert!(
+        took < Duration::from_millis(1000),
+        "refused at once, not queued: {took:?}"
+    );
+    assert_eq!(other.conns(), 0);
+    // Busy is not cached: with the slot free again, the other client's keys are fetched.
+    let (status, body, _) = token(&s, &key.sign(&good_claims("other", &s))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(other.requests(), 1);
+}
