@@ -96,9 +96,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if s[0] == 0x2002 {
         return is_public_v4(v4(s[1], s[2])); // 6to4
     }
-    let special = (s[0] == 0x2001 && s[1] < 0x0200) // IETF assignments: Teredo, ORCHID, benchmarking
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x3fff && s[1] < 0x1000); // documentation (RFC 9637)
+    // 2001::/23 (IETF assignments: Teredo, ORCHID, benchmarking), 2001:db8::/32 and
+    // 3fff::/20 (documentation).
+    let special = (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8)) || (s[0] == 0x3fff && s[1] < 0x1000);
     !special
 }
 
