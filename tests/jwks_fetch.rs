@@ -1,8 +1,9 @@
 //! Fetching `private_key_jwt` clients' keys from their `jwks_uri` (docs/design/jwks-fetch.md),
 //! against a real `autional` process and key servers run by the test on loopback that count
 //! what reaches them: the body cap, single flight, the negative cache with back-off, the
-//! address policy (SSRF), no fetch for assertions that fail the key-less checks, and an RFC 7592
-//! update of `jwks_uri` taking effect at once (over TLS, with the test CA).
+//! address policy (SSRF), no fetch for assertions that fail the key-less checks, the outbound
+//! concurrency cap, an RFC 7592 update of `jwks_uri` taking effect at once (over TLS, with the
+//! test CA in `tests/fixtures/tls`), and the validation of the `client_auth.*` settings.
 
 mod common;
 
@@ -598,4 +599,57 @@ async fn at_the_outbound_cap_a_fetch_is_refused_at_once_with_503() {
     let (status, body, _) = token(&s, &key.sign(&good_claims("other", &s))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(other.requests(), 1);
+}
+
+#[test]
+fn a_bad_jwks_fetch_setting_stops_startup_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/x.db", dir.path().display());
+    for (key, value, named) in [
+        (
+            "AUTIONAL_CLIENT_AUTH__JWKS_FETCH_ALLOW",
+            "10.0.0.0/40",
+            "client_auth.jwks_fetch_allow",
+        ),
+        (
+            "AUTIONAL_CLIENT_AUTH__JWKS_FETCH_ALLOW",
+            "[127.0.0.1, http://x]",
+            "client_auth.jwks_fetch_allow",
+        ),
+        (
+            "AUTIONAL_CLIENT_AUTH__JWKS_FETCH_MAX_BYTES",
+            "10",
+            "client_auth.jwks_fetch_max_bytes",
+        ),
+        (
+            "AUTIONAL_CLIENT_AUTH__JWKS_FETCH_TIMEOUT",
+            "0",
+            "client_auth.jwks_fetch_timeout",
+        ),
+        (
+            "AUTIONAL_CLIENT_AUTH__JWKS_FETCH_CONCURRENCY",
+            "0",
+            "client_auth.jwks_fetch_concurrency",
+        ),
+    ] {
+        let out = common::run_raw(&[("AUTIONAL_DATABASE_URL", &db), (key, value)], &["migrate"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}: {stderr}");
+        assert!(stderr.contains(named), "{key}={value} names {named}: {stderr}");
+    }
+    // A list in brackets and a separated string both load.
+    for value in ["[127.0.0.0/8, ::1, keys.internal]", "127.0.0.0/8 ::1,keys.internal"] {
+        let out = common::run_raw(
+            &[
+                ("AUTIONAL_DATABASE_URL", &db),
+                ("AUTIONAL_CLIENT_AUTH__JWKS_FETCH_ALLOW", value),
+            ],
+            &["migrate"],
+        );
+        assert!(
+            out.status.success(),
+            "{value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
