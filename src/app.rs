@@ -19,20 +19,14 @@ pub struct App {
     pub dpop_nonce_key: Vec<u8>,
     encryption_key: Option<Vec<u8>>,
     last_forced_reload_ms: std::sync::atomic::AtomicI64,
-    /// Clients' `jwks_uri` documents: (fetched at ms, set).
-    jwks_cache: std::sync::Mutex<std::collections::HashMap<String, (i64, jsonwebtoken::jwk::JwkSet)>>,
+    /// Clients' `jwks_uri` documents, fetched under the outbound policy and cached by URL.
+    pub client_jwks: crate::jose::jwks_fetch::JwksFetcher,
     /// Public clients by id, for the token hot path: (read at ms, client).
     public_clients: std::sync::RwLock<std::collections::HashMap<String, (i64, Arc<crate::domain::model::Client>)>>,
-    http: reqwest::Client,
 }
 
 /// How long a public client's record is reused without reading the database.
 const PUBLIC_CLIENT_CACHE_MS: i64 = 5_000;
-
-/// How long a fetched client JWK Set is used before it is fetched again.
-const JWKS_CACHE_MS: i64 = 300_000;
-/// The least time between two fetches of one client's keys (refetch on unknown `kid`).
-const JWKS_MIN_REFETCH_MS: i64 = 10_000;
 
 impl App {
     /// Loads keys (creating the first one when there is none) and the form secret.
@@ -42,6 +36,7 @@ impl App {
         let keys = Keyring::new(load_keys(&cfg, &store, encryption_key.as_deref()).await?);
         let form_secret = store.server_secret("form_hmac", random_bytes::<32>().to_vec()).await?;
         let dpop_nonce_key = store.server_secret("dpop_nonce", random_bytes::<32>().to_vec()).await?;
+        let client_jwks = client_jwks_fetcher(&cfg)?;
         Ok(Arc::new(App {
             audiences: cfg.audiences(),
             cfg,
@@ -51,12 +46,8 @@ impl App {
             dpop_nonce_key,
             encryption_key,
             last_forced_reload_ms: Default::default(),
-            jwks_cache: Default::default(),
+            client_jwks,
             public_clients: Default::default(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
         }))
     }
 
@@ -93,35 +84,6 @@ impl App {
         self.reload_keys().await.unwrap_or(false)
     }
 
-    /// A client's JWK Set from its `jwks_uri`, cached; `refresh` fetches again unless the last
-    /// fetch was less than ten seconds ago.
-    pub async fn client_jwks(
-        &self,
-        client_id: &str,
-        uri: &str,
-        refresh: bool,
-    ) -> anyhow::Result<jsonwebtoken::jwk::JwkSet> {
-        let now = now_ms();
-        let cached = self.jwks_cache.lock().expect("jwks cache").get(client_id).cloned();
-        if let Some((at, set)) = cached {
-            let fresh = now - at < JWKS_CACHE_MS;
-            if (fresh && !refresh) || now - at < JWKS_MIN_REFETCH_MS {
-                return Ok(set);
-            }
-        }
-        let resp = self.http.get(uri).send().await?.error_for_status()?;
-        let bytes = resp.bytes().await?;
-        if bytes.len() > 64 * 1024 {
-            anyhow::bail!("jwks_uri document is too large");
-        }
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&bytes)?;
-        self.jwks_cache
-            .lock()
-            .expect("jwks cache")
-            .insert(client_id.to_string(), (now, set.clone()));
-        Ok(set)
-    }
-
     /// A client for authentication. Public clients (no secret, nothing to rotate) are cached for
     /// `PUBLIC_CLIENT_CACHE_MS`, which spares the refresh hot path a database read; deleting a
     /// client revokes its families and deletes its outstanding codes, device codes and pushed
@@ -154,6 +116,24 @@ impl App {
     fn key_keep_ms(&self) -> i64 {
         key_keep_ms(&self.cfg)
     }
+}
+
+/// The `jwks_uri` fetcher as `client_auth.*` configures it.
+fn client_jwks_fetcher(cfg: &Config) -> anyhow::Result<crate::jose::jwks_fetch::JwksFetcher> {
+    use crate::outbound::{AddressPolicy, Limits, Outbound};
+    let ca = &cfg.client_auth;
+    let policy = AddressPolicy::parse(&ca.jwks_fetch_allow).map_err(anyhow::Error::msg)?;
+    let limits = Limits {
+        timeout: ca.jwks_fetch_timeout.0,
+        connect_timeout: ca.jwks_fetch_timeout.0.min(std::time::Duration::from_secs(2)),
+        max_bytes: ca.jwks_fetch_max_bytes,
+        concurrency: ca.jwks_fetch_concurrency,
+    };
+    Ok(crate::jose::jwks_fetch::JwksFetcher::new(
+        Outbound::new(policy, limits)?,
+        ca.jwks_cache_ttl.as_ms(),
+        ca.jwks_cache_entries,
+    ))
 }
 
 /// Retired keys stay in the JWKS while tokens they signed may still be valid.

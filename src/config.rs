@@ -96,6 +96,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub client_auth: ClientAuthConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -265,6 +267,58 @@ impl Default for KeysConfig {
     }
 }
 
+/// Fetching `private_key_jwt` clients' keys from their `jwks_uri` (docs/design/jwks-fetch.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientAuthConfig {
+    /// Destinations a `jwks_uri` may reach although they are not public addresses: CIDRs
+    /// (`10.0.0.0/8`), addresses, or host names (all of whose addresses are then allowed).
+    /// A list, or one string with entries separated by commas or spaces.
+    #[serde(deserialize_with = "string_list")]
+    pub jwks_fetch_allow: Vec<String>,
+    /// Whole fetch: connect, request, body.
+    pub jwks_fetch_timeout: Dur,
+    /// Largest JWK Set document; a body is not read past this.
+    pub jwks_fetch_max_bytes: usize,
+    /// Fetches in progress at once per process; past that a token request answers 503.
+    pub jwks_fetch_concurrency: usize,
+    /// How long a fetched set is used before it is fetched again.
+    pub jwks_cache_ttl: Dur,
+    /// Most key URLs cached per process.
+    pub jwks_cache_entries: usize,
+}
+
+impl Default for ClientAuthConfig {
+    fn default() -> Self {
+        ClientAuthConfig {
+            jwks_fetch_allow: Vec::new(),
+            jwks_fetch_timeout: Dur::secs(5),
+            jwks_fetch_max_bytes: 64 * 1024,
+            jwks_fetch_concurrency: 8,
+            jwks_cache_ttl: Dur::secs(300),
+            jwks_cache_entries: 1000,
+        }
+    }
+}
+
+/// A list of strings, given as a list or as one string separated by commas or whitespace.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum L {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match L::deserialize(d)? {
+        L::One(s) => s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+        L::Many(v) => v,
+    })
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientSecretConfig {
     /// How long a rotated-out client secret keeps working.
@@ -353,6 +407,7 @@ impl Default for Config {
             },
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            client_auth: ClientAuthConfig::default(),
             store: StoreConfig {
                 max_batch: 256,
                 readers: 2,
@@ -539,6 +594,25 @@ impl Config {
             return bad("store.max_batch", "store sizes must be greater than zero".into());
         }
         self.validate_scopes_and_registration()?;
+        let ca = &self.client_auth;
+        if let Err(e) = crate::outbound::AddressPolicy::parse(&ca.jwks_fetch_allow) {
+            return bad("client_auth.jwks_fetch_allow", e);
+        }
+        if ca.jwks_fetch_timeout.as_secs() == 0 || ca.jwks_fetch_timeout.as_secs() > 60 {
+            return bad("client_auth.jwks_fetch_timeout", "must be between 1 s and 60 s".into());
+        }
+        if !(1024..=1024 * 1024).contains(&ca.jwks_fetch_max_bytes) {
+            return bad(
+                "client_auth.jwks_fetch_max_bytes",
+                "must be between 1024 and 1048576".into(),
+            );
+        }
+        if ca.jwks_fetch_concurrency == 0 || ca.jwks_cache_entries == 0 || ca.jwks_cache_ttl.as_secs() == 0 {
+            return bad(
+                "client_auth.jwks_fetch_concurrency",
+                "jwks_fetch_concurrency, jwks_cache_entries and jwks_cache_ttl must be greater than zero".into(),
+            );
+        }
         if let Some(k) = &self.keys.encryption_key {
             match crate::util::b64_decode(k) {
                 Some(bytes) if bytes.len() == 32 => {}
@@ -690,5 +764,21 @@ mod tests {
         );
         c.database_url = "mysql://x".into();
         assert!(c.database_location().is_err());
+    }
+
+    #[test]
+    fn jwks_fetch_allow_takes_a_list_or_a_string_and_is_validated() {
+        let load = |v: &str| {
+            let fig = Figment::from(Serialized::defaults(Config::default()))
+                .merge(Serialized::default("client_auth.jwks_fetch_allow", v));
+            let mut c: Config = fig.extract().map_err(|e| e.to_string())?;
+            c.validate().map(|_| c.client_auth.jwks_fetch_allow)
+        };
+        assert_eq!(
+            load("127.0.0.0/8, keys.internal").unwrap(),
+            vec!["127.0.0.0/8".to_string(), "keys.internal".to_string()]
+        );
+        assert!(load("10.0.0.0/99").is_err());
+        assert!(Config::default().client_auth.jwks_fetch_allow.is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod jose;
 pub mod limits;
 pub mod listener;
+pub mod outbound;
 pub mod params;
 pub mod password;
 pub mod server;

@@ -507,7 +507,8 @@ impl JwksServer {
 
 #[tokio::test]
 async fn private_key_jwt_with_jwks_uri_caches_the_keys_and_refetches_on_an_unknown_kid() {
-    let s = Server::start(&[]).await;
+    // The key server runs on loopback, which key URLs may reach only when allow-listed.
+    let s = Server::start(&[("AUTIONAL_CLIENT_AUTH__JWKS_FETCH_ALLOW", "127.0.0.1")]).await;
     let k1 = ClientKey::new("2024-k1");
     let keys = JwksServer::start(&jwks(&[&k1])).await;
     s.cli(&[

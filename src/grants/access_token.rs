@@ -28,7 +28,11 @@ pub async fn active(app: &App, token: &str) -> Result<Option<(AccessClaims, Opti
         return Ok(None);
     };
     let store = &app.store;
-    if store.is_access_token_revoked(&claims.jti).await.map_err(OAuthError::from)? {
+    if store
+        .is_access_token_revoked(&claims.jti)
+        .await
+        .map_err(OAuthError::from)?
+    {
         return Ok(None);
     }
     let family = match &claims.grant_id {

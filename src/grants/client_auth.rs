@@ -2,8 +2,13 @@
 //! `client_secret_basic`, `client_secret_post`, `private_key_jwt`, and `none` for public
 //! clients. A client must use the method it is registered with, and only one method per
 //! request. Secrets are random (≥ 256 bits), stored as SHA-256 and compared in constant time.
-//! Assertions are verified with the client's keys (inline, or from its `jwks_uri`, cached and
-//! refetched on an unknown `kid`); each `jti` is accepted once (shared through the database).
+//! Assertions are checked in two steps: first everything that needs no key (algorithm,
+//! `iss` = `sub` = client, `aud`, `exp`, `nbf`, lifetime, `jti`), so a malformed or foreign
+//! assertion never makes the server fetch anything; then the signature with the client's keys
+//! (inline, or from its `jwks_uri` through `App::client_jwks`: cached by URL, refetched on an
+//! unknown `kid`). Each `jti` is accepted once (shared through the database). A key URL that
+//! cannot be used answers `invalid_client`; a transient failure (network, or every outbound
+//! slot busy) answers 503 `temporarily_unavailable` with `Retry-After`.
 
 use crate::app::App;
 use crate::domain::error::OAuthError;
@@ -72,20 +77,109 @@ pub fn assertion_subject(assertion: &str) -> Option<String> {
     v.get("sub")?.as_str().map(str::to_owned)
 }
 
-/// The client's JWK Set: inline, or fetched from `jwks_uri` (cached; `refresh` forces a fetch).
-async fn client_keys(app: &App, client: &Client, refresh: bool) -> Result<JwkSet, OAuthError> {
+/// The client's JWK Set: inline, or fetched from `jwks_uri` (cached; `refresh` asks for a
+/// newer one, e.g. for an unknown `kid`).
+async fn client_keys(app: &App, client: &Client, refresh: bool) -> Result<Arc<JwkSet>, OAuthError> {
     if let Some(inline) = &client.jwks {
         return serde_json::from_str(inline)
+            .map(Arc::new)
             .map_err(|_| OAuthError::invalid_client("the client's registered JWK Set is invalid"));
     }
     let uri = client
         .jwks_uri
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_client("the client has no keys registered"))?;
-    app.client_jwks(&client.id, uri, refresh).await.map_err(|e| {
-        tracing::warn!(client = %client.id, error = %e, "cannot fetch client jwks_uri");
-        OAuthError::invalid_client("the client's jwks_uri could not be fetched")
+    app.client_jwks.get(uri, refresh).await.map_err(|f| {
+        tracing::warn!(client = %client.id, error = %f.error, "cannot use the client's jwks_uri");
+        if f.error.is_transient() {
+            let mut e = OAuthError::new(
+                503,
+                "temporarily_unavailable",
+                "the client's keys cannot be fetched right now, retry later",
+            );
+            e.retry_after = Some(f.retry_after_s);
+            e
+        } else {
+            OAuthError::invalid_client("the client's jwks_uri could not be used")
+        }
     })
+}
+
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY_S: i64 = 5;
+
+/// The `aud` values an assertion may carry: the issuer, the token endpoint, or the endpoint the
+/// request was sent to.
+fn accepted_audiences(app: &App, creds: &ClientCredentials) -> [String; 3] {
+    let issuer = &app.cfg.issuer;
+    [
+        issuer.clone(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}{}", creds.path),
+    ]
+}
+
+/// The checks that need no key, on the unverified header and claims: whatever fails here is
+/// refused before any key is looked up or fetched. The signature check repeats the claim
+/// checks on the verified claims.
+fn precheck(
+    assertion: &str,
+    client: &Client,
+    audiences: &[String],
+    now_s: i64,
+) -> Result<jsonwebtoken::Header, OAuthError> {
+    let fail = |m: &'static str| OAuthError::invalid_client(m);
+    let header = decode_header(assertion).map_err(|_| fail("client_assertion is not a JWT"))?;
+    if !matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::RS256
+            | jsonwebtoken::Algorithm::PS256
+            | jsonwebtoken::Algorithm::ES256
+            | jsonwebtoken::Algorithm::ES384
+            | jsonwebtoken::Algorithm::EdDSA
+    ) {
+        return Err(fail("client_assertion must be signed with an asymmetric algorithm"));
+    }
+    let parts: Vec<&str> = assertion.split('.').collect();
+    if parts.len() != 3 || parts[2].is_empty() {
+        return Err(fail("client_assertion is not a signed JWT"));
+    }
+    let claims: serde_json::Value = crate::util::b64url_decode(parts[1])
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| fail("client_assertion is not a JWT"))?;
+    let str_claim = |k: &str| claims.get(k).and_then(serde_json::Value::as_str);
+    if str_claim("iss") != Some(client.id.as_str()) || str_claim("sub") != Some(client.id.as_str()) {
+        return Err(fail("client_assertion iss and sub must be the client_id"));
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => audiences.contains(a),
+        Some(serde_json::Value::Array(v)) => v
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(fail("client_assertion aud must be the issuer or the endpoint URL"));
+    }
+    let time = |k: &str| claims.get(k).and_then(serde_json::Value::as_f64).map(|t| t as i64);
+    let exp = time("exp").ok_or_else(|| fail("client_assertion needs exp"))?;
+    if exp + LEEWAY_S <= now_s {
+        return Err(fail("client_assertion is expired"));
+    }
+    if exp - now_s > MAX_ASSERTION_LIFETIME_S {
+        return Err(fail("client_assertion lives too long (exp at most 5 minutes ahead)"));
+    }
+    if claims.get("nbf").is_some_and(|v| !v.is_null()) {
+        let nbf = time("nbf").ok_or_else(|| fail("client_assertion nbf must be a number"))?;
+        if nbf > now_s + LEEWAY_S {
+            return Err(fail("client_assertion is not valid yet (nbf)"));
+        }
+    }
+    if !str_claim("jti").is_some_and(|j| !j.is_empty() && j.len() <= 256) {
+        return Err(fail("client_assertion needs a jti"));
+    }
+    Ok(header)
 }
 
 async fn verify_assertion(
@@ -95,18 +189,10 @@ async fn verify_assertion(
     assertion: &str,
 ) -> Result<(), OAuthError> {
     let fail = |m: &'static str| OAuthError::invalid_client(m);
-    let header = decode_header(assertion).map_err(|_| fail("client_assertion is not a JWT"))?;
+    let audiences = accepted_audiences(app, creds);
+    // Nothing is fetched for an assertion that fails the checks that need no key.
+    let header = precheck(assertion, client, &audiences, now_ms() / 1000)?;
     let alg = header.alg;
-    if !matches!(
-        alg,
-        jsonwebtoken::Algorithm::RS256
-            | jsonwebtoken::Algorithm::PS256
-            | jsonwebtoken::Algorithm::ES256
-            | jsonwebtoken::Algorithm::ES384
-            | jsonwebtoken::Algorithm::EdDSA
-    ) {
-        return Err(fail("client_assertion must be signed with an asymmetric algorithm"));
-    }
     let mut keys = client_keys(app, client, false).await?;
     let find = |set: &JwkSet| match &header.kid {
         Some(kid) => set.find(kid).cloned(),
@@ -123,14 +209,10 @@ async fn verify_assertion(
     };
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| fail("the client's key is unusable"))?;
     let mut v = Validation::new(alg);
-    let issuer = &app.cfg.issuer;
-    v.set_audience(&[
-        issuer.clone(),
-        format!("{issuer}/oauth/token"),
-        format!("{issuer}{}", creds.path),
-    ]);
+    v.set_audience(&audiences);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.leeway = 5;
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_S as u64;
     let claims = decode::<AssertionClaims>(assertion, &key, &v)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => fail("client_assertion is expired"),
