@@ -118,6 +118,8 @@ impl Drop for PgDb {
 struct Node {
     child: Child,
     base: String,
+    /// The node's Prometheus endpoint (`metrics.listen`).
+    metrics: String,
 }
 
 pub struct Server {
@@ -285,10 +287,16 @@ impl Server {
                 None if self.base.is_empty() => url.clone(),
                 None => self.base.clone(),
             };
+            // Every node serves its metrics on a listener of its own (unless the test names one).
+            let metrics = match self.env.iter().find(|(k, _)| k == "AUTIONAL_METRICS__LISTEN") {
+                Some((_, v)) => v.clone(),
+                None => format!("127.0.0.1:{}", free_port()),
+            };
             let mut child = self
                 .command()
                 .env("AUTIONAL_LISTEN", format!("127.0.0.1:{port}"))
                 .env("AUTIONAL_ISSUER", &issuer)
+                .env("AUTIONAL_METRICS__LISTEN", &metrics)
                 .arg("serve")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -301,7 +309,11 @@ impl Server {
                 if self.base.is_empty() {
                     self.base = url.clone();
                 }
-                self.nodes.push(Node { child, base: url });
+                self.nodes.push(Node {
+                    child,
+                    base: url,
+                    metrics: format!("http://{metrics}/metrics"),
+                });
                 return;
             }
             let _ = child.kill();
@@ -341,12 +353,13 @@ impl Server {
         self.nodes.len()
     }
 
-    /// The value of a metric without labels (0 when absent) from the first node's Prometheus
-    /// endpoint.
+    /// The first node's Prometheus endpoint (its `metrics.listen`).
     pub fn metric_url(&self) -> String {
-        self.url("/metrics")
+        self.nodes[0].metrics.clone()
     }
 
+    /// The value of a metric without labels (0 when absent) from the first node's Prometheus
+    /// endpoint.
     pub async fn metric_value(&self, name: &str) -> f64 {
         let text = self
             .http
