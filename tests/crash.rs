@@ -53,6 +53,8 @@ struct Chain {
 struct Counts {
     requests: AtomicU64,
     lost: AtomicU64,
+    /// Of `lost`, those found by the checks after a restart (the rest: refused while running).
+    lost_at_restart: AtomicU64,
     both: AtomicU64,
     other_5xx: AtomicU64,
     s503: AtomicU64,
@@ -257,6 +259,7 @@ async fn verify(
         (Pending::None, other) => {
             eprintln!("a token answered with 200 is {other:?} in the database");
             add(&counts.lost);
+            add(&counts.lost_at_restart);
             return None;
         }
         (Pending::InFlight, Stored::Current) => {
@@ -270,6 +273,7 @@ async fn verify(
         (Pending::InFlight, other) => {
             eprintln!("an in-flight token is {other:?} in the database");
             add(&counts.lost);
+            add(&counts.lost_at_restart);
             return None;
         }
     };
@@ -313,6 +317,7 @@ async fn verify(
         Outcome::Status(s, e) => {
             eprintln!("a token that must work after the restart: {s} {e}");
             add(&counts.lost);
+            add(&counts.lost_at_restart);
             None
         }
         _ => panic!("no answer after the restart"),
@@ -468,6 +473,12 @@ async fn sigkill_under_refresh_load_keeps_every_chain_consistent() {
         lo.as_millis(),
         med.as_millis(),
         hi.as_millis(),
+    );
+    println!(
+        "tokens lost: {} ({} found after a restart, {} refused while the server ran)",
+        g(&counts.lost),
+        g(&counts.lost_at_restart),
+        g(&counts.lost) - g(&counts.lost_at_restart)
     );
     assert_eq!(g(&counts.lost), 0, "tokens lost");
     assert_eq!(g(&counts.both), 0, "tokens both rotated and valid");
