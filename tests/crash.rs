@@ -362,6 +362,8 @@ async fn sigkill_under_refresh_load_keeps_every_chain_consistent() {
     // possible, so recovery is timed even when every loaded chain ends in reuse.
     let mut probe = new_chain(&s, &counts).await;
     let mut recover = Vec::new();
+    // Of which: until the new process listens (start-up: migrations check, keys, pools).
+    let mut listening = Vec::new();
     let started = Instant::now();
     for round in 0..kills {
         let stop = Arc::new(AtomicBool::new(false));
@@ -386,6 +388,7 @@ async fn sigkill_under_refresh_load_keeps_every_chain_consistent() {
         let t0 = Instant::now();
         s.restart(&[]).await;
         assert_eq!(s.node(0), base, "restarted on the same port");
+        listening.push(t0.elapsed());
         let recovered = Arc::new(Mutex::new(None));
         let client = http();
         // One chain per kill (without a request in flight) also gets the reuse check.
@@ -456,7 +459,7 @@ async fn sigkill_under_refresh_load_keeps_every_chain_consistent() {
     };
     println!(
         "\ncrash summary ({backend}, seed {first_seed}, {:.1} s)\n\
-         | backend | kills | requests | in flight (landed / not) | 503 | reuse checks | new chains | tokens lost | rotated and valid | 5xx other than 503 | recover min / median / max |\n\
+         | backend | kills (runs) | requests | in flight (landed / not) | 503 | reuse checks | new chains | tokens lost | rotated and valid | 5xx other than 503 | recover min / median / max |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n\
          | {backend} | {kills} | {} | {} ({} / {}) | {} | {} | {} | {} | {} | {} | {} / {} / {} ms |",
         started.elapsed().as_secs_f64(),
@@ -474,8 +477,17 @@ async fn sigkill_under_refresh_load_keeps_every_chain_consistent() {
         med.as_millis(),
         hi.as_millis(),
     );
+    listening.sort();
+    if !listening.is_empty() {
+        println!(
+            "restart until listening ({backend}): {} / {} / {} ms (min / median / max)",
+            listening[0].as_millis(),
+            percentile(&listening, 50).as_millis(),
+            listening.last().unwrap().as_millis()
+        );
+    }
     println!(
-        "tokens lost: {} ({} found after a restart, {} refused while the server ran)",
+        "tokens lost ({backend}): {} ({} found after a restart, {} refused while the server ran)",
         g(&counts.lost),
         g(&counts.lost_at_restart),
         g(&counts.lost) - g(&counts.lost_at_restart)
