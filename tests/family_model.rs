@@ -614,6 +614,25 @@ fn request(m: &Model, p: &Presented) -> RotateRequest {
     }
 }
 
+/// How often each model outcome occurred (a step of a concurrent pair counts twice), to show
+/// what a run covered.
+static SEEN: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn seen(what: String) {
+    *SEEN.lock().unwrap().entry(what).or_default() += 1;
+}
+
+fn label(c: &Class) -> String {
+    match c {
+        Class::Rotated(_) => "rotated".into(),
+        Class::GraceReissued(_) => "grace re-issued".into(),
+        Class::Reused => "reuse (family revoked)".into(),
+        Class::Rejected(r) => format!("rejected {r:?}"),
+        Class::NotFound => "not found".into(),
+    }
+}
+
 /// Runs one case on one store; `Err` describes the first disagreement.
 async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
     let (mut m, live) = start(store, c, t0).await;
@@ -629,6 +648,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
                         .map_err(|e| at(e.to_string()))?,
                 );
                 let want = m.present(&p);
+                seen(label(&want));
                 if got != want {
                     return Err(at(format!("store {got:?}, model {want:?}")));
                 }
@@ -653,6 +673,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
                 let mut ba = m.clone();
                 let vb = ba.present(&pb);
                 let va = ba.present(&pa);
+                seen(format!("concurrent pair: {} + {}", label(&got.0), label(&got.1)));
                 if got == (wa.clone(), wb.clone()) {
                     m = ab;
                 } else if got == (va.clone(), vb.clone()) {
@@ -669,6 +690,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
                     .await
                     .map_err(|e| at(e.to_string()))?;
                 let want = m.revoke(fam);
+                seen(format!("revoke_family -> {want}"));
                 if got != want {
                     return Err(at(format!("revoke_family: store {got}, model {want}")));
                 }
@@ -679,6 +701,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
                     .await
                     .map_err(|e| at(e.to_string()))?;
                 let want = m.end_session();
+                seen(format!("end_session -> {want} revoked"));
                 if got != want {
                     return Err(at(format!("end_session revoked: store {got}, model {want}")));
                 }
@@ -786,12 +809,17 @@ fn token_family_matches_the_spec_model_on_both_databases() {
         Ok(())
     });
     match result {
-        Ok(()) => eprintln!(
-            "family model: {} cases x {} backends agree ({:.1} s)",
-            cases(),
-            backends.len(),
-            started.elapsed().as_secs_f64()
-        ),
+        Ok(()) => {
+            eprintln!(
+                "family model: {} cases x {} backends agree ({:.1} s); outcomes (both backends):",
+                cases(),
+                backends.len(),
+                started.elapsed().as_secs_f64()
+            );
+            for (what, n) in SEEN.lock().unwrap().iter() {
+                eprintln!("  {n:>7}  {what}");
+            }
+        }
         Err(TestError::Fail(why, c)) => panic!("model and store disagree: {why}\nminimal case: {c:#?}"),
         Err(e) => panic!("{e}"),
     }
