@@ -126,10 +126,10 @@ struct Case {
 
 fn pick() -> impl Strategy<Value = Pick> {
     prop_oneof![
-        6 => Just(Pick::Current),
-        3 => Just(Pick::Predecessor),
-        2 => Just(Pick::Old),
-        2 => (0usize..16).prop_map(Pick::Any),
+        8 => Just(Pick::Current),
+        4 => Just(Pick::Predecessor),
+        1 => Just(Pick::Old),
+        1 => (0usize..16).prop_map(Pick::Any),
         1 => Just(Pick::Unknown),
     ]
 }
@@ -179,7 +179,7 @@ fn grace_policy() -> impl Strategy<Value = (i64, i64)> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        12 => refresh().prop_map(Op::Refresh),
+        16 => refresh().prop_map(Op::Refresh),
         3 => (plain_refresh(), plain_refresh()).prop_map(|(a, b)| Op::Concurrent(a, b)),
         // The classic races: the current token twice, or it and its predecessor.
         2 => (0usize..2, prop::bool::ANY).prop_map(|(fam, same)| Op::Concurrent(
