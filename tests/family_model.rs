@@ -485,7 +485,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
         .unwrap();
     let mut fams = Vec::new();
     let mut ids = Vec::new();
-    for i in 0..2 {
+    for (i, &client_id) in CLIENTS.iter().enumerate() {
         let code = hash();
         let scope = if c.offline[i] {
             format!("{GRANT_SCOPE} offline_access")
@@ -495,7 +495,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
         store
             .insert_code(AuthCode {
                 hash: code.to_vec(),
-                client_id: CLIENTS[i].into(),
+                client_id: client_id.into(),
                 user_id: "mu".into(),
                 redirect_uri: "https://app/cb".into(),
                 redirect_uri_sent: true,
@@ -517,7 +517,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
         let out = store
             .redeem_code(RedeemCode {
                 code_hash: code,
-                client_id: CLIENTS[i].into(),
+                client_id: client_id.into(),
                 dpop_jkt: key.map(str::to_owned),
                 dpop_jti: None,
                 redirect_uri: Some("https://app/cb".into()),
@@ -541,7 +541,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
         // Rule 4: the absolute lifetime counts from the sign-in's auth_time (whole seconds).
         let absolute = (t0 / 1000) * 1000 + ABSOLUTE_MS;
         fams.push(ModelFamily {
-            client: CLIENTS[i],
+            client: client_id,
             key,
             offline: c.offline[i],
             tokens: vec![(first, Standing::Current)],
