@@ -975,18 +975,24 @@ impl Store for PgStore {
                 Decision::Reject(r) => return Ok(RotateOutcome::Rejected(r)),
                 Decision::Reuse => {
                     let detail = Some(reuse_detail(generation, seen_generation));
-                    c.execute(
-                        &revoke,
-                        &[
-                            &family.id,
-                            &req.now_ms,
-                            &"refresh_token_reuse",
-                            &"refresh.reuse_detected",
-                            &detail,
-                        ],
-                    )
-                    .await?;
-                    return Ok(RotateOutcome::Reused { family_id: family.id });
+                    let n = c
+                        .execute(
+                            &revoke,
+                            &[
+                                &family.id,
+                                &req.now_ms,
+                                &"refresh_token_reuse",
+                                &"refresh.reuse_detected",
+                                &detail,
+                            ],
+                        )
+                        .await?;
+                    if n == 1 {
+                        return Ok(RotateOutcome::Reused { family_id: family.id });
+                    }
+                    // Revoked since the read (a concurrent replay, logout or revocation): only
+                    // the revocation that landed is reuse; classify again (`Revoked`).
+                    metrics::counter!("autional_store_rotation_retries_total").increment(1);
                 }
                 Decision::Rotate | Decision::GraceReissue => {
                     let f = &family;
