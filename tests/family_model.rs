@@ -32,8 +32,9 @@
 //!   from the rotation of the predecessor; the count resets at each rotation.
 //! - A requested scope is checked only when a token would be issued (a replay is reuse whatever
 //!   scope it asks for).
-//! - A DPoP proof's `jti` is checked (and recorded) before the token is looked up; a replayed
-//!   `jti` is refused and changes nothing else. An unbound family ignores a proof's key.
+//! - A DPoP proof's `jti` is checked before the token is looked up; a replayed `jti` is refused
+//!   and changes nothing else. Only a request that issues a token records its `jti` (a refused
+//!   refresh records nothing: `docs/design/dpop.md` §4). An unbound family ignores a proof's key.
 //! - Rule 10: logout revokes the session's families without `offline_access` (`end_session`
 //!   returns how many), those with it live on.
 //!
@@ -277,8 +278,16 @@ impl Model {
             if self.jtis.contains(&jti) {
                 return Class::Rejected(Reject::DpopReplay);
             }
+        }
+        let class = self.decide(p);
+        if let (Some(jti), Class::Rotated(_) | Class::GraceReissued(_)) = (p.jti, &class) {
             self.jtis.push(jti);
         }
+        class
+    }
+
+    /// The outcome of a presentation whose proof (if any) is not a replay.
+    fn decide(&mut self, p: &Presented) -> Class {
         let now = self.now;
         let (grace_ms, grace_count) = (self.grace_ms, self.grace_count);
         let Some((fi, ti)) = self
