@@ -93,6 +93,25 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         .await
         .map_err(|e| AuthorizeError::Page(OAuthError::from(e)))?
         .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
+    check(
+        client,
+        p,
+        via_par,
+        &app.cfg.scopes.custom,
+        &app.cfg.authorization_details.types,
+    )
+}
+
+/// Every check of an authorization request once its client is known (no I/O): `custom_scopes`
+/// are the configured API scopes, `detail_types` the configured `authorization_details` types.
+pub fn check(
+    client: Client,
+    p: &Params,
+    via_par: bool,
+    custom_scopes: &[String],
+    detail_types: &[String],
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let page = AuthorizeError::Page;
     let sent = p.get("redirect_uri").map_err(page)?;
     let redirect_uri = match sent {
         Some(u) => {
@@ -174,7 +193,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
     if scope.is_empty() {
         return Err(redirect(OAuthError::invalid_scope("scope is empty")));
     }
-    let unknown = scope.unknown(&app.cfg.scopes.custom);
+    let unknown = scope.unknown(custom_scopes);
     if !unknown.is_empty() {
         return Err(redirect(OAuthError::invalid_scope(format!(
             "unknown scope: {}",
@@ -219,7 +238,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
     }
     let details = match p.json("authorization_details").map_err(&redirect)? {
         Some(v) => Some(
-            rar::parse(&v, &app.cfg.authorization_details.types)
+            rar::parse(&v, detail_types)
                 .map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?,
         ),
         None => None,

@@ -9,8 +9,8 @@ use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{AuthMethod, Client};
 use crate::util::{ct_eq, now_ms, sha256};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{decode, decode_header, DecodingKey, Header, Validation};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -88,47 +88,55 @@ async fn client_keys(app: &App, client: &Client, refresh: bool) -> Result<JwkSet
     })
 }
 
-async fn verify_assertion(
-    app: &App,
-    client: &Client,
-    creds: &ClientCredentials,
-    assertion: &str,
-) -> Result<(), OAuthError> {
-    let fail = |m: &'static str| OAuthError::invalid_client(m);
-    let header = decode_header(assertion).map_err(|_| fail("client_assertion is not a JWT"))?;
-    let alg = header.alg;
+/// An assertion's header, if it is a JWT signed with an algorithm we accept.
+pub fn assertion_header(assertion: &str) -> Result<Header, OAuthError> {
+    let header = decode_header(assertion).map_err(|_| OAuthError::invalid_client("client_assertion is not a JWT"))?;
     if !matches!(
-        alg,
+        header.alg,
         jsonwebtoken::Algorithm::RS256
             | jsonwebtoken::Algorithm::PS256
             | jsonwebtoken::Algorithm::ES256
             | jsonwebtoken::Algorithm::ES384
             | jsonwebtoken::Algorithm::EdDSA
     ) {
-        return Err(fail("client_assertion must be signed with an asymmetric algorithm"));
+        return Err(OAuthError::invalid_client(
+            "client_assertion must be signed with an asymmetric algorithm",
+        ));
     }
-    let mut keys = client_keys(app, client, false).await?;
-    let find = |set: &JwkSet| match &header.kid {
+    Ok(header)
+}
+
+/// The client's key an assertion names by `kid` (or the only key, when it names none).
+pub fn assertion_key(set: &JwkSet, header: &Header) -> Option<Jwk> {
+    match &header.kid {
         Some(kid) => set.find(kid).cloned(),
         None if set.keys.len() == 1 => set.keys.first().cloned(),
         None => None,
-    };
-    let jwk = match find(&keys) {
-        Some(k) => k,
-        None if client.jwks_uri.is_some() => {
-            keys = client_keys(app, client, true).await?;
-            find(&keys).ok_or_else(|| fail("no key of the client matches the assertion's kid"))?
-        }
-        None => return Err(fail("no key of the client matches the assertion's kid")),
-    };
-    let key = DecodingKey::from_jwk(&jwk).map_err(|_| fail("the client's key is unusable"))?;
-    let mut v = Validation::new(alg);
-    let issuer = &app.cfg.issuer;
-    v.set_audience(&[
-        issuer.clone(),
-        format!("{issuer}/oauth/token"),
-        format!("{issuer}{}", creds.path),
-    ]);
+    }
+}
+
+/// A verified assertion: its `jti` and `exp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAssertion {
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// Every stateless check of an assertion with the client's key `jwk` (RFC 7523 §3): signature,
+/// `aud` one of `audiences`, `iss` = `sub` = `client_id`, `exp` not past nor too far ahead, a
+/// `jti`. The caller checks the `jti` for replay.
+pub fn verify_assertion_with(
+    assertion: &str,
+    header: &Header,
+    jwk: &Jwk,
+    client_id: &str,
+    audiences: &[String],
+    now_s: i64,
+) -> Result<VerifiedAssertion, OAuthError> {
+    let fail = |m: &'static str| OAuthError::invalid_client(m);
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| fail("the client's key is unusable"))?;
+    let mut v = Validation::new(header.alg);
+    v.set_audience(audiences);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     v.leeway = 5;
     let claims = decode::<AssertionClaims>(assertion, &key, &v)
@@ -140,21 +148,48 @@ async fn verify_assertion(
             _ => fail("client_assertion is invalid"),
         })?
         .claims;
-    if claims.iss != client.id || claims.sub != client.id {
+    if claims.iss != client_id || claims.sub != client_id {
         return Err(fail("client_assertion iss and sub must be the client_id"));
     }
-    let now = now_ms() / 1000;
-    if claims.exp - now > MAX_ASSERTION_LIFETIME_S {
+    if claims.exp - now_s > MAX_ASSERTION_LIFETIME_S {
         return Err(fail("client_assertion lives too long (exp at most 5 minutes ahead)"));
     }
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| fail("client_assertion needs a jti"))?;
+    Ok(VerifiedAssertion { jti, exp: claims.exp })
+}
+
+async fn verify_assertion(
+    app: &App,
+    client: &Client,
+    creds: &ClientCredentials,
+    assertion: &str,
+) -> Result<(), OAuthError> {
+    let fail = |m: &'static str| OAuthError::invalid_client(m);
+    let header = assertion_header(assertion)?;
+    let mut keys = client_keys(app, client, false).await?;
+    let jwk = match assertion_key(&keys, &header) {
+        Some(k) => k,
+        None if client.jwks_uri.is_some() => {
+            keys = client_keys(app, client, true).await?;
+            assertion_key(&keys, &header).ok_or_else(|| fail("no key of the client matches the assertion's kid"))?
+        }
+        None => return Err(fail("no key of the client matches the assertion's kid")),
+    };
+    let issuer = &app.cfg.issuer;
+    let audiences = [
+        issuer.clone(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}{}", creds.path),
+    ];
+    let VerifiedAssertion { jti, exp } =
+        verify_assertion_with(assertion, &header, &jwk, &client.id, &audiences, now_ms() / 1000)?;
     let replay_key = sha256(format!("client_assertion:{}:{jti}", client.id).as_bytes());
     let fresh = app
         .store
-        .use_dpop_jti(replay_key, (claims.exp + 5) * 1000)
+        .use_dpop_jti(replay_key, (exp + 5) * 1000)
         .await
         .map_err(OAuthError::from)?;
     if !fresh {
