@@ -23,7 +23,9 @@ fn keys() -> &'static KeySet {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let keys = keys();
     let now = autional::util::now_ms() / 1000;
     let token = if mode & 1 == 0 {
@@ -36,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
                 payload = serde_json::to_vec(&m).expect("json");
             }
         }
-        let header = if mode & 2 == 0 { &keys.signer.header_at } else { &keys.signer.header_jwt };
+        let header = if mode & 2 == 0 {
+            &keys.signer.header_at
+        } else {
+            &keys.signer.header_jwt
+        };
         let mut t = format!("{header}.{}", b64url(&payload));
         let sig = keys.signer.sign(t.as_bytes());
         t.push('.');

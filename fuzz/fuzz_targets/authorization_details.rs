@@ -8,7 +8,9 @@ use autional::domain::rar::{self, Detail};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
     let types = ["payment_initiation".to_string(), "account_information".to_string()];
     let Ok(details) = rar::parse(&v, &types) else { return };
     assert!(!details.is_empty() && details.len() <= 20);

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
             Ok(req) => {
                 assert!(client.redirect_uris.contains(&req.redirect_uri));
                 assert!(!req.scope.is_empty());
-                assert!(req.scope.is_subset_of(&Scope::parse(&client.scope).expect("client scope")));
+                assert!(req
+                    .scope
+                    .is_subset_of(&Scope::parse(&client.scope).expect("client scope")));
                 assert!(req.code_challenge.is_some() || method != AuthMethod::None);
                 let mut q = vec![("code", "c")];
                 if let Some(s) = &req.state {
@@ -39,9 +41,18 @@ fuzz_target!(|data: &[u8]| {
                 let want: Vec<(String, String)> = q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 assert!(got.ends_with(&want), "{got:?} does not end with {want:?}");
             }
-            Err(AuthorizeError::Redirect { redirect_uri, error, state }) => {
+            Err(AuthorizeError::Redirect {
+                redirect_uri,
+                error,
+                state,
+            }) => {
                 assert!(client.redirect_uris.contains(&redirect_uri));
-                let got = pairs(&AuthorizeError::location(&redirect_uri, &error, state.as_deref(), ISSUER));
+                let got = pairs(&AuthorizeError::location(
+                    &redirect_uri,
+                    &error,
+                    state.as_deref(),
+                    ISSUER,
+                ));
                 assert!(got.contains(&("error".to_string(), error.error.to_string())));
                 if let Some(s) = state {
                     assert!(got.contains(&("state".to_string(), s)));

@@ -16,7 +16,9 @@ fn form(s: &str) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut headers = HeaderMap::new();
     if mode & 1 == 0 {
         let (h, body) = match rest.iter().position(|&b| b == b'\n') {
@@ -35,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         let (id, secret) = s.split_once('\n').unwrap_or((&s, ""));
         let raw = format!("{}:{}", form(id), form(secret));
         let v = format!("Basic {}", autional::util::b64(raw.as_bytes()));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).expect("base64 is a header value"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&v).expect("base64 is a header value"),
+        );
         match credentials(&headers, &Params::default()) {
             Ok(c) => assert_eq!(c.basic, Some((id.to_string(), secret.to_string()))),
             Err(e) => assert!(id.is_empty(), "{id:?}/{secret:?} refused: {e:?}"),

@@ -23,7 +23,9 @@ fn keys() -> &'static JwkSet {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let now = autional::util::now_ms() / 1000;
     let assertion = if mode & 1 == 0 {
         text(rest)
@@ -38,8 +40,12 @@ fuzz_target!(|data: &[u8]| {
         sign_es256(&json!({"alg": "ES256", "kid": "k1", "typ": "JWT"}), &payload)
     };
     let _ = assertion_subject(&assertion);
-    let Ok(header) = assertion_header(&assertion) else { return };
-    let Some(jwk) = assertion_key(keys(), &header) else { return };
+    let Ok(header) = assertion_header(&assertion) else {
+        return;
+    };
+    let Some(jwk) = assertion_key(keys(), &header) else {
+        return;
+    };
     let audiences = [ISSUER.to_string(), format!("{ISSUER}/oauth/token")];
     if let Ok(v) = verify_assertion_with(&assertion, &header, &jwk, "client-1", &audiences, now) {
         assert!(!v.jti.is_empty() && v.jti.len() <= 256);

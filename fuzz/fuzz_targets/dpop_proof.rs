@@ -11,7 +11,9 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let nonce_key = [9u8; 32];
     let proof = if mode & 1 == 0 {
         text(rest)
@@ -25,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         now_s: NOW_S,
         max_age_s: 60,
         access_token: (mode & 2 != 0).then_some("access-token"),
-        nonce: NonceCheck { key: &nonce_key, window_s: 300, required: mode & 4 != 0 },
+        nonce: NonceCheck {
+            key: &nonce_key,
+            window_s: 300,
+            required: mode & 4 != 0,
+        },
     };
     if let Ok(p) = dpop::check(&proof, &expect) {
         assert!(!p.jti.is_empty() && p.jti.len() <= 256);

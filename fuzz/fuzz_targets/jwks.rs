@@ -36,7 +36,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // As `App::client_jwks` parses a fetched document.
-    let Ok(set) = serde_json::from_slice::<JwkSet>(data) else { return };
+    let Ok(set) = serde_json::from_slice::<JwkSet>(data) else {
+        return;
+    };
     for k in &set.keys {
         let _ = DecodingKey::from_jwk(k);
     }

@@ -16,14 +16,18 @@ fn fields(c: &Client) -> impl PartialEq + std::fmt::Debug {
         c.redirect_uris.clone(),
         c.grant_types.clone(),
         c.scope.clone(),
-        c.jwks.as_deref().map(|j| serde_json::from_str::<serde_json::Value>(j).expect("stored jwks is JSON")),
+        c.jwks
+            .as_deref()
+            .map(|j| serde_json::from_str::<serde_json::Value>(j).expect("stored jwks is JSON")),
         c.jwks_uri.clone(),
         (c.post_logout_redirect_uris.clone(), c.dpop_bound, c.require_par),
     )
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(m) = serde_json::from_slice::<Metadata>(data) else { return };
+    let Ok(m) = serde_json::from_slice::<Metadata>(data) else {
+        return;
+    };
     let custom = ["api:read".to_string()];
     let mut c = common::client("client-1", AuthMethod::ClientSecretBasic);
     if apply(&m, &mut c, &custom).is_err() {

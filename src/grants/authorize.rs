@@ -237,10 +237,9 @@ pub fn check(
         _ => {}
     }
     let details = match p.json("authorization_details").map_err(&redirect)? {
-        Some(v) => Some(
-            rar::parse(&v, detail_types)
-                .map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?,
-        ),
+        Some(v) => {
+            Some(rar::parse(&v, detail_types).map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?)
+        }
         None => None,
     };
     let dpop_jkt = p.get("dpop_jkt").map_err(&redirect)?;
