@@ -6,7 +6,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use autional::http::body::credentials;
+use autional::http::credentials;
 use autional::params::Params;
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;

@@ -5,7 +5,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use autional::http::session::{cookie, CSRF_COOKIE, SESSION_COOKIE};
+use autional::http::{cookie, CSRF_COOKIE, SESSION_COOKIE};
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 

@@ -16,6 +16,10 @@ mod resource;
 mod session;
 mod token;
 
+// The parsers of request headers, for the fuzz targets (fuzz/).
+pub use body::credentials;
+pub use session::{cookie, CSRF_COOKIE, SESSION_COOKIE};
+
 use crate::app::App;
 use axum::routing::{get, post};
 use axum::Router;
