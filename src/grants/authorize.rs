@@ -104,6 +104,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
 
 /// Every check of an authorization request once its client is known (no I/O): `custom_scopes`
 /// are the configured API scopes, `detail_types` the configured `authorization_details` types.
+#[allow(clippy::result_large_err)] // the error type `validate` already returns
 pub fn check(
     client: Client,
     p: &Params,
