@@ -93,6 +93,26 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         .await
         .map_err(|e| AuthorizeError::Page(OAuthError::from(e)))?
         .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
+    check(
+        client,
+        p,
+        via_par,
+        &app.cfg.scopes.custom,
+        &app.cfg.authorization_details.types,
+    )
+}
+
+/// Every check of an authorization request once its client is known (no I/O): `custom_scopes`
+/// are the configured API scopes, `detail_types` the configured `authorization_details` types.
+#[allow(clippy::result_large_err)] // the error type `validate` already returns
+pub fn check(
+    client: Client,
+    p: &Params,
+    via_par: bool,
+    custom_scopes: &[String],
+    detail_types: &[String],
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let page = AuthorizeError::Page;
     let sent = p.get("redirect_uri").map_err(page)?;
     let redirect_uri = match sent {
         Some(u) => {
@@ -182,7 +202,7 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
     if scope.is_empty() {
         return Err(redirect(OAuthError::invalid_scope("scope is empty")));
     }
-    let unknown = scope.unknown(&app.cfg.scopes.custom);
+    let unknown = scope.unknown(custom_scopes);
     if !unknown.is_empty() {
         return Err(redirect(OAuthError::invalid_scope(format!(
             "unknown scope: {}",
@@ -226,10 +246,9 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         _ => {}
     }
     let details = match p.json("authorization_details").map_err(&redirect)? {
-        Some(v) => Some(
-            rar::parse(&v, &app.cfg.authorization_details.types)
-                .map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?,
-        ),
+        Some(v) => {
+            Some(rar::parse(&v, detail_types).map_err(|e| redirect(OAuthError::invalid_authorization_details(e)))?)
+        }
         None => None,
     };
     let dpop_jkt = p.get("dpop_jkt").map_err(&redirect)?;

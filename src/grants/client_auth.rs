@@ -14,8 +14,8 @@ use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{AuthMethod, Client};
 use crate::util::{ct_eq, now_ms, sha256};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{decode, decode_header, DecodingKey, Header, Validation};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -119,6 +119,80 @@ fn accepted_audiences(app: &App, creds: &ClientCredentials) -> [String; 3] {
     ]
 }
 
+/// An assertion's header, if it is a JWT signed with an algorithm we accept.
+pub fn assertion_header(assertion: &str) -> Result<Header, OAuthError> {
+    let header = decode_header(assertion).map_err(|_| OAuthError::invalid_client("client_assertion is not a JWT"))?;
+    if !matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::RS256
+            | jsonwebtoken::Algorithm::PS256
+            | jsonwebtoken::Algorithm::ES256
+            | jsonwebtoken::Algorithm::ES384
+            | jsonwebtoken::Algorithm::EdDSA
+    ) {
+        return Err(OAuthError::invalid_client(
+            "client_assertion must be signed with an asymmetric algorithm",
+        ));
+    }
+    Ok(header)
+}
+
+/// The client's key an assertion names by `kid` (or the only key, when it names none).
+pub fn assertion_key(set: &JwkSet, header: &Header) -> Option<Jwk> {
+    match &header.kid {
+        Some(kid) => set.find(kid).cloned(),
+        None if set.keys.len() == 1 => set.keys.first().cloned(),
+        None => None,
+    }
+}
+
+/// A verified assertion: its `jti` and `exp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAssertion {
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// Every stateless check of an assertion with the client's key `jwk` (RFC 7523 §3): signature,
+/// `aud` one of `audiences`, `iss` = `sub` = `client_id`, `exp` not past nor too far ahead,
+/// `nbf`, a `jti`. The caller checks the `jti` for replay.
+pub fn verify_assertion_with(
+    assertion: &str,
+    header: &Header,
+    jwk: &Jwk,
+    client_id: &str,
+    audiences: &[String],
+    now_s: i64,
+) -> Result<VerifiedAssertion, OAuthError> {
+    let fail = |m: &'static str| OAuthError::invalid_client(m);
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| fail("the client's key is unusable"))?;
+    let mut v = Validation::new(header.alg);
+    v.set_audience(audiences);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_S as u64;
+    let claims = decode::<AssertionClaims>(assertion, &key, &v)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => fail("client_assertion is expired"),
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                fail("client_assertion aud must be the issuer or the endpoint URL")
+            }
+            _ => fail("client_assertion is invalid"),
+        })?
+        .claims;
+    if claims.iss != client_id || claims.sub != client_id {
+        return Err(fail("client_assertion iss and sub must be the client_id"));
+    }
+    if claims.exp - now_s > MAX_ASSERTION_LIFETIME_S {
+        return Err(fail("client_assertion lives too long (exp at most 5 minutes ahead)"));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| fail("client_assertion needs a jti"))?;
+    Ok(VerifiedAssertion { jti, exp: claims.exp })
+}
+
 /// The checks that need no key, on the unverified header and claims: whatever fails here is
 /// refused before any key is looked up or fetched. The signature check repeats the claim
 /// checks on the verified claims.
@@ -129,17 +203,7 @@ fn precheck(
     now_s: i64,
 ) -> Result<jsonwebtoken::Header, OAuthError> {
     let fail = |m: &'static str| OAuthError::invalid_client(m);
-    let header = decode_header(assertion).map_err(|_| fail("client_assertion is not a JWT"))?;
-    if !matches!(
-        header.alg,
-        jsonwebtoken::Algorithm::RS256
-            | jsonwebtoken::Algorithm::PS256
-            | jsonwebtoken::Algorithm::ES256
-            | jsonwebtoken::Algorithm::ES384
-            | jsonwebtoken::Algorithm::EdDSA
-    ) {
-        return Err(fail("client_assertion must be signed with an asymmetric algorithm"));
-    }
+    let header = assertion_header(assertion)?;
     let parts: Vec<&str> = assertion.split('.').collect();
     if parts.len() != 3 || parts[2].is_empty() {
         return Err(fail("client_assertion is not a signed JWT"));
@@ -190,53 +254,23 @@ async fn verify_assertion(
 ) -> Result<(), OAuthError> {
     let fail = |m: &'static str| OAuthError::invalid_client(m);
     let audiences = accepted_audiences(app, creds);
+    let now = now_ms() / 1000;
     // Nothing is fetched for an assertion that fails the checks that need no key.
-    let header = precheck(assertion, client, &audiences, now_ms() / 1000)?;
-    let alg = header.alg;
+    let header = precheck(assertion, client, &audiences, now)?;
     let mut keys = client_keys(app, client, false).await?;
-    let find = |set: &JwkSet| match &header.kid {
-        Some(kid) => set.find(kid).cloned(),
-        None if set.keys.len() == 1 => set.keys.first().cloned(),
-        None => None,
-    };
-    let jwk = match find(&keys) {
+    let jwk = match assertion_key(&keys, &header) {
         Some(k) => k,
         None if client.jwks_uri.is_some() => {
             keys = client_keys(app, client, true).await?;
-            find(&keys).ok_or_else(|| fail("no key of the client matches the assertion's kid"))?
+            assertion_key(&keys, &header).ok_or_else(|| fail("no key of the client matches the assertion's kid"))?
         }
         None => return Err(fail("no key of the client matches the assertion's kid")),
     };
-    let key = DecodingKey::from_jwk(&jwk).map_err(|_| fail("the client's key is unusable"))?;
-    let mut v = Validation::new(alg);
-    v.set_audience(&audiences);
-    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.validate_nbf = true;
-    v.leeway = LEEWAY_S as u64;
-    let claims = decode::<AssertionClaims>(assertion, &key, &v)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => fail("client_assertion is expired"),
-            jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                fail("client_assertion aud must be the issuer or the endpoint URL")
-            }
-            _ => fail("client_assertion is invalid"),
-        })?
-        .claims;
-    if claims.iss != client.id || claims.sub != client.id {
-        return Err(fail("client_assertion iss and sub must be the client_id"));
-    }
-    let now = now_ms() / 1000;
-    if claims.exp - now > MAX_ASSERTION_LIFETIME_S {
-        return Err(fail("client_assertion lives too long (exp at most 5 minutes ahead)"));
-    }
-    let jti = claims
-        .jti
-        .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or_else(|| fail("client_assertion needs a jti"))?;
+    let VerifiedAssertion { jti, exp } = verify_assertion_with(assertion, &header, &jwk, &client.id, &audiences, now)?;
     let replay_key = sha256(format!("client_assertion:{}:{jti}", client.id).as_bytes());
     let fresh = app
         .store
-        .use_dpop_jti(replay_key, (claims.exp + 5) * 1000)
+        .use_dpop_jti(replay_key, (exp + 5) * 1000)
         .await
         .map_err(OAuthError::from)?;
     if !fresh {

@@ -3,7 +3,7 @@
 
 mod authorize;
 mod body;
-mod cookies;
+pub mod cookies;
 mod device;
 mod discovery;
 mod dpop;
@@ -16,6 +16,9 @@ mod register;
 mod resource;
 mod session;
 mod token;
+
+// The parsers of request headers, for the fuzz targets (fuzz/).
+pub use body::credentials;
 
 use crate::app::App;
 use axum::routing::{get, post};
