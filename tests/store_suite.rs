@@ -6,59 +6,12 @@
 mod common;
 
 use autional::domain::grant::RefreshPolicy;
-use autional::domain::model::{AuthCode, AuthMethod, Client, Session, User};
-use autional::store::postgres::PgStore;
-use autional::store::sqlite::SqliteStore;
-use autional::store::{DynStore, NewFamily, RedeemCode, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
+use autional::domain::model::User;
+use autional::store::{DynStore, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
-use common::race::{race, Gate};
+use common::race::race;
+use common::store::{backends, backends_at, code, fixture, Fixture, PG_POOL};
 use futures::future::join_all;
-use std::sync::Arc;
-
-/// PostgreSQL connections per test store: the most contenders that can be at the database at once.
-const PG_POOL: usize = 32;
-
-/// Where a test store keeps its data, for a race gate (`common::race`).
-enum Db {
-    Sqlite(std::path::PathBuf),
-    Postgres(String),
-}
-
-impl Db {
-    async fn gate(&self, table: &str) -> Gate {
-        match self {
-            Db::Sqlite(path) => Gate::sqlite(path),
-            Db::Postgres(url) => Gate::postgres(url, table).await,
-        }
-    }
-}
-
-/// Both backends, each with what keeps it alive and where its data is.
-async fn backends_at() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>, Db)> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let sqlite: DynStore = Arc::new(SqliteStore::open(&path, 256, 2).unwrap());
-    let pg = common::PgDb::create();
-    let url = pg.url.clone();
-    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, PG_POOL).await.unwrap());
-    // Warm the pool: every connection open (and signed in) before any race starts.
-    for r in join_all((0..PG_POOL).map(|_| postgres.ping())).await {
-        r.unwrap();
-    }
-    vec![
-        ("sqlite", sqlite, Box::new(dir), Db::Sqlite(path)),
-        ("postgres", postgres, Box::new(pg), Db::Postgres(url)),
-    ]
-}
-
-/// Both backends, each with what keeps it alive.
-async fn backends() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any>)> {
-    backends_at()
-        .await
-        .into_iter()
-        .map(|(name, store, keep, _)| (name, store, keep))
-        .collect()
-}
 
 fn policy(retention_ms: i64) -> SweepPolicy {
     SweepPolicy {
@@ -72,104 +25,6 @@ const NO_GRACE: RefreshPolicy = RefreshPolicy {
     grace_count: 1,
     idle_ttl_ms: 3_600_000,
 };
-
-struct Fixture {
-    session: String,
-}
-
-async fn fixture(store: &DynStore) -> Fixture {
-    let now = now_ms();
-    store
-        .insert_client(Client {
-            id: "c".into(),
-            name: "C".into(),
-            auth_method: AuthMethod::None,
-            secrets: vec![],
-            redirect_uris: vec!["https://app/cb".into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            scope: "openid offline_access".into(),
-            dpop_bound: false,
-            require_par: false,
-            jwks_uri: None,
-            post_logout_redirect_uris: vec![],
-            registration_token_hash: None,
-            jwks: None,
-            refresh_idle_ttl_s: None,
-            refresh_absolute_ttl_s: None,
-            created_at_ms: now,
-        })
-        .await
-        .unwrap();
-    store
-        .insert_user(User {
-            id: "u".into(),
-            username: "u".into(),
-            password_hash: "x".into(),
-            email: None,
-            name: None,
-            created_at_ms: now,
-        })
-        .await
-        .unwrap();
-    let session = random_id();
-    store
-        .insert_session(Session {
-            id: session.clone(),
-            token_hash: sha256(random_token().as_bytes()).to_vec(),
-            user_id: "u".into(),
-            auth_time: now / 1000,
-            expires_at_ms: now + 3_600_000,
-            ended_at_ms: None,
-            user_agent: None,
-        })
-        .await
-        .unwrap();
-    Fixture { session }
-}
-
-/// A code for `scope`, and the request that redeems it.
-async fn code(store: &DynStore, f: &Fixture, scope: &str, absolute_ttl_ms: i64) -> RedeemCode {
-    let code = random_token();
-    let hash = sha256(code.as_bytes());
-    let now = now_ms();
-    store
-        .insert_code(AuthCode {
-            hash: hash.to_vec(),
-            client_id: "c".into(),
-            user_id: "u".into(),
-            redirect_uri: "https://app/cb".into(),
-            redirect_uri_sent: true,
-            scope: scope.into(),
-            nonce: None,
-            code_challenge: None,
-            dpop_jkt: None,
-            authorization_details: None,
-            session_id: f.session.clone(),
-            auth_time: now / 1000,
-            expires_at_ms: now + 60_000,
-            consumed_at_ms: None,
-            family_id: None,
-        })
-        .await
-        .unwrap();
-    RedeemCode {
-        code_hash: hash,
-        client_id: "c".into(),
-        dpop_jkt: None,
-        dpop_jti: None,
-        redirect_uri: Some("https://app/cb".into()),
-        code_verifier: None,
-        now_ms: now,
-        family: NewFamily {
-            id: random_id(),
-            refresh_hash: Some(sha256(random_token().as_bytes())),
-            idle_ttl_ms: 3_600_000,
-            absolute_ttl_ms,
-            dpop_jkt: None,
-            user_agent: None,
-        },
-    }
-}
 
 /// A family with its first refresh token (returned as its hash).
 async fn family(store: &DynStore, f: &Fixture, scope: &str) -> (String, [u8; 32]) {

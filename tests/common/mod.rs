@@ -7,6 +7,7 @@
 pub mod dpop;
 pub mod faults;
 pub mod race;
+pub mod store;
 
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
