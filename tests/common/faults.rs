@@ -1,5 +1,5 @@
 //! Fault injection for the fault tests: a private PostgreSQL cluster the test may stop, start,
-//! pause (`SIGSTOP`) and resume, and a small tmpfs the test may fill or remount read-only. Both
+//! pause (`SIGSTOP`) and resume, and a small tmpfs the test may fill. Both
 //! need root (the CI machine runs as root); each is torn down when dropped.
 
 use std::path::{Path, PathBuf};
@@ -146,12 +146,6 @@ impl Tmpfs {
         while f.write_all(&[0]).is_ok() {}
         let _ = f.sync_all();
         p
-    }
-
-    #[allow(dead_code)]
-    pub fn remount(&self, read_only: bool) {
-        let mode = if read_only { "remount,ro" } else { "remount,rw" };
-        run(Command::new("mount").args(["-o", mode]).arg(self.path()));
     }
 }
 
