@@ -7,10 +7,9 @@
 
 mod common;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use common::client_key::{jwks, ClientKey};
 use common::dpop::now;
 use common::{claims, rand_suffix, Server, REDIRECT};
 use reqwest::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -192,46 +191,6 @@ async fn client_credentials_issues_a_client_token_within_the_client_scope_and_re
 
 // ---------------------------------------------------------------------------------------------
 // private_key_jwt
-
-/// A client's ES256 signing key (aws-lc-rs), with its public JWK.
-struct ClientKey {
-    pair: EcdsaKeyPair,
-    kid: String,
-}
-
-impl ClientKey {
-    fn new(kid: &str) -> ClientKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        ClientKey {
-            pair,
-            kid: kid.to_string(),
-        }
-    }
-
-    /// The public JWK (from the 65-byte uncompressed point 0x04‖x‖y).
-    fn jwk(&self) -> Value {
-        let point = self.pair.public_key().as_ref();
-        assert_eq!(point.len(), 65);
-        json!({
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-            "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]),
-        })
-    }
-
-    /// Signs `claims` as an ES256 JWT with this key's `kid` (signature r‖s, RFC 7518 §3.4).
-    fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"});
-        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-        let sig = self.pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
-    }
-}
-
-fn jwks(keys: &[&ClientKey]) -> Value {
-    json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()})
-}
 
 /// Good assertion claims (RFC 7523 §3): iss = sub = the client, `aud`, a fresh jti, 60 s life.
 fn assertion_claims(client_id: &str, aud: &str) -> Value {

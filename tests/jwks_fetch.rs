@@ -7,10 +7,7 @@
 
 mod common;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
+use common::client_key::ClientKey;
 use common::dpop::now;
 use common::{rand_suffix, Server};
 use reqwest::header::RETRY_AFTER;
@@ -23,40 +20,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Loopback key servers are reachable only when allow-listed.
 const ALLOW_LOOPBACK: (&str, &str) = ("AUTIONAL_CLIENT_AUTH__JWKS_FETCH_ALLOW", "127.0.0.0/8, ::1");
-
-struct ClientKey {
-    pair: EcdsaKeyPair,
-    kid: String,
-}
-
-impl ClientKey {
-    fn new(kid: &str) -> ClientKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        ClientKey {
-            pair,
-            kid: kid.to_string(),
-        }
-    }
-
-    fn jwks(&self) -> String {
-        let point = self.pair.public_key().as_ref();
-        json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-            "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]),
-        }]})
-        .to_string()
-    }
-
-    /// Signs `claims` as an ES256 JWT with this key's `kid`.
-    fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"});
-        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-        let sig = self.pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
-    }
-}
 
 /// Good assertion claims: iss = sub = the client, `aud` = the issuer, a fresh jti, 60 s life.
 fn good_claims(client_id: &str, s: &Server) -> Value {
@@ -329,7 +292,7 @@ async fn concurrent_assertions_for_one_client_cause_one_fetch() {
     let s = Server::start(&[ALLOW_LOOPBACK]).await;
     let key = ClientKey::new("k1");
     // A slow key server, so that the requests overlap the fetch.
-    let keys = KeyServer::start(Mode::Serve(key.jwks(), Duration::from_millis(700))).await;
+    let keys = KeyServer::start(Mode::Serve(key.jwks_json(), Duration::from_millis(700))).await;
     jwt_client(&s, "remote", &keys.url());
     let started = Instant::now();
     let assertions: Vec<String> = (0..8).map(|_| key.sign(&good_claims("remote", &s))).collect();
@@ -368,7 +331,7 @@ async fn a_failing_key_url_is_not_fetched_on_every_request_and_is_retried_after_
     let failed_at = Instant::now();
     assert_eq!(keys.requests(), 1, "the failure is cached");
     // The key server recovers; the URL is fetched again once the first back-off (5 s) passed.
-    keys.set(Mode::Serve(key.jwks(), Duration::ZERO));
+    keys.set(Mode::Serve(key.jwks_json(), Duration::ZERO));
     let (status, _, _) = token(&s, &key.sign(&good_claims("broken", &s))).await;
     if failed_at.elapsed() < Duration::from_secs(4) {
         assert_eq!(status, 401, "still in the back-off");
@@ -409,7 +372,7 @@ async fn a_failing_key_url_is_not_fetched_on_every_request_and_is_retried_after_
 async fn key_urls_on_loopback_are_refused_unless_allow_listed() {
     let mut s = Server::start(&[]).await;
     let key = ClientKey::new("k1");
-    let keys = KeyServer::start(Mode::Serve(key.jwks(), Duration::ZERO)).await;
+    let keys = KeyServer::start(Mode::Serve(key.jwks_json(), Duration::ZERO)).await;
     // An address literal, and a name that resolves to loopback.
     jwt_client(&s, "literal", &keys.url());
     jwt_client(&s, "named", &keys.url_at("localhost"));
@@ -437,7 +400,7 @@ async fn key_urls_on_loopback_are_refused_unless_allow_listed() {
 async fn assertions_that_fail_the_keyless_checks_cause_no_fetch() {
     let s = Server::start(&[ALLOW_LOOPBACK]).await;
     let key = ClientKey::new("k1");
-    let keys = KeyServer::start(Mode::Serve(key.jwks(), Duration::ZERO)).await;
+    let keys = KeyServer::start(Mode::Serve(key.jwks_json(), Duration::ZERO)).await;
     jwt_client(&s, "remote", &keys.url());
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = good_claims("remote", &s);
@@ -504,8 +467,8 @@ async fn an_rfc7592_update_of_jwks_uri_takes_effect_at_once() {
     .await;
     // Both sets use the same kid: nothing but the URL tells the server which key is current.
     let (k1, k2) = (ClientKey::new("k"), ClientKey::new("k"));
-    let a = KeyServer::start_with(Mode::Serve(k1.jwks(), Duration::ZERO), true).await;
-    let b = KeyServer::start_with(Mode::Serve(k2.jwks(), Duration::ZERO), true).await;
+    let a = KeyServer::start_with(Mode::Serve(k1.jwks_json(), Duration::ZERO), true).await;
+    let b = KeyServer::start_with(Mode::Serve(k2.jwks_json(), Duration::ZERO), true).await;
     let metadata = |jwks_uri: String| {
         json!({
             "client_name": "Rotating keys",
@@ -567,8 +530,8 @@ async fn an_rfc7592_update_of_jwks_uri_takes_effect_at_once() {
 async fn at_the_outbound_cap_a_fetch_is_refused_at_once_with_503() {
     let s = Server::start(&[ALLOW_LOOPBACK, ("AUTIONAL_CLIENT_AUTH__JWKS_FETCH_CONCURRENCY", "1")]).await;
     let key = ClientKey::new("k1");
-    let slow = KeyServer::start(Mode::Serve(key.jwks(), Duration::from_millis(1500))).await;
-    let other = KeyServer::start(Mode::Serve(key.jwks(), Duration::ZERO)).await;
+    let slow = KeyServer::start(Mode::Serve(key.jwks_json(), Duration::from_millis(1500))).await;
+    let other = KeyServer::start(Mode::Serve(key.jwks_json(), Duration::ZERO)).await;
     jwt_client(&s, "slow", &slow.url());
     jwt_client(&s, "other", &other.url());
     let slow_assertion = key.sign(&good_claims("slow", &s));

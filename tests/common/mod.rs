@@ -4,6 +4,7 @@
 //! runs on both.
 #![allow(dead_code)]
 
+pub mod client_key;
 pub mod dpop;
 pub mod faults;
 pub mod race;
