@@ -264,6 +264,11 @@ async fn ending_a_session_revokes_only_its_session_bound_families() {
     }
 }
 
+/// The absolute lifetime of the short-lived families in the sweeper tests: long enough that
+/// writing hundreds of them under load (a mutation run, two backends at once) never sees one
+/// expire before its rotations, short next to the live family's.
+const SHORT_LIVED_MS: i64 = 30_000;
+
 #[tokio::test]
 async fn sweeper_keeps_tables_bounded() {
     for (name, store, _keep) in backends().await {
@@ -271,7 +276,7 @@ async fn sweeper_keeps_tables_bounded() {
         // 700 families that expire within seconds (more than one sweep chunk), each rotated twice.
         let mut expiring = Vec::new();
         for _ in 0..700 {
-            let req = code(&store, &f, "openid offline_access", 2_000).await;
+            let req = code(&store, &f, "openid offline_access", SHORT_LIVED_MS).await;
             let mut rt = req.family.refresh_hash.unwrap();
             let RedeemOutcome::Issued { family, .. } = store.redeem_code(req).await.unwrap() else {
                 panic!()
@@ -293,7 +298,7 @@ async fn sweeper_keeps_tables_bounded() {
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
-        let r = store.sweep(now_ms() + 3_000, policy(3_600_000)).await.unwrap();
+        let r = store.sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000)).await.unwrap();
         assert_eq!(
             r.families, 700,
             "{name}: absolute-expired families go at once, in chunks: {r:?}"
@@ -332,7 +337,7 @@ async fn sweeping_tokens_by_lifetime_neither_blocks_nor_forgets() {
             RotateOutcome::Issued { .. }
         ));
         for _ in 0..600 {
-            let req = code(&store, &f, "openid offline_access", 2_000).await;
+            let req = code(&store, &f, "openid offline_access", SHORT_LIVED_MS).await;
             let rt = req.family.refresh_hash.unwrap();
             assert!(matches!(
                 store.redeem_code(req).await.unwrap(),
@@ -351,7 +356,7 @@ async fn sweeping_tokens_by_lifetime_neither_blocks_nor_forgets() {
         ));
         current = next;
 
-        let r = store.sweep(now_ms() + 3_000, policy(3_600_000)).await.unwrap();
+        let r = store.sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000)).await.unwrap();
         assert_eq!(r.families, 600, "{name}: {r:?}");
         assert_eq!(
             r.refresh_tokens,
