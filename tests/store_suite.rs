@@ -298,7 +298,10 @@ async fn sweeper_keeps_tables_bounded() {
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
-        let r = store.sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000)).await.unwrap();
+        let r = store
+            .sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000))
+            .await
+            .unwrap();
         assert_eq!(
             r.families, 700,
             "{name}: absolute-expired families go at once, in chunks: {r:?}"
@@ -356,7 +359,10 @@ async fn sweeping_tokens_by_lifetime_neither_blocks_nor_forgets() {
         ));
         current = next;
 
-        let r = store.sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000)).await.unwrap();
+        let r = store
+            .sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000))
+            .await
+            .unwrap();
         assert_eq!(r.families, 600, "{name}: {r:?}");
         assert_eq!(
             r.refresh_tokens,

@@ -3,56 +3,12 @@
 //! as one transaction, calling the pure rules of `domain::grant` between its read and its
 //! write, so atomicity lives in one place per backend and the grant modules never see SQL.
 
-/// The `families` columns both backends read (alias `f`), in the order their row mappers expect.
-macro_rules! family_cols {
-    () => {
-        "f.id, f.client_id, f.user_id, f.scope, f.authorization_details, f.dpop_jkt, f.session_id, f.sid, f.auth_time, f.created_at_ms, f.absolute_expires_at_ms, f.idle_expires_at_ms, f.generation, f.rotated_at_ms, f.grace_used, f.revoked_at_ms, f.revoked_reason, f.last_used_at_ms, f.last_user_agent"
-    };
-}
-
-/// A refresh token's generation and its family's row, by the token's hash (`$p`: the backend's
-/// first placeholder). A literal, so the refresh hot path formats no SQL to find its statement.
-macro_rules! token_lookup {
-    ($p:literal) => {
-        concat!(
-            "SELECT t.generation, ",
-            family_cols!(),
-            " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ",
-            $p
-        )
-    };
-}
-
-/// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
-/// when it was ended, else its expiry; NULL when there is no such session), as a scalar
-/// subquery read next to a code or device code.
-macro_rules! session_end {
-    ($table:literal) => {
-        concat!(
-            "(SELECT CASE WHEN s.ended_at_ms < s.expires_at_ms THEN s.ended_at_ms ELSE s.expires_at_ms END FROM sessions s WHERE s.id = ",
-            $table,
-            ".session_id)"
-        )
-    };
-}
-
-/// What ends with a sign-in session besides its families (SPEC §4 rule 10, issue 10 finding 7):
-/// its unredeemed authorization codes are deleted and its approved, uncollected device codes
-/// are marked `ended` (polls then get `expired_token`). `{who}` is the backend's condition on
-/// the rows' `session_id` / `user_id` / `client_id` columns. Families with `offline_access`
-/// outlive the session; an unredeemed code never does.
-/// PostgreSQL takes row locks in the order device code → session → code everywhere (poll,
-/// redemption, ending), so the device statement comes first and, where sessions are ended too,
-/// the code statement after the session update.
-pub fn end_pending_grants_sql(who: &str) -> [String; 2] {
-    [
-        format!("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND {who}"),
-        format!("DELETE FROM codes WHERE consumed_at_ms IS NULL AND {who}"),
-    ]
-}
-
 pub mod guard;
+pub mod ops;
 pub mod postgres;
+pub mod rows;
+pub mod sql;
+pub mod sql_store;
 pub mod sqlite;
 mod sqlite_writer;
 
@@ -282,50 +238,6 @@ impl Cutoff {
             Cutoff::Now => now_ms,
             Cutoff::Retention => now_ms - p.retention_ms,
             Cutoff::Audit => now_ms - p.audit_retention_ms,
-        }
-    }
-}
-
-/// The sweeper's simple deletions, shared by both backends: table, key column, the condition
-/// on the cut-off (`{cut}`), and which cut-off. (Families go with their tokens, separately.)
-pub const SWEPT: &[(&str, &str, &str, Cutoff)] = &[
-    ("codes", "hash", "expires_at_ms < {cut}", Cutoff::Retention),
-    (
-        "sessions",
-        "id",
-        "expires_at_ms < {cut} OR ended_at_ms < {cut}",
-        Cutoff::Retention,
-    ),
-    ("revoked_access_tokens", "jti", "expires_at_ms < {cut}", Cutoff::Now),
-    ("audit_events", "id", "at_ms < {cut}", Cutoff::Audit),
-    ("dpop_jtis", "key", "expires_at_ms < {cut}", Cutoff::Now),
-    ("par_requests", "hash", "expires_at_ms < {cut}", Cutoff::Retention),
-    (
-        "device_codes",
-        "device_hash",
-        "expires_at_ms < {cut}",
-        Cutoff::Retention,
-    ),
-];
-
-/// `DELETE … WHERE key IN (SELECT key … LIMIT n)` for one rule, with the backend's placeholders.
-pub fn sweep_sql(table: &str, key: &str, cond: &str, cut: &str, limit: &str) -> String {
-    let cond = cond.replace("{cut}", cut);
-    format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {limit})")
-}
-
-impl SweepReport {
-    /// Records `n` rows deleted from `table`.
-    pub fn count(&mut self, table: &str, n: u64) {
-        match table {
-            "codes" => self.codes += n,
-            "sessions" => self.sessions += n,
-            "revoked_access_tokens" => self.revoked_access_tokens += n,
-            "audit_events" => self.audit_events += n,
-            "dpop_jtis" => self.dpop_jtis += n,
-            "par_requests" => self.par_requests += n,
-            "device_codes" => self.device_codes += n,
-            _ => {}
         }
     }
 }

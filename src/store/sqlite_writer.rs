@@ -14,7 +14,7 @@ use rusqlite::Connection;
 pub type Completion = Box<dyn FnOnce(bool) + Send>;
 /// A write: run on the writer's connection (`None`: the transaction could not begin, fail).
 /// Returns whether it succeeded (else its savepoint is rolled back) and its completion.
-pub type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+pub type WriteJob = Box<dyn FnOnce(Option<&mut Connection>) -> (bool, Completion) + Send>;
 
 /// The write side of the store: a queue to the writer thread.
 pub struct Writer {
@@ -58,17 +58,13 @@ fn batch_scheduling() {
     }
 }
 
-fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize) {
+fn writer_loop(mut conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize) {
     batch_scheduling();
     let batch_size = metrics::histogram!("autional_store_batch_size");
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
     let mut done: Vec<Completion> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         batch.push(first);
-        let linger: u64 = std::env::var("XLINGER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-        if linger > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(linger));
-        }
         batch.extend(rx.try_iter().take(max_batch - 1));
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
@@ -83,7 +79,7 @@ fn writer_loop(conn: Connection, rx: flume::Receiver<WriteJob>, max_batch: usize
         let mut all_ok = true;
         for job in batch.drain(..) {
             let sp = !single && exec(&conn, "SAVEPOINT job").is_ok();
-            let (ok, c) = job(Some(&conn));
+            let (ok, c) = job(Some(&mut conn));
             all_ok &= ok;
             if sp {
                 let end = if ok {

@@ -1,0 +1,931 @@
+//! The store's operations, written once for every backend against [`Conn`]: each SQL statement,
+//! each cascade (what a user's deletion, a password change, a logout ends), the device poll, the
+//! sweeper's round. A backend decides only where an operation runs (`store::sql_store::Backend`:
+//! a transaction on the SQLite writer, a pooled PostgreSQL connection inside BEGIN/COMMIT) and
+//! supplies the two operations whose concurrency truly differs (refresh rotation and code
+//! redemption; see `sqlite.rs`, `postgres.rs`, docs/design/storage.md).
+//!
+//! Row locks (`FOR UPDATE`, `FOR SHARE`) are written for PostgreSQL, where several processes
+//! write at once; SQLite's text drops them (`sql::Stmt`). PostgreSQL takes them in one order
+//! everywhere: device code → session → code.
+
+use super::rows::{self, client_cols, code_cols, device_cols, family_cols, key_cols, session_cols, user_cols};
+use super::sql::{args, Conn, Stmt};
+use super::*;
+use crate::domain::device::{self, Poll};
+use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
+use crate::domain::model::DeviceCode;
+
+/// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
+/// when it was ended, else its expiry; NULL when there is no such session), as a scalar
+/// subquery read next to a code.
+macro_rules! session_end {
+    ($table:literal) => {
+        concat!(
+            "(SELECT CASE WHEN s.ended_at_ms < s.expires_at_ms THEN s.ended_at_ms ELSE s.expires_at_ms END FROM sessions s WHERE s.id = ",
+            $table,
+            ".session_id)"
+        )
+    };
+}
+
+// ---- statements -------------------------------------------------------------------------------
+
+pub static PING: Stmt = Stmt::new("SELECT 1");
+
+static INSERT_CLIENT: Stmt = Stmt::new(concat!(
+    "INSERT INTO clients (",
+    client_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+));
+static GET_CLIENT: Stmt = Stmt::new(concat!("SELECT ", client_cols!(), " FROM clients WHERE id = $1"));
+static LIST_CLIENTS: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    client_cols!(),
+    " FROM clients ORDER BY created_at_ms, id"
+));
+static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11 WHERE id = $1");
+static SET_CLIENT_SECRETS: Stmt = Stmt::new("UPDATE clients SET secrets = $2 WHERE id = $1");
+static DELETE_CLIENT: Stmt = Stmt::new("DELETE FROM clients WHERE id = $1");
+
+static INSERT_USER: Stmt = Stmt::new(concat!(
+    "INSERT INTO users (",
+    user_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6)"
+));
+static GET_USER: Stmt = Stmt::new(concat!("SELECT ", user_cols!(), " FROM users WHERE id = $1"));
+static FIND_USER: Stmt = Stmt::new(concat!("SELECT ", user_cols!(), " FROM users WHERE username = $1"));
+static SET_PASSWORD: Stmt = Stmt::new("UPDATE users SET password_hash = $2 WHERE id = $1");
+static DELETE_USER: Stmt = Stmt::new("DELETE FROM users WHERE id = $1");
+
+static INSERT_FAMILY: Stmt = Stmt::new("INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms, revoked_reason, last_used_at_ms, last_user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)");
+static GET_FAMILY: Stmt = Stmt::new(concat!("SELECT ", family_cols!(), " FROM families f WHERE f.id = $1"));
+static LIST_USER_FAMILIES: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    family_cols!(),
+    " FROM families f WHERE f.user_id = $1 AND f.revoked_at_ms IS NULL ORDER BY f.created_at_ms DESC"
+));
+/// A refresh token's generation and its family's row, by the token's hash.
+pub static TOKEN_LOOKUP: Stmt = Stmt::new(concat!(
+    "SELECT t.generation, ",
+    family_cols!(),
+    " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1"
+));
+/// Remembers a refresh token until `forget_at_ms` (see [`token_lifetime`]).
+pub static INSERT_REFRESH: Stmt = Stmt::new(
+    "INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) VALUES ($1, $2, $3, $4, $5)",
+);
+static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 WHERE id = $1");
+
+// Revocations: one family, or every live family of a user / client / session / grant.
+pub static REVOKE_FAMILY: Stmt =
+    Stmt::new("UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at_ms IS NULL");
+static REVOKE_USER_FAMILY: Stmt = Stmt::new("UPDATE families SET revoked_at_ms = $3, revoked_reason = $4 WHERE id = $2 AND user_id = $1 AND revoked_at_ms IS NULL");
+static REVOKE_USER_FAMILIES: Stmt = Stmt::new(
+    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at_ms IS NULL",
+);
+static REVOKE_CLIENT_FAMILIES: Stmt = Stmt::new(
+    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE client_id = $1 AND revoked_at_ms IS NULL",
+);
+static REVOKE_SESSION_FAMILIES: Stmt = Stmt::new(
+    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE session_id = $1 AND revoked_at_ms IS NULL",
+);
+static REVOKE_GRANT_FAMILIES: Stmt = Stmt::new("UPDATE families SET revoked_at_ms = $3, revoked_reason = $4 WHERE user_id = $1 AND client_id = $2 AND revoked_at_ms IS NULL");
+
+static INSERT_AUDIT: Stmt = Stmt::new(
+    "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+);
+
+static INSERT_SESSION: Stmt = Stmt::new(concat!(
+    "INSERT INTO sessions (",
+    session_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+));
+static GET_SESSION_BY_TOKEN: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    session_cols!(),
+    " FROM sessions WHERE token_hash = $1"
+));
+static LIST_USER_SESSIONS: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    session_cols!(),
+    " FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC"
+));
+static END_SESSION: Stmt = Stmt::new("UPDATE sessions SET ended_at_ms = $2 WHERE id = $1 AND ended_at_ms IS NULL");
+static END_USER_SESSIONS: Stmt =
+    Stmt::new("UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL");
+/// When a session ends (see `session_end!`), under a share lock: a concurrent ending waits for
+/// the grant being made from it, then revokes it.
+static SESSION_END_LOCKED: Stmt = Stmt::new(
+    "SELECT CASE WHEN s.ended_at_ms < s.expires_at_ms THEN s.ended_at_ms ELSE s.expires_at_ms END FROM sessions s WHERE s.id = $1 FOR SHARE",
+);
+
+static GET_CONSENT: Stmt = Stmt::new("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2");
+static SAVE_CONSENT: Stmt = Stmt::new("INSERT INTO consents (user_id, client_id, scope, updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at_ms = excluded.updated_at_ms");
+static DELETE_CONSENT: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1 AND client_id = $2");
+static DELETE_USER_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1");
+static DELETE_CLIENT_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE client_id = $1");
+
+static INSERT_CODE: Stmt = Stmt::new(concat!(
+    "INSERT INTO codes (",
+    code_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+));
+/// A code and when its session ends.
+pub static GET_CODE: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    code_cols!(),
+    ", ",
+    session_end!("codes"),
+    " FROM codes WHERE hash = $1"
+));
+static CONSUME_CODE: Stmt = Stmt::new("UPDATE codes SET consumed_at_ms = $2, family_id = $3 WHERE hash = $1");
+static DELETE_USER_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE user_id = $1");
+static DELETE_CLIENT_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE client_id = $1");
+
+// What ends with a sign-in session besides its families (SPEC §4 rule 10): its unredeemed codes
+// are deleted and its approved, uncollected device codes are marked `ended` (polls then get
+// `expired_token`). Families with `offline_access` outlive the session; an unredeemed code never.
+static END_SESSION_DEVICES: Stmt =
+    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND session_id = $1");
+static END_SESSION_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND session_id = $1");
+static END_USER_DEVICES: Stmt =
+    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND user_id = $1");
+static END_USER_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1");
+static END_GRANT_DEVICES: Stmt =
+    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND user_id = $1 AND client_id = $2");
+static END_GRANT_CODES: Stmt =
+    Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1 AND client_id = $2");
+
+static INSERT_DEVICE: Stmt = Stmt::new(concat!(
+    "INSERT INTO device_codes (",
+    device_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+));
+static FIND_DEVICE: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    device_cols!(),
+    " FROM device_codes WHERE user_code = $1"
+));
+/// The row lock serialises polls of one code across processes.
+static GET_DEVICE_LOCKED: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    device_cols!(),
+    " FROM device_codes WHERE device_hash = $1 FOR UPDATE"
+));
+static APPROVE_DEVICE: Stmt = Stmt::new("UPDATE device_codes SET status = 'approved', user_id = $2, session_id = $3, auth_time = $4 WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $5");
+static DENY_DEVICE: Stmt = Stmt::new(
+    "UPDATE device_codes SET status = 'denied' WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $2",
+);
+static DEVICE_POLLED: Stmt = Stmt::new("UPDATE device_codes SET last_poll_ms = $2 WHERE device_hash = $1");
+static DEVICE_SLOWED: Stmt =
+    Stmt::new("UPDATE device_codes SET last_poll_ms = $2, interval_s = interval_s + 5 WHERE device_hash = $1");
+static DEVICE_CONSUMED: Stmt =
+    Stmt::new("UPDATE device_codes SET status = 'consumed', family_id = $2 WHERE device_hash = $1");
+static DELETE_USER_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE user_id = $1");
+static DELETE_CLIENT_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE client_id = $1");
+
+/// Serialises key changes across processes (PostgreSQL); SQLite has one writer.
+static LOCK_KEYS: Stmt = Stmt::dialects("SELECT pg_advisory_xact_lock(7210432)", "SELECT 1");
+static LIST_KEYS: Stmt = Stmt::new(concat!(
+    "SELECT ",
+    key_cols!(),
+    " FROM signing_keys ORDER BY created_at_ms"
+));
+static RETIRE_KEYS: Stmt = Stmt::new("UPDATE signing_keys SET retired_at_ms = $1 WHERE retired_at_ms IS NULL");
+static INSERT_KEY: Stmt = Stmt::new(
+    "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+);
+static COUNT_ACTIVE_KEYS: Stmt = Stmt::new("SELECT COUNT(*) FROM signing_keys WHERE retired_at_ms IS NULL");
+static INSERT_SECRET: Stmt =
+    Stmt::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
+static GET_SECRET: Stmt = Stmt::new("SELECT value FROM server_secrets WHERE name = $1");
+
+static REVOKE_ACCESS_TOKEN: Stmt =
+    Stmt::new("INSERT INTO revoked_access_tokens (jti, expires_at_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING");
+static ACCESS_TOKEN_REVOKED: Stmt = Stmt::new("SELECT 1 FROM revoked_access_tokens WHERE jti = $1");
+
+pub static JTI_SEEN: Stmt = Stmt::new("SELECT 1 FROM dpop_jtis WHERE key = $1");
+static USE_JTI: Stmt =
+    Stmt::new("INSERT INTO dpop_jtis (key, expires_at_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING");
+
+static INSERT_PAR: Stmt = Stmt::new(
+    "INSERT INTO par_requests (hash, client_id, params, expires_at_ms, used_at_ms) VALUES ($1, $2, $3, $4, NULL)",
+);
+static GET_PAR: Stmt =
+    Stmt::new("SELECT hash, client_id, params, expires_at_ms, used_at_ms FROM par_requests WHERE hash = $1");
+static MARK_PAR_USED: Stmt =
+    Stmt::new("UPDATE par_requests SET used_at_ms = $2 WHERE hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2");
+static DELETE_CLIENT_PARS: Stmt = Stmt::new("DELETE FROM par_requests WHERE client_id = $1");
+
+/// The sweeper's simple deletions: rows that ended before the cut-off `$1`, at most `$2`.
+macro_rules! sweep {
+    ($table:literal, $key:literal, $cond:literal) => {
+        Stmt::new(concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " IN (SELECT ",
+            $key,
+            " FROM ",
+            $table,
+            " WHERE ",
+            $cond,
+            " LIMIT $2)"
+        ))
+    };
+}
+static SWEEP_CODES: Stmt = sweep!("codes", "hash", "expires_at_ms < $1");
+static SWEEP_SESSIONS: Stmt = sweep!("sessions", "id", "expires_at_ms < $1 OR ended_at_ms < $1");
+static SWEEP_REVOKED_ACCESS: Stmt = sweep!("revoked_access_tokens", "jti", "expires_at_ms < $1");
+static SWEEP_AUDIT: Stmt = sweep!("audit_events", "id", "at_ms < $1");
+static SWEEP_JTIS: Stmt = sweep!("dpop_jtis", "key", "expires_at_ms < $1");
+static SWEEP_PARS: Stmt = sweep!("par_requests", "hash", "expires_at_ms < $1");
+static SWEEP_DEVICES: Stmt = sweep!("device_codes", "device_hash", "expires_at_ms < $1");
+static DEAD_FAMILIES: Stmt = Stmt::new("SELECT id FROM families WHERE absolute_expires_at_ms < $1 UNION SELECT id FROM families WHERE revoked_at_ms < $2 LIMIT $3");
+static DELETE_FAMILY: Stmt = Stmt::new("DELETE FROM families WHERE id = $1");
+/// The refresh tokens' lifetime classes, each found by seeking the index from the previous one.
+static TOKEN_CLASSES: Stmt = Stmt::new(
+    "WITH RECURSIVE k(t) AS (SELECT min(ttl_ms) FROM refresh_tokens \
+     UNION ALL SELECT (SELECT min(ttl_ms) FROM refresh_tokens WHERE ttl_ms > k.t) FROM k WHERE k.t IS NOT NULL) \
+     SELECT t FROM k WHERE t IS NOT NULL",
+);
+/// One lifetime class's forgettable tokens, from its front.
+static SWEEP_TOKENS: Stmt = Stmt::new(
+    "DELETE FROM refresh_tokens WHERE hash IN \
+     (SELECT hash FROM refresh_tokens WHERE ttl_ms = $1 AND forget_at_ms < $2 LIMIT $3)",
+);
+
+// ---- clients ----------------------------------------------------------------------------------
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+pub async fn insert_client<C: Conn>(c: &mut C, cl: &Client) -> Result<()> {
+    c.exec(
+        &INSERT_CLIENT,
+        args![
+            cl.id,
+            cl.name,
+            cl.auth_method.as_str(),
+            json(&cl.secrets),
+            json(&cl.redirect_uris),
+            json(&cl.grant_types),
+            cl.scope,
+            cl.dpop_bound,
+            cl.jwks,
+            cl.refresh_idle_ttl_s,
+            cl.refresh_absolute_ttl_s,
+            cl.created_at_ms,
+            cl.require_par,
+            cl.jwks_uri,
+            json(&cl.post_logout_redirect_uris),
+            cl.registration_token_hash
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get_client<C: Conn>(c: &mut C, id: &str) -> Result<Option<Client>> {
+    c.one(&GET_CLIENT, args![id], rows::client).await
+}
+
+pub async fn list_clients<C: Conn>(c: &mut C) -> Result<Vec<Client>> {
+    c.all(&LIST_CLIENTS, args![], rows::client).await
+}
+
+/// Deletes a client: its families are revoked, and nothing outstanding (consent, code, device
+/// code, pushed request) may still turn into a grant of it.
+pub async fn delete_client<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<bool> {
+    c.exec(&REVOKE_CLIENT_FAMILIES, args![id, now_ms, "client_deleted"])
+        .await?;
+    for st in [
+        &DELETE_CLIENT_CONSENTS,
+        &DELETE_CLIENT_CODES,
+        &DELETE_CLIENT_DEVICES,
+        &DELETE_CLIENT_PARS,
+    ] {
+        c.exec(st, args![id]).await?;
+    }
+    Ok(c.exec(&DELETE_CLIENT, args![id]).await? > 0)
+}
+
+pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
+    let n = c
+        .exec(
+            &UPDATE_CLIENT,
+            args![
+                cl.id,
+                cl.name,
+                cl.auth_method.as_str(),
+                json(&cl.redirect_uris),
+                json(&cl.grant_types),
+                cl.scope,
+                cl.jwks,
+                cl.jwks_uri,
+                json(&cl.post_logout_redirect_uris),
+                cl.dpop_bound,
+                cl.require_par
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn set_client_secrets<C: Conn>(c: &mut C, id: &str, secrets: &[SecretHash]) -> Result<bool> {
+    Ok(c.exec(&SET_CLIENT_SECRETS, args![id, json(&secrets)]).await? > 0)
+}
+
+// ---- users ------------------------------------------------------------------------------------
+
+pub async fn insert_user<C: Conn>(c: &mut C, u: &User) -> Result<()> {
+    c.exec(
+        &INSERT_USER,
+        args![u.id, u.username, u.password_hash, u.email, u.name, u.created_at_ms],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get_user<C: Conn>(c: &mut C, id: &str) -> Result<Option<User>> {
+    c.one(&GET_USER, args![id], rows::user).await
+}
+
+pub async fn find_user_by_username<C: Conn>(c: &mut C, username: &str) -> Result<Option<User>> {
+    c.one(&FIND_USER, args![username], rows::user).await
+}
+
+/// A new password ends every session of the user and what hangs on them (lock order: device
+/// codes, sessions, codes).
+pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms: i64) -> Result<bool> {
+    let n = c.exec(&SET_PASSWORD, args![user_id, hash]).await?;
+    c.exec(&END_USER_DEVICES, args![user_id]).await?;
+    c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
+    c.exec(&REVOKE_USER_FAMILIES, args![user_id, now_ms, "password_changed"])
+        .await?;
+    c.exec(&END_USER_CODES, args![user_id]).await?;
+    Ok(n > 0)
+}
+
+pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Result<bool> {
+    c.exec(&REVOKE_USER_FAMILIES, args![user_id, now_ms, "user_deleted"])
+        .await?;
+    c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
+    for st in [&DELETE_USER_CONSENTS, &DELETE_USER_CODES, &DELETE_USER_DEVICES] {
+        c.exec(st, args![user_id]).await?;
+    }
+    Ok(c.exec(&DELETE_USER, args![user_id]).await? > 0)
+}
+
+pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
+    c.exec(&DELETE_CONSENT, args![user_id, client_id]).await?;
+    c.exec(&END_GRANT_DEVICES, args![user_id, client_id]).await?;
+    c.exec(&END_GRANT_CODES, args![user_id, client_id]).await?;
+    c.exec(
+        &REVOKE_GRANT_FAMILIES,
+        args![user_id, client_id, now_ms, "consent_revoked"],
+    )
+    .await
+}
+
+pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Family>> {
+    c.all(&LIST_USER_FAMILIES, args![user_id], rows::family).await
+}
+
+pub async fn revoke_user_family<C: Conn>(
+    c: &mut C,
+    user_id: &str,
+    family_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let n = c
+        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason])
+        .await?;
+    Ok(n == 1)
+}
+
+// ---- device codes -----------------------------------------------------------------------------
+
+pub async fn insert_device<C: Conn>(c: &mut C, d: &DeviceCode) -> Result<()> {
+    c.exec(
+        &INSERT_DEVICE,
+        args![
+            d.device_hash,
+            d.user_code,
+            d.client_id,
+            d.scope,
+            d.status,
+            d.interval_s,
+            d.last_poll_ms,
+            d.user_id,
+            d.session_id,
+            d.auth_time,
+            d.family_id,
+            d.created_at_ms,
+            d.expires_at_ms
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find_device<C: Conn>(c: &mut C, user_code: &str) -> Result<Option<DeviceCode>> {
+    c.one(&FIND_DEVICE, args![user_code], rows::device).await
+}
+
+pub async fn decide_device<C: Conn>(
+    c: &mut C,
+    user_code: &str,
+    approval: Option<(String, String, i64)>,
+    now_ms: i64,
+) -> Result<bool> {
+    let n = match approval {
+        Some((user, session, auth_time)) => {
+            c.exec(&APPROVE_DEVICE, args![user_code, user, session, auth_time, now_ms])
+                .await?
+        }
+        None => c.exec(&DENY_DEVICE, args![user_code, now_ms]).await?,
+    };
+    Ok(n == 1)
+}
+
+/// One poll: records it, or consumes the approved code and creates its family. An approval
+/// turns into tokens only while its session is live; on PostgreSQL the share lock on the
+/// session makes a concurrent `end_session` wait for this poll's family (and then revoke it)
+/// or this poll see the session ended.
+pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceOutcome> {
+    let hash = &req.device_hash[..];
+    let Some(mut d) = c.one(&GET_DEVICE_LOCKED, args![hash], rows::device).await? else {
+        return Ok(DeviceOutcome::NotFound);
+    };
+    let session_end = match (&d.status[..], &d.session_id) {
+        ("approved", Some(sid)) => c
+            .one(&SESSION_END_LOCKED, args![sid], rows::opt_i64_col)
+            .await?
+            .flatten(),
+        _ => None,
+    };
+    let p = device::poll(&d, &req.client_id, req.now_ms, session_end);
+    match p {
+        Poll::Pending => {
+            c.exec(&DEVICE_POLLED, args![hash, req.now_ms]).await?;
+        }
+        Poll::SlowDown => {
+            c.exec(&DEVICE_SLOWED, args![hash, req.now_ms]).await?;
+        }
+        Poll::Issue => {
+            let (Some(user), Some(session), Some(auth_time)) = (&d.user_id, &d.session_id, d.auth_time) else {
+                return Ok(DeviceOutcome::Poll(Poll::Invalid));
+            };
+            let family = req
+                .family
+                .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
+            insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
+            c.exec(&DEVICE_CONSUMED, args![hash, family.id]).await?;
+            d.status = "consumed".into();
+            d.family_id = Some(family.id.clone());
+            return Ok(DeviceOutcome::Issued {
+                device: Box::new(d),
+                family: Box::new(family),
+            });
+        }
+        Poll::Denied | Poll::Expired | Poll::Invalid => {}
+    }
+    Ok(DeviceOutcome::Poll(p))
+}
+
+// ---- keys and secrets -------------------------------------------------------------------------
+
+pub async fn list_keys<C: Conn>(c: &mut C) -> Result<Vec<KeyRecord>> {
+    c.all(&LIST_KEYS, args![], rows::key).await
+}
+
+async fn insert_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
+    c.exec(
+        &INSERT_KEY,
+        args![k.kid, k.alg, k.private_key, k.public_jwk, k.created_at_ms],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn add_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
+    c.exec(&LOCK_KEYS, args![]).await?;
+    c.exec(&RETIRE_KEYS, args![k.created_at_ms]).await?;
+    insert_key(c, k).await
+}
+
+pub async fn ensure_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
+    c.exec(&LOCK_KEYS, args![]).await?;
+    let active = c.one(&COUNT_ACTIVE_KEYS, args![], rows::i64_col).await?;
+    if active.unwrap_or(0) == 0 {
+        insert_key(c, k).await?;
+    }
+    Ok(())
+}
+
+pub async fn server_secret<C: Conn>(c: &mut C, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+    c.exec(&INSERT_SECRET, args![name, candidate]).await?;
+    c.one(&GET_SECRET, args![name], rows::bytes_col)
+        .await?
+        .ok_or_else(|| StoreError::Backend("server secret vanished".into()))
+}
+
+// ---- sessions and consents --------------------------------------------------------------------
+
+pub async fn insert_session<C: Conn>(c: &mut C, s: &Session) -> Result<()> {
+    c.exec(
+        &INSERT_SESSION,
+        args![
+            s.id,
+            s.token_hash,
+            s.user_id,
+            s.auth_time,
+            s.expires_at_ms,
+            s.ended_at_ms,
+            s.user_agent
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get_session_by_token<C: Conn>(c: &mut C, token_hash: &[u8; 32]) -> Result<Option<Session>> {
+    c.one(&GET_SESSION_BY_TOKEN, args![&token_hash[..]], rows::session)
+        .await
+}
+
+/// Ends a session, what hangs on it, and its session-bound families (lock order: device codes,
+/// session, codes, as in `poll_device` and code redemption).
+pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u64> {
+    c.exec(&END_SESSION_DEVICES, args![id]).await?;
+    c.exec(&END_SESSION, args![id, now_ms]).await?;
+    c.exec(&END_SESSION_CODES, args![id]).await?;
+    c.exec(&REVOKE_SESSION_FAMILIES, args![id, now_ms, "session_ended"])
+        .await
+}
+
+pub async fn list_user_sessions<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Session>> {
+    c.all(&LIST_USER_SESSIONS, args![user_id], rows::session).await
+}
+
+pub async fn get_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str) -> Result<Option<String>> {
+    c.one(&GET_CONSENT, args![user_id, client_id], rows::text_col).await
+}
+
+pub async fn save_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()> {
+    c.exec(&SAVE_CONSENT, args![user_id, client_id, scope, now_ms]).await?;
+    Ok(())
+}
+
+// ---- codes, families, refresh tokens ----------------------------------------------------------
+
+pub async fn insert_code<C: Conn>(c: &mut C, code: &AuthCode) -> Result<()> {
+    c.exec(
+        &INSERT_CODE,
+        args![
+            code.hash,
+            code.client_id,
+            code.user_id,
+            code.redirect_uri,
+            code.redirect_uri_sent,
+            code.scope,
+            code.nonce,
+            code.code_challenge,
+            code.session_id,
+            code.auth_time,
+            code.expires_at_ms,
+            code.consumed_at_ms,
+            code.family_id,
+            code.dpop_jkt,
+            code.authorization_details
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How long a refresh token row of `family` is kept: its lifetime class (the family's absolute
+/// lifetime) and when it may be forgotten (written at `now_ms`, plus that lifetime; never before
+/// the family's absolute expiry). The sweeper deletes each class from its front.
+pub fn token_lifetime(family: &Family, now_ms: i64) -> (i64, i64) {
+    let ttl_ms = family.absolute_expires_at_ms - family.auth_time * 1000;
+    (ttl_ms, now_ms.saturating_add(ttl_ms).max(family.absolute_expires_at_ms))
+}
+
+pub async fn insert_refresh<C: Conn>(
+    c: &mut C,
+    hash: &[u8; 32],
+    family: &Family,
+    generation: i64,
+    now_ms: i64,
+) -> Result<()> {
+    let (ttl_ms, forget_at_ms) = token_lifetime(family, now_ms);
+    c.exec(
+        &INSERT_REFRESH,
+        args![&hash[..], family.id, generation, ttl_ms, forget_at_ms],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A new family and, when the client may refresh, its first refresh token.
+pub async fn insert_family<C: Conn>(c: &mut C, f: &Family, refresh: Option<&[u8; 32]>, now_ms: i64) -> Result<()> {
+    c.exec(
+        &INSERT_FAMILY,
+        args![
+            f.id,
+            f.client_id,
+            f.user_id,
+            f.scope,
+            f.authorization_details,
+            f.dpop_jkt,
+            f.session_id,
+            f.sid,
+            f.auth_time,
+            f.created_at_ms,
+            f.absolute_expires_at_ms,
+            f.idle_expires_at_ms,
+            f.generation,
+            f.rotated_at_ms,
+            f.grace_used,
+            f.revoked_at_ms,
+            f.revoked_reason,
+            f.last_used_at_ms,
+            f.last_user_agent
+        ],
+    )
+    .await?;
+    if let Some(h) = refresh {
+        insert_refresh(c, h, f, f.generation, now_ms).await?;
+    }
+    Ok(())
+}
+
+pub async fn find_refresh<C: Conn>(c: &mut C, hash: &[u8; 32]) -> Result<Option<(i64, Family)>> {
+    c.one(&TOKEN_LOOKUP, args![&hash[..]], rows::token).await
+}
+
+pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> {
+    c.one(&GET_FAMILY, args![id], rows::family).await
+}
+
+pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: &str, now_ms: i64) -> Result<bool> {
+    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason]).await? > 0)
+}
+
+pub async fn audit<C: Conn>(c: &mut C, e: &AuditEvent, now_ms: i64) -> Result<()> {
+    c.exec(
+        &INSERT_AUDIT,
+        args![now_ms, e.kind, e.client_id, e.user_id, e.family_id, e.detail],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The audit detail of a detected reuse.
+pub fn reuse_detail(presented: i64, current: i64) -> String {
+    format!("{{\"presented_generation\":{presented},\"current_generation\":{current}}}")
+}
+
+/// Revokes a family for reuse or replay and audits it (no event when it was already revoked).
+async fn revoke_and_audit<C: Conn>(
+    c: &mut C,
+    family: &Family,
+    reason: &str,
+    event: AuditEvent,
+    now_ms: i64,
+) -> Result<bool> {
+    let revoked = revoke_family(c, &family.id, reason, now_ms).await?;
+    if revoked {
+        audit(c, &event, now_ms).await?;
+    }
+    Ok(revoked)
+}
+
+// ---- access tokens, DPoP, PAR -----------------------------------------------------------------
+
+pub async fn revoke_access_token<C: Conn>(c: &mut C, jti: &str, expires_at_ms: i64) -> Result<()> {
+    c.exec(&REVOKE_ACCESS_TOKEN, args![jti, expires_at_ms]).await?;
+    Ok(())
+}
+
+pub async fn is_access_token_revoked<C: Conn>(c: &mut C, jti: &str) -> Result<bool> {
+    Ok(c.one(&ACCESS_TOKEN_REVOKED, args![jti], rows::exists).await?.is_some())
+}
+
+/// Whether a DPoP proof's `jti` has been recorded (a replay).
+pub async fn jti_seen<C: Conn>(c: &mut C, key: &[u8; 32]) -> Result<bool> {
+    Ok(c.one(&JTI_SEEN, args![&key[..]], rows::exists).await?.is_some())
+}
+
+/// Records a DPoP proof's `jti`; false when it was seen before (a replay).
+pub async fn use_jti<C: Conn>(c: &mut C, key: &[u8; 32], expires_at_ms: i64) -> Result<bool> {
+    Ok(c.exec(&USE_JTI, args![&key[..], expires_at_ms]).await? == 1)
+}
+
+pub async fn insert_par<C: Conn>(c: &mut C, p: &ParRequest) -> Result<()> {
+    c.exec(&INSERT_PAR, args![&p.hash[..], p.client_id, p.params, p.expires_at_ms])
+        .await?;
+    Ok(())
+}
+
+pub async fn get_par<C: Conn>(c: &mut C, hash: &[u8; 32]) -> Result<Option<ParRequest>> {
+    c.one(&GET_PAR, args![&hash[..]], rows::par).await
+}
+
+pub async fn mark_par_used<C: Conn>(c: &mut C, hash: &[u8; 32], now_ms: i64) -> Result<bool> {
+    Ok(c.exec(&MARK_PAR_USED, args![&hash[..], now_ms]).await? == 1)
+}
+
+// ---- the sweeper ------------------------------------------------------------------------------
+
+/// One bounded round of the sweeper: at most [`SWEEP_CHUNK`] rows per table.
+pub async fn sweep_chunk<C: Conn>(c: &mut C, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
+    let n = SWEEP_CHUNK as i64;
+    let retention = Cutoff::Retention.at(now_ms, policy);
+    let mut r = SweepReport {
+        codes: c.exec(&SWEEP_CODES, args![retention, n]).await?,
+        sessions: c.exec(&SWEEP_SESSIONS, args![retention, n]).await?,
+        revoked_access_tokens: c.exec(&SWEEP_REVOKED_ACCESS, args![now_ms, n]).await?,
+        audit_events: c.exec(&SWEEP_AUDIT, args![Cutoff::Audit.at(now_ms, policy), n]).await?,
+        dpop_jtis: c.exec(&SWEEP_JTIS, args![now_ms, n]).await?,
+        par_requests: c.exec(&SWEEP_PARS, args![retention, n]).await?,
+        device_codes: c.exec(&SWEEP_DEVICES, args![retention, n]).await?,
+        ..SweepReport::default()
+    };
+    let dead = c
+        .all(&DEAD_FAMILIES, args![now_ms, retention, n], rows::text_col)
+        .await?;
+    for id in &dead {
+        c.exec(&DELETE_FAMILY, args![id]).await?;
+    }
+    r.families = dead.len() as u64;
+    for ttl in c.all(&TOKEN_CLASSES, args![], rows::i64_col).await? {
+        r.refresh_tokens += c.exec(&SWEEP_TOKENS, args![ttl, now_ms, n]).await?;
+    }
+    Ok(r)
+}
+
+// ---- rotation and redemption for a serialised writer ------------------------------------------
+
+/// The refresh grant's atomic step where writes are serialised (the SQLite writer): read,
+/// decide (`domain::grant::decide`), write. A used DPoP proof is refused first; the proof's
+/// `jti` is recorded only with a rotation, in the same transaction: a refused refresh writes
+/// nothing (docs/design/dpop.md).
+pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<RotateOutcome> {
+    if let Some((key, _)) = &req.dpop_jti {
+        if jti_seen(c, key).await? {
+            return Ok(RotateOutcome::Rejected(crate::domain::grant::Reject::DpopReplay));
+        }
+    }
+    let Some((generation, mut family)) = find_refresh(c, &req.presented_hash).await? else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let current = family.generation;
+    let decision = decide(&family, generation, &attempt(req), &req.policy);
+    let new_generation = apply(
+        &mut family,
+        decision,
+        &req.policy,
+        req.now_ms,
+        req.user_agent.as_deref(),
+    );
+    match decision {
+        Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
+        Decision::Reuse => {
+            let event = reuse_event(&family, generation, current);
+            revoke_and_audit(c, &family, "refresh_token_reuse", event, req.now_ms).await?;
+            Ok(RotateOutcome::Reused { family_id: family.id })
+        }
+        Decision::Rotate | Decision::GraceReissue => {
+            let f = &family;
+            c.exec(
+                &ROTATE_FAMILY,
+                args![
+                    f.id,
+                    f.generation,
+                    f.rotated_at_ms,
+                    f.grace_used,
+                    f.idle_expires_at_ms,
+                    f.last_used_at_ms,
+                    f.last_user_agent
+                ],
+            )
+            .await?;
+            let generation = new_generation.unwrap_or(f.generation);
+            insert_refresh(c, &req.new_hash, f, generation, req.now_ms).await?;
+            if let Some((key, exp)) = &req.dpop_jti {
+                use_jti(c, key, *exp).await?;
+            }
+            Ok(RotateOutcome::Issued {
+                family: Box::new(family),
+                grace: decision == Decision::GraceReissue,
+            })
+        }
+    }
+}
+
+/// The request's side of `domain::grant::decide`.
+pub fn attempt(req: &RotateRequest) -> RefreshAttempt<'_> {
+    RefreshAttempt {
+        client_id: &req.client_id,
+        requested_scope: req.requested_scope.as_ref(),
+        requested_details: req.requested_details.as_deref(),
+        dpop_jkt: req.dpop_jkt.as_deref(),
+        now_ms: req.now_ms,
+    }
+}
+
+/// The audit event of a detected refresh-token reuse.
+pub fn reuse_event(family: &Family, presented: i64, current: i64) -> AuditEvent {
+    AuditEvent {
+        kind: "refresh.reuse_detected",
+        client_id: Some(family.client_id.clone()),
+        user_id: Some(family.user_id.clone()),
+        family_id: Some(family.id.clone()),
+        detail: Some(reuse_detail(presented, current)),
+    }
+}
+
+/// The audit event of a replayed authorization code.
+pub fn replay_event(code: &AuthCode, family_id: &str) -> AuditEvent {
+    AuditEvent {
+        kind: "code.replay_detected",
+        client_id: Some(code.client_id.clone()),
+        user_id: Some(code.user_id.clone()),
+        family_id: Some(family_id.to_string()),
+        detail: None,
+    }
+}
+
+/// The code's side of `domain::grant::check_code`.
+pub fn redemption(req: &RedeemCode, session_ends_at_ms: Option<i64>) -> CodeRedemption<'_> {
+    CodeRedemption {
+        client_id: &req.client_id,
+        dpop_jkt: req.dpop_jkt.as_deref(),
+        redirect_uri: req.redirect_uri.as_deref(),
+        code_verifier: req.code_verifier.as_deref(),
+        now_ms: req.now_ms,
+        session_ends_at_ms,
+    }
+}
+
+/// The family a code's redemption creates.
+pub fn code_family(req: &RedeemCode, code: &AuthCode) -> Family {
+    req.family.build(
+        &code.client_id,
+        &code.user_id,
+        &code.scope,
+        code.authorization_details.as_deref(),
+        &code.session_id,
+        code.auth_time,
+        req.now_ms,
+    )
+}
+
+/// Checks and consumes a code and creates its family, where writes are serialised (the SQLite
+/// writer); a replay revokes the family the first redemption created.
+pub async fn redeem_serial<C: Conn>(c: &mut C, req: &RedeemCode) -> Result<RedeemOutcome> {
+    if let Some((key, exp)) = &req.dpop_jti {
+        if !use_jti(c, key, *exp).await? {
+            return Ok(RedeemOutcome::Rejected("DPoP proof jti has been used before"));
+        }
+    }
+    let hash = &req.code_hash[..];
+    let Some((mut code, session_end)) = c.one(&GET_CODE, args![hash], rows::code_and_session_end).await? else {
+        return Ok(RedeemOutcome::NotFound);
+    };
+    match check_code(&code, &redemption(req, session_end)) {
+        CodeCheck::Reject(why) => Ok(RedeemOutcome::Rejected(why)),
+        CodeCheck::Replayed => {
+            if let Some(fid) = code.family_id.clone() {
+                revoke_replayed(c, &code, &fid, req.now_ms).await?;
+            }
+            Ok(RedeemOutcome::Replayed)
+        }
+        CodeCheck::Ok => {
+            let family = code_family(req, &code);
+            insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
+            c.exec(&CONSUME_CODE, args![hash, req.now_ms, family.id]).await?;
+            code.consumed_at_ms = Some(req.now_ms);
+            code.family_id = Some(family.id.clone());
+            Ok(RedeemOutcome::Issued {
+                code: Box::new(code),
+                family: Box::new(family),
+            })
+        }
+    }
+}
+
+/// A second redemption of a code: revoke the family its first redemption created.
+pub async fn revoke_replayed<C: Conn>(c: &mut C, code: &AuthCode, family_id: &str, now_ms: i64) -> Result<()> {
+    if revoke_family(c, family_id, "authorization_code_replay", now_ms).await? {
+        audit(c, &replay_event(code, family_id), now_ms).await?;
+    }
+    Ok(())
+}
