@@ -514,13 +514,13 @@ async fn insert_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
 }
 
 pub async fn add_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
-    c.exec(&LOCK_KEYS, args![]).await?;
+    c.one(&LOCK_KEYS, args![], rows::exists).await?;
     c.exec(&RETIRE_KEYS, args![k.created_at_ms]).await?;
     insert_key(c, k).await
 }
 
 pub async fn ensure_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
-    c.exec(&LOCK_KEYS, args![]).await?;
+    c.one(&LOCK_KEYS, args![], rows::exists).await?;
     let active = c.one(&COUNT_ACTIVE_KEYS, args![], rows::i64_col).await?;
     if active.unwrap_or(0) == 0 {
         insert_key(c, k).await?;

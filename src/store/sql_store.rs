@@ -54,7 +54,7 @@ macro_rules! run {
 impl<B: Backend> Store for SqlStore<B> {
     async fn ping(&self) -> Result<()> {
         self.0
-            .read(|c| Box::pin(async move { c.exec(&ops::PING, &[]).await.map(|_| ()) }))
+            .read(|c| Box::pin(async move { c.one(&ops::PING, &[], super::rows::exists).await.map(|_| ()) }))
             .await
     }
 
