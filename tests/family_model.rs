@@ -44,7 +44,7 @@
 mod common;
 
 use autional::domain::grant::{RefreshPolicy, Reject};
-use autional::domain::model::{AuthCode, AuthMethod, Client, Session, User};
+use autional::domain::model::{AuthCode, AuthMethod, Client, RevocationReason, Session, User};
 use autional::domain::scope::Scope;
 use autional::store::postgres::PgStore;
 use autional::store::sqlite::SqliteStore;
@@ -695,7 +695,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
             }
             Op::Revoke { fam } => {
                 let got = store
-                    .revoke_family(&live.family_ids[fam], "revoked_by_client", m.now)
+                    .revoke_family(&live.family_ids[fam], RevocationReason::RevokedByClient, m.now)
                     .await
                     .map_err(|e| at(e.to_string()))?;
                 let want = m.revoke(fam);
@@ -738,7 +738,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .ok_or("family row missing")?;
         let got = (
-            row.revoked_reason.as_deref(),
+            row.revoked_reason.map(|r| r.as_str()),
             row.revoked_at_ms.is_some(),
             row.generation,
             row.grace_used,

@@ -6,7 +6,7 @@
 mod common;
 
 use autional::domain::grant::RefreshPolicy;
-use autional::domain::model::User;
+use autional::domain::model::{RevocationReason, User};
 use autional::store::{DynStore, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
@@ -109,7 +109,11 @@ async fn concurrent_replays_one_reuse_the_rest_find_it_revoked() {
             .count();
         assert_eq!((reused, revoked), (1, 15), "{name}: {outcomes:?}");
         let fam = store.get_family(&fid).await.unwrap().unwrap();
-        assert_eq!(fam.revoked_reason.as_deref(), Some("refresh_token_reuse"), "{name}");
+        assert_eq!(
+            fam.revoked_reason.map(|r| r.as_str()),
+            Some("refresh_token_reuse"),
+            "{name}"
+        );
     }
 }
 
@@ -195,7 +199,11 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
             "{name}: older generation"
         );
         let fam = store.get_family(&fid).await.unwrap().unwrap();
-        assert_eq!(fam.revoked_reason.as_deref(), Some("refresh_token_reuse"), "{name}");
+        assert_eq!(
+            fam.revoked_reason.map(|r| r.as_str()),
+            Some("refresh_token_reuse"),
+            "{name}"
+        );
     }
 }
 
@@ -227,7 +235,7 @@ async fn code_redemption_race_one_issue_and_replays_revoke_it() {
         );
         let fam = store.get_family(&issued[0]).await.unwrap().unwrap();
         assert_eq!(
-            fam.revoked_reason.as_deref(),
+            fam.revoked_reason.map(|r| r.as_str()),
             Some("authorization_code_replay"),
             "{name}"
         );
@@ -293,7 +301,10 @@ async fn sweeper_keeps_tables_bounded() {
         }
         let (live, live_rt) = family(&store, &f, "openid offline_access").await;
         let (revoked, _) = family(&store, &f, "openid offline_access").await;
-        store.revoke_family(&revoked, "test", now_ms()).await.unwrap();
+        store
+            .revoke_family(&revoked, RevocationReason::RevokedByClient, now_ms())
+            .await
+            .unwrap();
         store.revoke_access_token("gone", now_ms() + 1_000).await.unwrap();
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

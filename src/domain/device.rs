@@ -1,7 +1,7 @@
 //! The device authorization grant's rules (RFC 8628): user codes from an unambiguous alphabet
 //! shown as `XXXX-XXXX`, their normalisation, and what a poll of the token endpoint gets.
 
-use super::model::DeviceCode;
+use super::model::{DeviceCode, DeviceStatus};
 
 /// Consonants without look-alikes (RFC 8628 §6.1): no vowels (no words), no 0/O, 1/I/L.
 pub const ALPHABET: &[u8] = b"BCDFGHJKMNPQRSTVWXZ";
@@ -48,10 +48,6 @@ pub enum Poll {
     Invalid,
 }
 
-/// The status of an approval whose sign-in session ended before the device collected it
-/// (logout, password change, consent withdrawn): polls get `expired_token`.
-pub const ENDED: &str = "ended";
-
 /// Classifies a poll by `client_id` at `now_ms`. `session_ends_at_ms` is the end of the session
 /// that approved the code (`grant::session_ends_at`), `None` when there is none (any more): an
 /// approval only turns into tokens while its session is live (`grant::session_live`). A device
@@ -59,17 +55,17 @@ pub const ENDED: &str = "ended";
 /// authorization session has concluded, the device may start a new one): the user did not deny
 /// anything, and `access_denied` would tell the device not to ask again.
 pub fn poll(d: &DeviceCode, client_id: &str, now_ms: i64, session_ends_at_ms: Option<i64>) -> Poll {
-    if d.client_id != client_id || d.status == "consumed" {
+    if d.client_id != client_id || d.status == DeviceStatus::Consumed {
         return Poll::Invalid;
     }
-    if now_ms >= d.expires_at_ms || d.status == ENDED {
+    if now_ms >= d.expires_at_ms || d.status == DeviceStatus::Ended {
         return Poll::Expired;
     }
-    match d.status.as_str() {
-        "denied" => Poll::Denied,
-        "approved" if !super::grant::session_live(session_ends_at_ms, now_ms) => Poll::Expired,
-        "approved" => Poll::Issue,
-        _ => match d.last_poll_ms {
+    match d.status {
+        DeviceStatus::Denied => Poll::Denied,
+        DeviceStatus::Approved if !super::grant::session_live(session_ends_at_ms, now_ms) => Poll::Expired,
+        DeviceStatus::Approved => Poll::Issue,
+        DeviceStatus::Pending | DeviceStatus::Consumed | DeviceStatus::Ended => match d.last_poll_ms {
             Some(last) if now_ms - last < d.interval_s * 1000 => Poll::SlowDown,
             _ => Poll::Pending,
         },
@@ -81,12 +77,13 @@ mod tests {
     use super::*;
 
     fn code(status: &str, last: Option<i64>) -> DeviceCode {
+        let status = DeviceStatus::parse(status).expect("a device status");
         DeviceCode {
             device_hash: vec![],
             user_code: "BCDFGHJK".into(),
             client_id: "c".into(),
             scope: "openid".into(),
-            status: status.into(),
+            status,
             interval_s: 5,
             last_poll_ms: last,
             user_id: None,
@@ -128,7 +125,7 @@ mod tests {
     fn an_approval_dies_with_its_session() {
         assert_eq!(poll(&code("approved", None), "c", 1_000, Some(1_000)), Poll::Expired);
         assert_eq!(poll(&code("approved", None), "c", 1_000, None), Poll::Expired);
-        assert_eq!(poll(&code(ENDED, None), "c", 1_000, Some(5_000)), Poll::Expired);
+        assert_eq!(poll(&code("ended", None), "c", 1_000, Some(5_000)), Poll::Expired);
         // A pending code has no session yet.
         assert_eq!(poll(&code("pending", None), "c", 1_000, None), Poll::Pending);
     }

@@ -162,7 +162,7 @@ pub fn apply(
         }
         Decision::Reuse => {
             family.revoked_at_ms = Some(now_ms);
-            family.revoked_reason = Some("refresh_token_reuse".into());
+            family.revoked_reason = Some(crate::domain::model::RevocationReason::RefreshTokenReuse);
             None
         }
         Decision::Reject(_) => None,

@@ -3,6 +3,82 @@
 
 use serde::{Deserialize, Serialize};
 
+/// An enum persisted (and shown) as its string name: each variant's name is written once, here.
+macro_rules! named {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+        }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s,)*
+                }
+            }
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($s => Some($name::$v),)*
+                    _ => None,
+                }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// Why a family was revoked (`families.revoked_reason`).
+    pub enum RevocationReason {
+        /// A rotated refresh token was presented again (SPEC §4 rule 3).
+        RefreshTokenReuse = "refresh_token_reuse",
+        /// An authorization code was redeemed twice.
+        AuthorizationCodeReplay = "authorization_code_replay",
+        /// RFC 7009 revocation by the client.
+        RevokedByClient = "revoked_by_client",
+        /// The user ended the grant on the account page.
+        RevokedByUser = "revoked_by_user",
+        /// The sign-in session it depended on ended (logout).
+        SessionEnded = "session_ended",
+        PasswordChanged = "password_changed",
+        UserDeleted = "user_deleted",
+        ClientDeleted = "client_deleted",
+        /// The user withdrew consent to the client.
+        ConsentRevoked = "consent_revoked",
+    }
+}
+
+named! {
+    /// What an audit event records (`audit_events.kind`).
+    pub enum AuditKind {
+        RefreshReuseDetected = "refresh.reuse_detected",
+        CodeReplayDetected = "code.replay_detected",
+        LoginFailed = "login.failed",
+    }
+}
+
+named! {
+    /// Where a device authorization stands (`device_codes.status`).
+    pub enum DeviceStatus {
+        /// Waiting for the user.
+        Pending = "pending",
+        /// Approved; tokens are issued at the device's next poll (while the session is live).
+        Approved = "approved",
+        Denied = "denied",
+        /// Exchanged for tokens.
+        Consumed = "consumed",
+        /// Approved, but its sign-in session ended before the device collected it (logout,
+        /// password change, consent withdrawn): polls get `expired_token`.
+        Ended = "ended",
+    }
+}
+
 /// The grant types a client may be registered for.
 pub const GRANT_TYPES: &[&str] = &[
     "authorization_code",
@@ -154,7 +230,7 @@ pub struct Family {
     pub rotated_at_ms: i64,
     pub grace_used: i64,
     pub revoked_at_ms: Option<i64>,
-    pub revoked_reason: Option<String>,
+    pub revoked_reason: Option<RevocationReason>,
     pub last_used_at_ms: i64,
     pub last_user_agent: Option<String>,
 }
@@ -187,7 +263,7 @@ pub struct DeviceCode {
     pub client_id: String,
     pub scope: String,
     /// `pending`, `approved`, `denied` or `consumed`.
-    pub status: String,
+    pub status: DeviceStatus,
     pub interval_s: i64,
     pub last_poll_ms: Option<i64>,
     pub user_id: Option<String>,
@@ -201,7 +277,7 @@ pub struct DeviceCode {
 /// A security-relevant event, written in the same transaction as what it records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
-    pub kind: &'static str,
+    pub kind: AuditKind,
     pub client_id: Option<String>,
     pub user_id: Option<String>,
     pub family_id: Option<String>,

@@ -60,7 +60,7 @@ pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Resul
             user_code: user_code.clone(),
             client_id: client.id.clone(),
             scope: scope.to_string(),
-            status: "pending".into(),
+            status: crate::domain::model::DeviceStatus::Pending,
             interval_s: interval,
             last_poll_ms: None,
             user_id: None,

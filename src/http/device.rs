@@ -75,7 +75,7 @@ fn entry(st: &AppState, session: &Session, user: &User, status: StatusCode, erro
 async fn confirm(st: &AppState, session: &Session, user: &User, input: &str) -> Option<Response> {
     let code = normalize(input)?;
     let d = st.app.store.find_device(&code).await.ok()??;
-    if d.status != "pending" || now_ms() >= d.expires_at_ms {
+    if d.status != crate::domain::model::DeviceStatus::Pending || now_ms() >= d.expires_at_ms {
         return None;
     }
     let client = st.app.store.get_client(&d.client_id).await.ok()??;

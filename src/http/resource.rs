@@ -338,7 +338,7 @@ async fn revoke_inner(st: &AppState, addr: SocketAddr, headers: &HeaderMap, body
                 return Err(foreign());
             }
             store
-                .revoke_family(&f.id, "revoked_by_client", now_ms())
+                .revoke_family(&f.id, crate::domain::model::RevocationReason::RevokedByClient, now_ms())
                 .await
                 .map_err(OAuthError::from)?;
         }

@@ -194,7 +194,7 @@ pub async fn login(
             .store
             .audit(
                 AuditEvent {
-                    kind: "login.failed",
+                    kind: crate::domain::model::AuditKind::LoginFailed,
                     client_id: None,
                     user_id: None,
                     family_id: None,
@@ -366,7 +366,7 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
     let store = &st.app.store;
     let done = match (form.get("grant_id"), form.get("client_id"), form.get("session_id")) {
         (Some(g), None, None) => store
-            .revoke_user_family(&user.id, g, "revoked_by_user", now)
+            .revoke_user_family(&user.id, g, crate::domain::model::RevocationReason::RevokedByUser, now)
             .await
             .map(|ok| ok as u64),
         (None, Some(c), None) => store.revoke_consent(&user.id, c, now).await,

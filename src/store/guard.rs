@@ -20,6 +20,7 @@
 //! response leaves (the crash-consistency rule of `docs/reliability.md`), never a partial write.
 
 use super::*;
+use crate::domain::model::RevocationReason;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ guarded_store! {
     fn delete_user(&self, user_id: &str, now_ms: i64) -> bool;
     fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> u64;
     fn list_user_families(&self, user_id: &str) -> Vec<Family>;
-    fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> bool;
+    fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool;
     fn insert_device(&self, device: DeviceCode) -> ();
     fn find_device(&self, user_code: &str) -> Option<DeviceCode>;
     fn decide_device(&self, user_code: &str, approval: Option<(String, String, i64)>, now_ms: i64) -> bool;
@@ -146,7 +147,7 @@ guarded_store! {
     fn rotate_refresh(&self, req: RotateRequest) -> RotateOutcome;
     fn find_refresh(&self, hash: [u8; 32]) -> Option<(i64, Family)>;
     fn get_family(&self, id: &str) -> Option<Family>;
-    fn revoke_family(&self, id: &str, reason: &str, now_ms: i64) -> bool;
+    fn revoke_family(&self, id: &str, reason: RevocationReason, now_ms: i64) -> bool;
     fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> ();
     fn is_access_token_revoked(&self, jti: &str) -> bool;
     fn audit(&self, event: AuditEvent, now_ms: i64) -> ();

@@ -297,7 +297,13 @@ pub trait Store: Send + Sync + 'static {
     /// The user's families that are not revoked (newest first).
     async fn list_user_families(&self, user_id: &str) -> Result<Vec<Family>>;
     /// Revokes one of the user's families; false when it is not theirs or already revoked.
-    async fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> Result<bool>;
+    async fn revoke_user_family(
+        &self,
+        user_id: &str,
+        family_id: &str,
+        reason: crate::domain::model::RevocationReason,
+        now_ms: i64,
+    ) -> Result<bool>;
 
     async fn insert_device(&self, device: DeviceCode) -> Result<()>;
     async fn find_device(&self, user_code: &str) -> Result<Option<DeviceCode>>;
@@ -341,7 +347,12 @@ pub trait Store: Send + Sync + 'static {
     async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>>;
     async fn get_family(&self, id: &str) -> Result<Option<Family>>;
     /// Revokes a family; false when it was unknown or already revoked.
-    async fn revoke_family(&self, id: &str, reason: &str, now_ms: i64) -> Result<bool>;
+    async fn revoke_family(
+        &self,
+        id: &str,
+        reason: crate::domain::model::RevocationReason,
+        now_ms: i64,
+    ) -> Result<bool>;
 
     async fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> Result<()>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;

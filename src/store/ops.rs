@@ -14,7 +14,7 @@ use super::sql::{args, Conn, Stmt};
 use super::*;
 use crate::domain::device::{self, Poll};
 use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
-use crate::domain::model::DeviceCode;
+use crate::domain::model::{AuditKind, DeviceCode, DeviceStatus, RevocationReason};
 
 /// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
 /// when it was ended, else its expiry; NULL when there is no such session), as a scalar
@@ -147,13 +147,12 @@ static DELETE_CLIENT_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE client_id 
 // are deleted and its approved, uncollected device codes are marked `ended` (polls then get
 // `expired_token`). Families with `offline_access` outlive the session; an unredeemed code never.
 static END_SESSION_DEVICES: Stmt =
-    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND session_id = $1");
+    Stmt::new("UPDATE device_codes SET status = $2 WHERE status = $3 AND session_id = $1");
 static END_SESSION_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND session_id = $1");
-static END_USER_DEVICES: Stmt =
-    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND user_id = $1");
+static END_USER_DEVICES: Stmt = Stmt::new("UPDATE device_codes SET status = $2 WHERE status = $3 AND user_id = $1");
 static END_USER_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1");
 static END_GRANT_DEVICES: Stmt =
-    Stmt::new("UPDATE device_codes SET status = 'ended' WHERE status = 'approved' AND user_id = $1 AND client_id = $2");
+    Stmt::new("UPDATE device_codes SET status = $3 WHERE status = $4 AND user_id = $1 AND client_id = $2");
 static END_GRANT_CODES: Stmt =
     Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1 AND client_id = $2");
 
@@ -173,15 +172,13 @@ static GET_DEVICE_LOCKED: Stmt = Stmt::new(concat!(
     device_cols!(),
     " FROM device_codes WHERE device_hash = $1 FOR UPDATE"
 ));
-static APPROVE_DEVICE: Stmt = Stmt::new("UPDATE device_codes SET status = 'approved', user_id = $2, session_id = $3, auth_time = $4 WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $5");
-static DENY_DEVICE: Stmt = Stmt::new(
-    "UPDATE device_codes SET status = 'denied' WHERE user_code = $1 AND status = 'pending' AND expires_at_ms > $2",
-);
+static APPROVE_DEVICE: Stmt = Stmt::new("UPDATE device_codes SET status = $6, user_id = $2, session_id = $3, auth_time = $4 WHERE user_code = $1 AND status = $7 AND expires_at_ms > $5");
+static DENY_DEVICE: Stmt =
+    Stmt::new("UPDATE device_codes SET status = $3 WHERE user_code = $1 AND status = $4 AND expires_at_ms > $2");
 static DEVICE_POLLED: Stmt = Stmt::new("UPDATE device_codes SET last_poll_ms = $2 WHERE device_hash = $1");
 static DEVICE_SLOWED: Stmt =
     Stmt::new("UPDATE device_codes SET last_poll_ms = $2, interval_s = interval_s + 5 WHERE device_hash = $1");
-static DEVICE_CONSUMED: Stmt =
-    Stmt::new("UPDATE device_codes SET status = 'consumed', family_id = $2 WHERE device_hash = $1");
+static DEVICE_CONSUMED: Stmt = Stmt::new("UPDATE device_codes SET status = $3, family_id = $2 WHERE device_hash = $1");
 static DELETE_USER_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE user_id = $1");
 static DELETE_CLIENT_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE client_id = $1");
 
@@ -257,6 +254,11 @@ static SWEEP_TOKENS: Stmt = Stmt::new(
      (SELECT hash FROM refresh_tokens WHERE ttl_ms = $1 AND forget_at_ms < $2 LIMIT $3)",
 );
 
+/// Device statuses bound into statements.
+const PENDING: &str = DeviceStatus::Pending.as_str();
+const APPROVED: &str = DeviceStatus::Approved.as_str();
+const ENDED: &str = DeviceStatus::Ended.as_str();
+
 // ---- clients ----------------------------------------------------------------------------------
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -300,8 +302,11 @@ pub async fn list_clients<C: Conn>(c: &mut C) -> Result<Vec<Client>> {
 /// Deletes a client: its families are revoked, and nothing outstanding (consent, code, device
 /// code, pushed request) may still turn into a grant of it.
 pub async fn delete_client<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<bool> {
-    c.exec(&REVOKE_CLIENT_FAMILIES, args![id, now_ms, "client_deleted"])
-        .await?;
+    c.exec(
+        &REVOKE_CLIENT_FAMILIES,
+        args![id, now_ms, RevocationReason::ClientDeleted.as_str()],
+    )
+    .await?;
     for st in [
         &DELETE_CLIENT_CONSENTS,
         &DELETE_CLIENT_CODES,
@@ -362,17 +367,23 @@ pub async fn find_user_by_username<C: Conn>(c: &mut C, username: &str) -> Result
 /// codes, sessions, codes).
 pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms: i64) -> Result<bool> {
     let n = c.exec(&SET_PASSWORD, args![user_id, hash]).await?;
-    c.exec(&END_USER_DEVICES, args![user_id]).await?;
+    c.exec(&END_USER_DEVICES, args![user_id, ENDED, APPROVED]).await?;
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
-    c.exec(&REVOKE_USER_FAMILIES, args![user_id, now_ms, "password_changed"])
-        .await?;
+    c.exec(
+        &REVOKE_USER_FAMILIES,
+        args![user_id, now_ms, RevocationReason::PasswordChanged.as_str()],
+    )
+    .await?;
     c.exec(&END_USER_CODES, args![user_id]).await?;
     Ok(n > 0)
 }
 
 pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Result<bool> {
-    c.exec(&REVOKE_USER_FAMILIES, args![user_id, now_ms, "user_deleted"])
-        .await?;
+    c.exec(
+        &REVOKE_USER_FAMILIES,
+        args![user_id, now_ms, RevocationReason::UserDeleted.as_str()],
+    )
+    .await?;
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
     for st in [&DELETE_USER_CONSENTS, &DELETE_USER_CODES, &DELETE_USER_DEVICES] {
         c.exec(st, args![user_id]).await?;
@@ -382,11 +393,12 @@ pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Resu
 
 pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
     c.exec(&DELETE_CONSENT, args![user_id, client_id]).await?;
-    c.exec(&END_GRANT_DEVICES, args![user_id, client_id]).await?;
+    c.exec(&END_GRANT_DEVICES, args![user_id, client_id, ENDED, APPROVED])
+        .await?;
     c.exec(&END_GRANT_CODES, args![user_id, client_id]).await?;
     c.exec(
         &REVOKE_GRANT_FAMILIES,
-        args![user_id, client_id, now_ms, "consent_revoked"],
+        args![user_id, client_id, now_ms, RevocationReason::ConsentRevoked.as_str()],
     )
     .await
 }
@@ -399,11 +411,11 @@ pub async fn revoke_user_family<C: Conn>(
     c: &mut C,
     user_id: &str,
     family_id: &str,
-    reason: &str,
+    reason: RevocationReason,
     now_ms: i64,
 ) -> Result<bool> {
     let n = c
-        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason])
+        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason.as_str()])
         .await?;
     Ok(n == 1)
 }
@@ -418,7 +430,7 @@ pub async fn insert_device<C: Conn>(c: &mut C, d: &DeviceCode) -> Result<()> {
             d.user_code,
             d.client_id,
             d.scope,
-            d.status,
+            d.status.as_str(),
             d.interval_s,
             d.last_poll_ms,
             d.user_id,
@@ -445,10 +457,19 @@ pub async fn decide_device<C: Conn>(
 ) -> Result<bool> {
     let n = match approval {
         Some((user, session, auth_time)) => {
-            c.exec(&APPROVE_DEVICE, args![user_code, user, session, auth_time, now_ms])
-                .await?
+            c.exec(
+                &APPROVE_DEVICE,
+                args![user_code, user, session, auth_time, now_ms, APPROVED, PENDING],
+            )
+            .await?
         }
-        None => c.exec(&DENY_DEVICE, args![user_code, now_ms]).await?,
+        None => {
+            c.exec(
+                &DENY_DEVICE,
+                args![user_code, now_ms, DeviceStatus::Denied.as_str(), PENDING],
+            )
+            .await?
+        }
     };
     Ok(n == 1)
 }
@@ -462,8 +483,8 @@ pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceO
     let Some(mut d) = c.one(&GET_DEVICE_LOCKED, args![hash], rows::device).await? else {
         return Ok(DeviceOutcome::NotFound);
     };
-    let session_end = match (&d.status[..], &d.session_id) {
-        ("approved", Some(sid)) => c
+    let session_end = match (d.status, &d.session_id) {
+        (DeviceStatus::Approved, Some(sid)) => c
             .one(&SESSION_END_LOCKED, args![sid], rows::opt_i64_col)
             .await?
             .flatten(),
@@ -485,8 +506,12 @@ pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceO
                 .family
                 .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
             insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
-            c.exec(&DEVICE_CONSUMED, args![hash, family.id]).await?;
-            d.status = "consumed".into();
+            c.exec(
+                &DEVICE_CONSUMED,
+                args![hash, family.id, DeviceStatus::Consumed.as_str()],
+            )
+            .await?;
+            d.status = DeviceStatus::Consumed;
             d.family_id = Some(family.id.clone());
             return Ok(DeviceOutcome::Issued {
                 device: Box::new(d),
@@ -562,11 +587,14 @@ pub async fn get_session_by_token<C: Conn>(c: &mut C, token_hash: &[u8; 32]) -> 
 /// Ends a session, what hangs on it, and its session-bound families (lock order: device codes,
 /// session, codes, as in `poll_device` and code redemption).
 pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u64> {
-    c.exec(&END_SESSION_DEVICES, args![id]).await?;
+    c.exec(&END_SESSION_DEVICES, args![id, ENDED, APPROVED]).await?;
     c.exec(&END_SESSION, args![id, now_ms]).await?;
     c.exec(&END_SESSION_CODES, args![id]).await?;
-    c.exec(&REVOKE_SESSION_FAMILIES, args![id, now_ms, "session_ended"])
-        .await
+    c.exec(
+        &REVOKE_SESSION_FAMILIES,
+        args![id, now_ms, RevocationReason::SessionEnded.as_str()],
+    )
+    .await
 }
 
 pub async fn list_user_sessions<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Session>> {
@@ -654,7 +682,7 @@ pub async fn insert_family<C: Conn>(c: &mut C, f: &Family, refresh: Option<&[u8;
             f.rotated_at_ms,
             f.grace_used,
             f.revoked_at_ms,
-            f.revoked_reason,
+            f.revoked_reason.map(RevocationReason::as_str),
             f.last_used_at_ms,
             f.last_user_agent
         ],
@@ -674,14 +702,14 @@ pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> 
     c.one(&GET_FAMILY, args![id], rows::family).await
 }
 
-pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: &str, now_ms: i64) -> Result<bool> {
-    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason]).await? > 0)
+pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
+    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason.as_str()]).await? > 0)
 }
 
 pub async fn audit<C: Conn>(c: &mut C, e: &AuditEvent, now_ms: i64) -> Result<()> {
     c.exec(
         &INSERT_AUDIT,
-        args![now_ms, e.kind, e.client_id, e.user_id, e.family_id, e.detail],
+        args![now_ms, e.kind.as_str(), e.client_id, e.user_id, e.family_id, e.detail],
     )
     .await?;
     Ok(())
@@ -696,7 +724,7 @@ pub fn reuse_detail(presented: i64, current: i64) -> String {
 async fn revoke_and_audit<C: Conn>(
     c: &mut C,
     family: &Family,
-    reason: &str,
+    reason: RevocationReason,
     event: AuditEvent,
     now_ms: i64,
 ) -> Result<bool> {
@@ -799,7 +827,7 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
         Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
         Decision::Reuse => {
             let event = reuse_event(&family, generation, current);
-            revoke_and_audit(c, &family, "refresh_token_reuse", event, req.now_ms).await?;
+            revoke_and_audit(c, &family, RevocationReason::RefreshTokenReuse, event, req.now_ms).await?;
             Ok(RotateOutcome::Reused { family_id: family.id })
         }
         Decision::Rotate | Decision::GraceReissue => {
@@ -844,7 +872,7 @@ pub fn attempt(req: &RotateRequest) -> RefreshAttempt<'_> {
 /// The audit event of a detected refresh-token reuse.
 pub fn reuse_event(family: &Family, presented: i64, current: i64) -> AuditEvent {
     AuditEvent {
-        kind: "refresh.reuse_detected",
+        kind: AuditKind::RefreshReuseDetected,
         client_id: Some(family.client_id.clone()),
         user_id: Some(family.user_id.clone()),
         family_id: Some(family.id.clone()),
@@ -855,7 +883,7 @@ pub fn reuse_event(family: &Family, presented: i64, current: i64) -> AuditEvent 
 /// The audit event of a replayed authorization code.
 pub fn replay_event(code: &AuthCode, family_id: &str) -> AuditEvent {
     AuditEvent {
-        kind: "code.replay_detected",
+        kind: AuditKind::CodeReplayDetected,
         client_id: Some(code.client_id.clone()),
         user_id: Some(code.user_id.clone()),
         family_id: Some(family_id.to_string()),
@@ -924,7 +952,7 @@ pub async fn redeem_serial<C: Conn>(c: &mut C, req: &RedeemCode) -> Result<Redee
 
 /// A second redemption of a code: revoke the family its first redemption created.
 pub async fn revoke_replayed<C: Conn>(c: &mut C, code: &AuthCode, family_id: &str, now_ms: i64) -> Result<()> {
-    if revoke_family(c, family_id, "authorization_code_replay", now_ms).await? {
+    if revoke_family(c, family_id, RevocationReason::AuthorizationCodeReplay, now_ms).await? {
         audit(c, &replay_event(code, family_id), now_ms).await?;
     }
     Ok(())

@@ -16,8 +16,8 @@ use super::sql::{args, Conn, Stmt};
 use super::sql_store::{Backend, OpFuture, SqlStore};
 use super::*;
 use crate::domain::grant::{apply, check_code, decide, CodeCheck, Decision, Reject};
+use crate::domain::model::{AuditKind, RevocationReason};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use std::future::Future;
 use tokio_postgres::NoTls;
 
 const MIGRATIONS: &[&str] = &[
@@ -204,12 +204,12 @@ impl Backend for Postgres {
         }
     }
 
-    fn rotate(&self, req: RotateRequest) -> impl Future<Output = Result<RotateOutcome>> + Send {
-        async move { rotate(&mut self.conn().await?, &req).await }
+    async fn rotate(&self, req: RotateRequest) -> Result<RotateOutcome> {
+        rotate(&mut self.conn().await?, &req).await
     }
 
-    fn redeem(&self, req: RedeemCode) -> impl Future<Output = Result<RedeemOutcome>> + Send {
-        async move { redeem(&mut self.conn().await?, &req).await }
+    async fn redeem(&self, req: RedeemCode) -> Result<RedeemOutcome> {
+        redeem(&mut self.conn().await?, &req).await
     }
 }
 
@@ -221,8 +221,8 @@ async fn revoke_replayed(c: &mut Object, family_id: Option<String>, now_ms: i64)
             args![
                 fid,
                 now_ms,
-                "authorization_code_replay",
-                "code.replay_detected",
+                RevocationReason::AuthorizationCodeReplay.as_str(),
+                AuditKind::CodeReplayDetected.as_str(),
                 None::<String>
             ],
         )
@@ -270,7 +270,7 @@ async fn redeem(c: &mut Object, req: &RedeemCode) -> Result<RedeemOutcome> {
                         f.rotated_at_ms,
                         f.grace_used,
                         f.revoked_at_ms,
-                        f.revoked_reason,
+                        f.revoked_reason.map(RevocationReason::as_str),
                         f.last_used_at_ms,
                         f.last_user_agent,
                         refresh,
@@ -333,7 +333,13 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
                 let n = c
                     .exec(
                         &REVOKE_AND_AUDIT,
-                        args![family.id, req.now_ms, "refresh_token_reuse", event.kind, event.detail],
+                        args![
+                            family.id,
+                            req.now_ms,
+                            RevocationReason::RefreshTokenReuse.as_str(),
+                            event.kind.as_str(),
+                            event.detail
+                        ],
                     )
                     .await?;
                 if n == 1 {

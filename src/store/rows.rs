@@ -4,7 +4,9 @@
 
 use super::sql::RowRef;
 use super::{ParRequest, Result};
-use crate::domain::model::{AuthCode, AuthMethod, Client, DeviceCode, Family, KeyRecord, Session, User};
+use crate::domain::model::{
+    AuthCode, AuthMethod, Client, DeviceCode, DeviceStatus, Family, KeyRecord, RevocationReason, Session, User,
+};
 
 macro_rules! client_cols {
     () => {
@@ -96,7 +98,10 @@ pub fn family_at(r: &RowRef<'_>, o: usize) -> Result<Family> {
         rotated_at_ms: r.get(o + 13)?,
         grace_used: r.get(o + 14)?,
         revoked_at_ms: r.get(o + 15)?,
-        revoked_reason: r.get(o + 16)?,
+        revoked_reason: r
+            .get::<Option<String>>(o + 16)?
+            .map(|s| named(&s, RevocationReason::parse))
+            .transpose()?,
         last_used_at_ms: r.get(o + 17)?,
         last_user_agent: r.get(o + 18)?,
     })
@@ -142,7 +147,7 @@ pub fn device(r: &RowRef<'_>) -> Result<DeviceCode> {
         user_code: r.get(1)?,
         client_id: r.get(2)?,
         scope: r.get(3)?,
-        status: r.get(4)?,
+        status: named(&r.get::<String>(4)?, DeviceStatus::parse)?,
         interval_s: r.get(5)?,
         last_poll_ms: r.get(6)?,
         user_id: r.get(7)?,
@@ -189,6 +194,11 @@ pub fn par(r: &RowRef<'_>) -> Result<ParRequest> {
         expires_at_ms: r.get(3)?,
         used_at_ms: r.get(4)?,
     })
+}
+
+/// A stored name of a domain enum.
+fn named<T>(s: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(s).ok_or_else(|| super::StoreError::Backend(format!("unknown stored name {s:?}")))
 }
 
 pub fn i64_col(r: &RowRef<'_>) -> Result<i64> {

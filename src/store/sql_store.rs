@@ -5,6 +5,7 @@
 
 use super::sql::Conn;
 use super::*;
+use crate::domain::model::RevocationReason;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -107,9 +108,15 @@ impl<B: Backend> Store for SqlStore<B> {
         let id = user_id.to_string();
         run!(self.read, list_user_families(id))
     }
-    async fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: &str, now_ms: i64) -> Result<bool> {
-        let (u, f, why) = (user_id.to_string(), family_id.to_string(), reason.to_string());
-        run!(self.write_one, revoke_user_family(u, f, why), now_ms)
+    async fn revoke_user_family(
+        &self,
+        user_id: &str,
+        family_id: &str,
+        reason: RevocationReason,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let (u, f) = (user_id.to_string(), family_id.to_string());
+        run!(self.write_one, revoke_user_family(u, f), reason, now_ms)
     }
 
     async fn insert_device(&self, d: DeviceCode) -> Result<()> {
@@ -187,9 +194,9 @@ impl<B: Backend> Store for SqlStore<B> {
         let id = id.to_string();
         run!(self.read, get_family(id))
     }
-    async fn revoke_family(&self, id: &str, reason: &str, now_ms: i64) -> Result<bool> {
-        let (id, why) = (id.to_string(), reason.to_string());
-        run!(self.write_one, revoke_family(id, why), now_ms)
+    async fn revoke_family(&self, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
+        let id = id.to_string();
+        run!(self.write_one, revoke_family(id), reason, now_ms)
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> Result<()> {
