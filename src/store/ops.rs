@@ -10,7 +10,7 @@
 //! everywhere: device code → session → code.
 
 use super::rows::{self, client_cols, code_cols, device_cols, family_cols, key_cols, session_cols, user_cols};
-use super::sql::{args, Conn, Stmt};
+use super::sql::{args, Arg, Conn, Stmt};
 use super::*;
 use crate::domain::device::{self, Poll};
 use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
@@ -255,9 +255,9 @@ static SWEEP_TOKENS: Stmt = Stmt::new(
 );
 
 /// Device statuses bound into statements.
-const PENDING: &str = DeviceStatus::Pending.as_str();
-const APPROVED: &str = DeviceStatus::Approved.as_str();
-const ENDED: &str = DeviceStatus::Ended.as_str();
+const PENDING: DeviceStatus = DeviceStatus::Pending;
+const APPROVED: DeviceStatus = DeviceStatus::Approved;
+const ENDED: DeviceStatus = DeviceStatus::Ended;
 
 // ---- clients ----------------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ pub async fn list_clients<C: Conn>(c: &mut C) -> Result<Vec<Client>> {
 pub async fn delete_client<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<bool> {
     c.exec(
         &REVOKE_CLIENT_FAMILIES,
-        args![id, now_ms, RevocationReason::ClientDeleted.as_str()],
+        args![id, now_ms, RevocationReason::ClientDeleted],
     )
     .await?;
     for st in [
@@ -371,7 +371,7 @@ pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms:
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
     c.exec(
         &REVOKE_USER_FAMILIES,
-        args![user_id, now_ms, RevocationReason::PasswordChanged.as_str()],
+        args![user_id, now_ms, RevocationReason::PasswordChanged],
     )
     .await?;
     c.exec(&END_USER_CODES, args![user_id]).await?;
@@ -381,7 +381,7 @@ pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms:
 pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Result<bool> {
     c.exec(
         &REVOKE_USER_FAMILIES,
-        args![user_id, now_ms, RevocationReason::UserDeleted.as_str()],
+        args![user_id, now_ms, RevocationReason::UserDeleted],
     )
     .await?;
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
@@ -398,7 +398,7 @@ pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, 
     c.exec(&END_GRANT_CODES, args![user_id, client_id]).await?;
     c.exec(
         &REVOKE_GRANT_FAMILIES,
-        args![user_id, client_id, now_ms, RevocationReason::ConsentRevoked.as_str()],
+        args![user_id, client_id, now_ms, RevocationReason::ConsentRevoked],
     )
     .await
 }
@@ -415,7 +415,7 @@ pub async fn revoke_user_family<C: Conn>(
     now_ms: i64,
 ) -> Result<bool> {
     let n = c
-        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason.as_str()])
+        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason])
         .await?;
     Ok(n == 1)
 }
@@ -430,7 +430,7 @@ pub async fn insert_device<C: Conn>(c: &mut C, d: &DeviceCode) -> Result<()> {
             d.user_code,
             d.client_id,
             d.scope,
-            d.status.as_str(),
+            d.status,
             d.interval_s,
             d.last_poll_ms,
             d.user_id,
@@ -464,11 +464,8 @@ pub async fn decide_device<C: Conn>(
             .await?
         }
         None => {
-            c.exec(
-                &DENY_DEVICE,
-                args![user_code, now_ms, DeviceStatus::Denied.as_str(), PENDING],
-            )
-            .await?
+            c.exec(&DENY_DEVICE, args![user_code, now_ms, DeviceStatus::Denied, PENDING])
+                .await?
         }
     };
     Ok(n == 1)
@@ -506,11 +503,8 @@ pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceO
                 .family
                 .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
             insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
-            c.exec(
-                &DEVICE_CONSUMED,
-                args![hash, family.id, DeviceStatus::Consumed.as_str()],
-            )
-            .await?;
+            c.exec(&DEVICE_CONSUMED, args![hash, family.id, DeviceStatus::Consumed])
+                .await?;
             d.status = DeviceStatus::Consumed;
             d.family_id = Some(family.id.clone());
             return Ok(DeviceOutcome::Issued {
@@ -592,7 +586,7 @@ pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u6
     c.exec(&END_SESSION_CODES, args![id]).await?;
     c.exec(
         &REVOKE_SESSION_FAMILIES,
-        args![id, now_ms, RevocationReason::SessionEnded.as_str()],
+        args![id, now_ms, RevocationReason::SessionEnded],
     )
     .await
 }
@@ -662,32 +656,33 @@ pub async fn insert_refresh<C: Conn>(
 }
 
 /// A new family and, when the client may refresh, its first refresh token.
+/// A family's columns in `INSERT_FAMILY` order (`$1` … `$19`).
+pub fn family_args(f: &Family) -> [&dyn Arg; 19] {
+    *args![
+        f.id,
+        f.client_id,
+        f.user_id,
+        f.scope,
+        f.authorization_details,
+        f.dpop_jkt,
+        f.session_id,
+        f.sid,
+        f.auth_time,
+        f.created_at_ms,
+        f.absolute_expires_at_ms,
+        f.idle_expires_at_ms,
+        f.generation,
+        f.rotated_at_ms,
+        f.grace_used,
+        f.revoked_at_ms,
+        f.revoked_reason,
+        f.last_used_at_ms,
+        f.last_user_agent
+    ]
+}
+
 pub async fn insert_family<C: Conn>(c: &mut C, f: &Family, refresh: Option<&[u8; 32]>, now_ms: i64) -> Result<()> {
-    c.exec(
-        &INSERT_FAMILY,
-        args![
-            f.id,
-            f.client_id,
-            f.user_id,
-            f.scope,
-            f.authorization_details,
-            f.dpop_jkt,
-            f.session_id,
-            f.sid,
-            f.auth_time,
-            f.created_at_ms,
-            f.absolute_expires_at_ms,
-            f.idle_expires_at_ms,
-            f.generation,
-            f.rotated_at_ms,
-            f.grace_used,
-            f.revoked_at_ms,
-            f.revoked_reason.map(RevocationReason::as_str),
-            f.last_used_at_ms,
-            f.last_user_agent
-        ],
-    )
-    .await?;
+    c.exec(&INSERT_FAMILY, &family_args(f)).await?;
     if let Some(h) = refresh {
         insert_refresh(c, h, f, f.generation, now_ms).await?;
     }
@@ -703,13 +698,13 @@ pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> 
 }
 
 pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
-    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason.as_str()]).await? > 0)
+    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason]).await? > 0)
 }
 
 pub async fn audit<C: Conn>(c: &mut C, e: &AuditEvent, now_ms: i64) -> Result<()> {
     c.exec(
         &INSERT_AUDIT,
-        args![now_ms, e.kind.as_str(), e.client_id, e.user_id, e.family_id, e.detail],
+        args![now_ms, e.kind, e.client_id, e.user_id, e.family_id, e.detail],
     )
     .await?;
     Ok(())

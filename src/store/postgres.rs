@@ -12,8 +12,8 @@
 //!   statement guarded on the code being unconsumed and its session live.
 
 use super::rows;
-use super::sql::{args, Conn, Stmt};
-use super::sql_store::{Backend, OpFuture, SqlStore};
+use super::sql::{args, Arg, Conn, Stmt};
+use super::sql_store::{Backend, Op, SqlStore};
 use super::*;
 use crate::domain::grant::{apply, check_code, decide, CodeCheck, Decision, Reject};
 use crate::domain::model::{AuditKind, RevocationReason};
@@ -165,28 +165,16 @@ fn is_jti_conflict(e: &tokio_postgres::Error) -> bool {
 impl Backend for Postgres {
     type Conn = Object;
 
-    async fn read<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Object) -> OpFuture<'c, T> + Send + 'static,
-    {
+    async fn read<T: Send + 'static>(&self, op: impl Op<Object, T>) -> Result<T> {
         let mut c = self.conn().await?;
         op(&mut c).await
     }
 
-    async fn write_one<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Object) -> OpFuture<'c, T> + Send + 'static,
-    {
+    async fn write_one<T: Send + 'static>(&self, op: impl Op<Object, T>) -> Result<T> {
         self.read(op).await
     }
 
-    async fn write<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Object) -> OpFuture<'c, T> + Send + 'static,
-    {
+    async fn write<T: Send + 'static>(&self, op: impl Op<Object, T>) -> Result<T> {
         let c = self.conn().await?;
         c.batch_execute("BEGIN").await?;
         let mut tx = InTransaction(Some(c));
@@ -221,8 +209,8 @@ async fn revoke_replayed(c: &mut Object, family_id: Option<String>, now_ms: i64)
             args![
                 fid,
                 now_ms,
-                RevocationReason::AuthorizationCodeReplay.as_str(),
-                AuditKind::CodeReplayDetected.as_str(),
+                RevocationReason::AuthorizationCodeReplay,
+                AuditKind::CodeReplayDetected,
                 None::<String>
             ],
         )
@@ -248,38 +236,10 @@ async fn redeem(c: &mut Object, req: &RedeemCode) -> Result<RedeemOutcome> {
             let f = ops::code_family(req, &code);
             let refresh: Option<&[u8]> = req.family.refresh_hash.as_ref().map(|h| &h[..]);
             let (ttl_ms, forget_at_ms) = ops::token_lifetime(&f, req.now_ms);
-            let made = c
-                .one(
-                    &REDEEM,
-                    args![
-                        hash,
-                        req.now_ms,
-                        f.id,
-                        f.client_id,
-                        f.user_id,
-                        f.scope,
-                        f.authorization_details,
-                        f.dpop_jkt,
-                        f.session_id,
-                        f.sid,
-                        f.auth_time,
-                        f.created_at_ms,
-                        f.absolute_expires_at_ms,
-                        f.idle_expires_at_ms,
-                        f.generation,
-                        f.rotated_at_ms,
-                        f.grace_used,
-                        f.revoked_at_ms,
-                        f.revoked_reason.map(RevocationReason::as_str),
-                        f.last_used_at_ms,
-                        f.last_user_agent,
-                        refresh,
-                        ttl_ms,
-                        forget_at_ms
-                    ],
-                    rows::i64_col,
-                )
-                .await?;
+            let mut a: Vec<&dyn Arg> = args![hash, req.now_ms].to_vec();
+            a.extend(ops::family_args(&f));
+            a.extend(args![refresh, ttl_ms, forget_at_ms]);
+            let made = c.one(&REDEEM, &a, rows::i64_col).await?;
             if made != Some(1) {
                 let now = c.one(&ops::GET_CODE, args![hash], rows::code).await?;
                 let Some(now) = now.filter(|r| r.consumed_at_ms.is_some()) else {
@@ -336,8 +296,8 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
                         args![
                             family.id,
                             req.now_ms,
-                            RevocationReason::RefreshTokenReuse.as_str(),
-                            event.kind.as_str(),
+                            RevocationReason::RefreshTokenReuse,
+                            event.kind,
                             event.detail
                         ],
                     )

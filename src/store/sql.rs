@@ -83,6 +83,38 @@ impl<T: rusqlite::ToSql + tokio_postgres::types::ToSql + Sync> Arg for T {
     }
 }
 
+/// The domain's named enums (revocation reasons, audit kinds, device statuses) bind as their
+/// names.
+macro_rules! bind_as_name {
+    ($($t:ty),*) => {$(
+        impl rusqlite::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(
+                    self.as_str().as_bytes(),
+                )))
+            }
+        }
+        impl tokio_postgres::types::ToSql for $t {
+            fn to_sql(
+                &self,
+                ty: &tokio_postgres::types::Type,
+                out: &mut bytes::BytesMut,
+            ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.as_str().to_sql(ty, out)
+            }
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                <&str as tokio_postgres::types::ToSql>::accepts(ty)
+            }
+            tokio_postgres::types::to_sql_checked!();
+        }
+    )*};
+}
+bind_as_name!(
+    crate::domain::model::RevocationReason,
+    crate::domain::model::AuditKind,
+    crate::domain::model::DeviceStatus
+);
+
 /// The values of a statement's `$1, $2, …`, in order.
 #[macro_export]
 #[doc(hidden)]

@@ -13,27 +13,21 @@ use std::pin::Pin;
 /// `Send`, so that PostgreSQL's runs on the async runtime).
 pub type OpFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
+/// An operation a backend runs on one of its connections.
+pub trait Op<C, T>: for<'c> FnOnce(&'c mut C) -> OpFuture<'c, T> + Send + 'static {}
+impl<C, T, F: for<'c> FnOnce(&'c mut C) -> OpFuture<'c, T> + Send + 'static> Op<C, T> for F {}
+
 /// What differs between SQL databases: where an operation runs, and the two operations whose
 /// concurrency control is specific (see docs/design/storage.md).
 pub trait Backend: Send + Sync + 'static {
     type Conn: Conn;
     /// Runs a read-only operation.
-    fn read<T, F>(&self, op: F) -> impl Future<Output = Result<T>> + Send
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Self::Conn) -> OpFuture<'c, T> + Send + 'static;
+    fn read<T: Send + 'static>(&self, op: impl Op<Self::Conn, T>) -> impl Future<Output = Result<T>> + Send;
     /// Runs an operation in one transaction; resolves once it is durable.
-    fn write<T, F>(&self, op: F) -> impl Future<Output = Result<T>> + Send
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Self::Conn) -> OpFuture<'c, T> + Send + 'static;
+    fn write<T: Send + 'static>(&self, op: impl Op<Self::Conn, T>) -> impl Future<Output = Result<T>> + Send;
     /// Runs an operation of one statement (atomic without a transaction where the database
     /// allows it).
-    fn write_one<T, F>(&self, op: F) -> impl Future<Output = Result<T>> + Send
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Self::Conn) -> OpFuture<'c, T> + Send + 'static,
-    {
+    fn write_one<T: Send + 'static>(&self, op: impl Op<Self::Conn, T>) -> impl Future<Output = Result<T>> + Send {
         self.write(op)
     }
     fn rotate(&self, req: RotateRequest) -> impl Future<Output = Result<RotateOutcome>> + Send;

@@ -6,7 +6,7 @@
 //! path. The operations themselves are `store::ops`, shared with PostgreSQL; they run here on the
 //! writer's or a reader's thread, where they never wait (`run_now`).
 
-use super::sql_store::{Backend, OpFuture, SqlStore};
+use super::sql_store::{Backend, Op, OpFuture, SqlStore};
 use super::*;
 use rusqlite::Connection;
 use std::future::Future;
@@ -133,11 +133,7 @@ impl Backend for Sqlite {
     type Conn = Connection;
 
     /// Runs `op` in the writer's next transaction; resolves after the COMMIT.
-    async fn write<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Connection) -> OpFuture<'c, T> + Send + 'static,
-    {
+    async fn write<T: Send + 'static>(&self, op: impl Op<Connection, T>) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: WriteJob = Box::new(move |conn| {
             let res = match conn {
@@ -162,11 +158,7 @@ impl Backend for Sqlite {
             .map_err(|_| StoreError::Backend("writer thread stopped".into()))?
     }
 
-    async fn read<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Connection) -> OpFuture<'c, T> + Send + 'static,
-    {
+    async fn read<T: Send + 'static>(&self, op: impl Op<Connection, T>) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         self.reader
             .send(Box::new(move |conn| {
