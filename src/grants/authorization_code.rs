@@ -2,7 +2,8 @@
 //! is checked and consumed, and its token family created, in one store transaction; a replayed
 //! code revokes what its first use issued.
 
-use super::refresh::{new_family, replay_entry};
+use super::dpop::replay_entry;
+use super::refresh::new_family;
 use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;

@@ -92,7 +92,13 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         .get_client(client_id)
         .await
         .map_err(|e| AuthorizeError::Page(OAuthError::from(e)))?
-        .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
+        .ok_or_else(|| {
+            AuthorizeError::Page(OAuthError::new(
+                400,
+                crate::domain::error::ErrorCode::InvalidClient,
+                "unknown client",
+            ))
+        })?;
     check(
         client,
         p,
@@ -151,14 +157,14 @@ pub fn check(
     if p.contains("request") {
         return Err(redirect(OAuthError::new(
             400,
-            "request_not_supported",
+            crate::domain::error::ErrorCode::RequestNotSupported,
             "request objects are not supported",
         )));
     }
     if p.contains("request_uri") {
         return Err(redirect(OAuthError::new(
             400,
-            "invalid_request_uri",
+            crate::domain::error::ErrorCode::InvalidRequestUri,
             "request_uri is only accepted from PAR",
         )));
     }
@@ -177,7 +183,7 @@ pub fn check(
         Some(_) => {
             return Err(redirect(OAuthError::new(
                 400,
-                "unsupported_response_type",
+                crate::domain::error::ErrorCode::UnsupportedResponseType,
                 "only response_type=code is supported",
             )))
         }

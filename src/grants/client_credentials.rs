@@ -48,6 +48,6 @@ pub async fn issue(
     if !scope.is_subset_of(&allowed) {
         return Err(OAuthError::invalid_scope("scope exceeds what the client may request"));
     }
-    super::refresh::use_proof(app, proof.as_ref()).await?;
+    super::dpop::use_proof(app, proof.as_ref()).await?;
     Ok(mint_for_client(app, &client.id, &scope, proof.as_ref()))
 }

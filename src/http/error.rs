@@ -57,5 +57,10 @@ impl IntoResponse for ApiError {
 }
 
 pub async fn not_found() -> Response {
-    ApiError(OAuthError::new(404, "not_found", "no such endpoint")).into_response()
+    ApiError(OAuthError::new(
+        404,
+        crate::domain::error::ErrorCode::NotFound,
+        "no such endpoint",
+    ))
+    .into_response()
 }
