@@ -318,7 +318,7 @@ fn operator_client(a: &ClientCreate, cfg: &Config) -> anyhow::Result<(Client, Op
         allowed_grant_types: &[],
         allowed_scopes: &[],
     };
-    let mut client = clients::blank(a.client_id.clone().unwrap_or_else(random_id), now_ms());
+    let mut client = Client::blank(a.client_id.clone().unwrap_or_else(random_id), now_ms());
     apply(&meta, &mut client, &policy).map_err(|e| anyhow::anyhow!("{}: {}", flag(e.field), e.description))?;
     client.refresh_idle_ttl_s = a.refresh_idle_ttl.map(|d| d.as_secs());
     client.refresh_absolute_ttl_s = a.refresh_absolute_ttl.map(|d| d.as_secs());

@@ -4,7 +4,6 @@
 use crate::app::App;
 use crate::domain::model::{AuthMethod, Client};
 use crate::grants::accounts::{self, NewUser};
-use crate::grants::clients;
 use crate::paths;
 use crate::util::{b64url, now_ms, random_token, sha256};
 
@@ -37,7 +36,7 @@ pub async fn setup(app: &App) -> anyhow::Result<()> {
                 grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                 scope: "openid profile email offline_access".into(),
                 post_logout_redirect_uris: vec![format!("{issuer}{}", paths::LOGIN)],
-                ..clients::blank("demo-app".into(), now_ms())
+                ..Client::blank("demo-app".into(), now_ms())
             })
             .await?;
     }

@@ -112,6 +112,28 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client with `id` and nothing else yet (to be filled by `registration::apply`).
+    pub fn blank(id: String, created_at_ms: i64) -> Client {
+        Client {
+            id,
+            name: String::new(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            secrets: vec![],
+            redirect_uris: vec![],
+            grant_types: vec![],
+            scope: String::new(),
+            dpop_bound: false,
+            require_par: false,
+            jwks: None,
+            jwks_uri: None,
+            post_logout_redirect_uris: vec![],
+            registration_token_hash: None,
+            refresh_idle_ttl_s: None,
+            refresh_absolute_ttl_s: None,
+            created_at_ms,
+        }
+    }
+
     pub fn is_public(&self) -> bool {
         self.auth_method == AuthMethod::None
     }

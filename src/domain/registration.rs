@@ -316,24 +316,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        Client {
-            id: "c1".into(),
-            name: String::new(),
-            auth_method: AuthMethod::ClientSecretBasic,
-            secrets: vec![],
-            redirect_uris: vec![],
-            grant_types: vec![],
-            scope: String::new(),
-            dpop_bound: false,
-            require_par: false,
-            jwks: None,
-            jwks_uri: None,
-            post_logout_redirect_uris: vec![],
-            registration_token_hash: None,
-            refresh_idle_ttl_s: None,
-            refresh_absolute_ttl_s: None,
-            created_at_ms: 0,
-        }
+        Client::blank("c1".into(), 0)
     }
 
     fn strings(v: &[&str]) -> Vec<String> {

@@ -9,6 +9,7 @@ use crate::domain::error::OAuthError;
 use crate::domain::grant::token_state;
 use crate::domain::model::{Client, Family};
 use crate::jose::jwt::AccessClaims;
+use crate::params::Params;
 use crate::util::now_ms;
 
 /// What introspecting one token found.
@@ -21,11 +22,13 @@ pub enum Introspection {
     Access(AccessClaims),
 }
 
-/// Introspects `token` for `client` (already authenticated).
-pub async fn introspect(app: &App, client: &Client, token: &str) -> Result<Introspection, OAuthError> {
+/// Introspects the request's `token` for `client` (already authenticated); a public client is
+/// refused before the parameters are looked at.
+pub async fn introspect(app: &App, client: &Client, p: &Params) -> Result<Introspection, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
+    let token = p.required("token")?;
     if let Some(hash) = as_refresh_token(token) {
         let found = app.store.find_refresh(hash).await.map_err(OAuthError::from)?;
         return Ok(match found {

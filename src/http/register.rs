@@ -93,7 +93,7 @@ pub async fn register(
             .check_registration(client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops))?;
         let m = metadata(&headers, body).await?;
         let now = now_ms();
-        let mut client = clients::blank(random_id(), now);
+        let mut client = Client::blank(random_id(), now);
         apply(&m, &mut client, &policy(&st)).map_err(invalid)?;
         let secret = clients::issue_secret(&mut client);
         let rat = random_token();

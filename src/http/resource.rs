@@ -235,8 +235,7 @@ async fn introspect_inner(
     body: Body,
 ) -> Result<Value, OAuthError> {
     let (client, p) = authenticated(st, addr, headers, body, paths::INTROSPECT).await?;
-    let token = p.required("token")?;
-    Ok(match introspection::introspect(&st.app, &client, token).await? {
+    Ok(match introspection::introspect(&st.app, &client, &p).await? {
         Introspection::Inactive => json!({"active": false}),
         Introspection::Refresh(f) => {
             let mut v = json!({

@@ -50,26 +50,38 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, Use
     Some((s, u))
 }
 
+/// Whether `p` is `path` with a query.
+fn with_query(p: &str, path: &str) -> bool {
+    p.strip_prefix(path).is_some_and(|rest| rest.starts_with('?'))
+}
+
+/// To the sign-in page, back to the account page after.
+fn sign_in_for_account() -> Response {
+    let to = format!("{}?return_to=%2Faccount", paths::LOGIN);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
 /// Only paths of this server that a sign-in may continue to.
 fn safe_return_to(r: Option<&str>) -> String {
     match r {
         Some(p)
-            if (p.starts_with("/oauth/authorize?")
-                || p == "/account"
-                || p == "/oauth/device"
-                || p.starts_with("/oauth/device?"))
+            if (with_query(p, paths::AUTHORIZE)
+                || p == paths::ACCOUNT
+                || p == paths::DEVICE
+                || with_query(p, paths::DEVICE))
                 && !p.contains(['\r', '\n', '\\']) =>
         {
             p.to_string()
         }
-        _ => "/account".to_string(),
+        _ => paths::ACCOUNT.to_string(),
     }
 }
 
 /// `form-action` for the login page: the client's redirect URI may end the chain.
 fn login_form_targets(return_to: &str) -> Vec<String> {
     return_to
-        .strip_prefix("/oauth/authorize?")
+        .strip_prefix(paths::AUTHORIZE)
+        .and_then(|r| r.strip_prefix('?'))
         .and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == "redirect_uri")
@@ -227,11 +239,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
 
 pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let Some((session, user)) = current(&st, &headers).await else {
-        return (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/login?return_to=%2Faccount")],
-        )
-            .into_response();
+        return sign_in_for_account();
     };
     let families = match st.app.store.list_user_families(&user.id).await {
         Ok(f) => f,
@@ -305,11 +313,7 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let Some((session, user)) = current(&st, &headers).await else {
-        return (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/login?return_to=%2Faccount")],
-        )
-            .into_response();
+        return sign_in_for_account();
     };
     if !csrf_ok(&st, "account", &session.id, form.get("csrf_token").map(String::as_str)) {
         return error_page(
