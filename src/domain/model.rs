@@ -137,8 +137,8 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.auth_method == AuthMethod::None
     }
-    pub fn allows_grant(&self, g: &str) -> bool {
-        self.grant_types.iter().any(|x| x == g)
+    pub fn allows_grant(&self, g: GrantType) -> bool {
+        self.grant_types.iter().any(|x| x == g.as_str())
     }
 }
 

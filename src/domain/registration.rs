@@ -18,7 +18,7 @@
 //! confidential client). Redirect URIs follow [`super::redirect_uri::check`].
 
 use super::error::ErrorCode;
-use super::model::{AuthMethod, Client, GRANT_TYPES};
+use super::model::{AuthMethod, Client, GrantType, GRANT_TYPES};
 use super::redirect_uri;
 use super::scope::Scope;
 use serde::{Deserialize, Serialize};
@@ -300,7 +300,7 @@ pub fn describe(c: &Client) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "token_endpoint_auth_method": c.auth_method.as_str(),
         "grant_types": c.grant_types,
-        "response_types": if c.allows_grant("authorization_code") { vec!["code"] } else { vec![] },
+        "response_types": if c.allows_grant(GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
         "scope": c.scope,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "dpop_bound_access_tokens": c.dpop_bound,

@@ -7,7 +7,7 @@ use super::refresh::new_family;
 use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::model::Client;
+use crate::domain::model::{Client, GrantType};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{RedeemCode, RedeemOutcome};
@@ -22,7 +22,7 @@ pub struct CodeInput<'a> {
 }
 
 pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the authorization_code grant",
         ));
@@ -37,7 +37,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             ));
         }
     }
-    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let outcome = app
         .store
         .redeem_code(RedeemCode {

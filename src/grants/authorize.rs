@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::model::{AuthCode, Client, Session};
+use crate::domain::model::{AuthCode, Client, GrantType, Session};
 use crate::domain::pkce;
 use crate::domain::rar::{self, Detail};
 use crate::domain::scope::Scope;
@@ -188,7 +188,7 @@ pub fn check(
             )))
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(redirect(OAuthError::unauthorized_client(
             "client may not use the authorization code flow",
         )));

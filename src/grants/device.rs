@@ -7,14 +7,12 @@ use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::device::{self, Poll};
 use crate::domain::error::{ErrorCode, OAuthError};
-use crate::domain::model::{Client, DeviceCode};
+use crate::domain::model::{Client, DeviceCode, GrantType};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{DeviceOutcome, PollDevice, StoreError};
 use crate::util::{now_ms, random_token, sha256};
 use serde::Serialize;
-
-pub const GRANT_TYPE: &str = crate::domain::model::GrantType::DeviceCode.as_str();
 
 /// The device authorization response (RFC 8628 §3.2), flat JSON.
 #[derive(Serialize)]
@@ -28,7 +26,7 @@ pub struct DeviceAuthorization {
 }
 
 pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Result<DeviceAuthorization, OAuthError> {
-    if !client.allows_grant(GRANT_TYPE) {
+    if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the device authorization grant",
         ));
@@ -97,7 +95,7 @@ pub async fn poll(
     proof: Option<Proof>,
     user_agent: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GRANT_TYPE) {
+    if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the device authorization grant",
         ));
@@ -106,7 +104,7 @@ pub async fn poll(
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
     }
     super::dpop::use_proof(app, proof.as_ref()).await?;
-    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let outcome = app
         .store
         .poll_device(PollDevice {

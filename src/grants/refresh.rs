@@ -10,7 +10,7 @@ use super::tokens::{granted_details, mint, new_refresh_token, refresh_token_hash
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::grant::{Grace, RefreshPolicy, Reject};
-use crate::domain::model::Client;
+use crate::domain::model::{Client, GrantType};
 use crate::domain::rar;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
@@ -79,7 +79,7 @@ pub fn new_family(
 }
 
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant("refresh_token") {
+    if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the refresh_token grant",
         ));
