@@ -168,37 +168,32 @@ pub async fn login(
         password: form.get("password").cloned().unwrap_or_default(),
         user_agent: user_agent(&headers),
     };
-    let form_again = |status, error| login_form(&st, &headers, status, &return_to, username, Some(error));
-    let signed_in = match accounts::sign_in(&st.app, &st.limits, request).await {
-        Ok(s) => s,
-        Err(SignInRefused::Limited(retry_after)) => {
-            return refused(
-                form_again(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many sign-in attempts. Wait a moment and try again.",
-                ),
-                retry_after,
-            )
-        }
-        Err(SignInRefused::Busy(retry_after)) => {
-            return refused(
-                form_again(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The server is busy. Try again in a moment.",
-                ),
-                retry_after,
-            )
-        }
-        Err(SignInRefused::WrongCredentials) => {
-            return form_again(StatusCode::UNAUTHORIZED, "Wrong username or password.")
-        }
+    let (status, message, retry_after) = match accounts::sign_in(&st.app, &st.limits, request).await {
+        Ok(signed_in) => return signed_in_response(&st, return_to, &signed_in.token),
         Err(SignInRefused::Unavailable(e)) => return unavailable_page(e),
+        Err(SignInRefused::Limited(retry_after)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts. Wait a moment and try again.",
+            retry_after,
+        ),
+        Err(SignInRefused::Busy(retry_after)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Try again in a moment.",
+            retry_after,
+        ),
+        Err(SignInRefused::WrongCredentials) => (StatusCode::UNAUTHORIZED, "Wrong username or password.", None),
     };
+    let page = login_form(&st, &headers, status, &return_to, username, Some(message));
+    refused(page, retry_after)
+}
+
+/// After a sign-in: the session cookie, and on to `return_to`.
+fn signed_in_response(st: &AppState, return_to: String, token: &str) -> Response {
     let ttl = st.app.cfg.session.ttl;
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        Cookie::Session.set(&st.app.cfg, &signed_in.token, Some(ttl.as_secs())),
+        Cookie::Session.set(&st.app.cfg, token, Some(ttl.as_secs())),
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
