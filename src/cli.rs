@@ -1,12 +1,16 @@
 //! Command line (clap): `serve`, `migrate`, `client …`, `user create`, `key rotate`. Wiring
-//! only: each command loads the config, opens the store and calls one store or grant function.
+//! only: each command loads the config, opens the store and calls one store or grant function
+//! (users: `grants::accounts`; client metadata: `domain::registration` with the operator's
+//! profile).
 
-use crate::app::App;
 use crate::config::Config;
-use crate::domain::model::{AuthMethod, Client, SecretHash, User};
+use crate::domain::model::{AuthMethod, Client, SecretHash};
+use crate::domain::registration::{apply, Field, Metadata, Policy, Profile};
+use crate::grants::accounts::{self, NewUser};
+use crate::grants::clients;
 use crate::jose::keys::generate;
 use crate::store::{DynStore, StoreError};
-use crate::util::{b64_decode, b64url, now_ms, random_id, random_token, sha256};
+use crate::util::{b64_decode, now_ms, random_id, random_token, sha256};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -176,6 +180,13 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The password on standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut pw = String::new();
+    std::io::stdin().read_to_string(&mut pw)?;
+    Ok(pw.trim_end_matches(['\n', '\r']).to_string())
+}
+
 async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
     if let Command::Serve { demo } = cmd {
         return crate::server::serve(cfg, demo).await;
@@ -197,10 +208,14 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
             if !password_stdin {
                 anyhow::bail!("pass the password on standard input with --password-stdin");
             }
-            let mut pw = String::new();
-            std::io::stdin().read_to_string(&mut pw)?;
-            let pw = pw.trim_end_matches(['\n', '\r']).to_string();
-            let id = create_user(&store, &username, &pw, email, name).await?;
+            let pw = read_password()?;
+            let user = NewUser {
+                username: &username,
+                password: &pw,
+                email,
+                name,
+            };
+            let id = accounts::create_user(&store, user).await?;
             println!("{}", serde_json::json!({"id": id, "username": username}));
         }
         Command::User(UserCmd::SetPassword { user, password_stdin }) => {
@@ -211,14 +226,7 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
                 .find_user_by_username(&user.username)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user {}", user.username))?;
-            let mut pw = String::new();
-            std::io::stdin().read_to_string(&mut pw)?;
-            let pw = pw.trim_end_matches(['\n', '\r']).to_string();
-            if pw.len() < 8 {
-                anyhow::bail!("password must be at least 8 characters");
-            }
-            let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw)).await??;
-            store.set_password(&u.id, &hash, now_ms()).await?;
+            accounts::set_password(&store, &u.id, &read_password()?).await?;
             println!(
                 "{}",
                 serde_json::json!({"id": u.id, "username": u.username, "password_changed": true})
@@ -254,145 +262,75 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn create_user(
-    store: &DynStore,
-    username: &str,
-    password: &str,
-    email: Option<String>,
-    name: Option<String>,
-) -> anyhow::Result<String> {
-    if username.is_empty() || username.len() > 200 {
-        anyhow::bail!("username must be 1-200 characters");
+/// The command-line flag of a metadata field, for error messages.
+fn flag(f: Field) -> &'static str {
+    match f {
+        Field::TokenEndpointAuthMethod => "--auth-method",
+        Field::GrantTypes => "--grant-type",
+        Field::ResponseTypes => "--grant-type",
+        Field::RedirectUris => "--redirect-uri",
+        Field::PostLogoutRedirectUris => "--post-logout-redirect-uri",
+        Field::Jwks => "--jwks",
+        Field::JwksUri => "--jwks-uri",
+        Field::Scope => "--scope",
     }
-    if password.len() < 8 {
-        anyhow::bail!("password must be at least 8 characters");
-    }
-    let pw = password.to_string();
-    let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw)).await??;
-    let id = random_id();
-    store
-        .insert_user(User {
-            id: id.clone(),
-            username: username.into(),
-            password_hash: hash,
-            email,
-            name,
-            created_at_ms: now_ms(),
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => anyhow::anyhow!("a user named {username} already exists"),
-            e => e.into(),
-        })?;
-    Ok(id)
 }
 
-fn validate_redirect_uri(u: &str) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(u).map_err(|e| anyhow::anyhow!("redirect URI {u} is not an absolute URI: {e}"))?;
-    if parsed.fragment().is_some() {
-        anyhow::bail!("redirect URI {u} must not have a fragment");
+/// `client create`'s flags as RFC 7591 metadata, validated by the same function as dynamic
+/// registration with the operator's profile (`domain::registration`), and the secret to show.
+fn operator_client(a: &ClientCreate, cfg: &Config) -> anyhow::Result<(Client, Option<String>)> {
+    let method = match a.auth_method.as_deref() {
+        Some(m) => m,
+        None if a.public => "none",
+        None => "client_secret_basic",
+    };
+    if a.public && method != "none" {
+        anyhow::bail!("--public clients authenticate with `none`");
     }
-    Ok(())
+    if [a.refresh_idle_ttl, a.refresh_absolute_ttl]
+        .iter()
+        .flatten()
+        .any(|d| d.as_secs() == 0)
+    {
+        anyhow::bail!("--refresh-idle-ttl and --refresh-absolute-ttl must be greater than zero");
+    }
+    let jwks = match &a.jwks {
+        Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(path)?)?),
+        None => None,
+    };
+    let meta = Metadata {
+        client_id: None,
+        redirect_uris: a.redirect_uris.clone(),
+        token_endpoint_auth_method: Some(method.to_string()),
+        grant_types: (!a.grant_types.is_empty()).then(|| a.grant_types.clone()),
+        response_types: None,
+        client_name: Some(a.name.clone()),
+        scope: Some(a.scope.clone()),
+        jwks,
+        jwks_uri: a.jwks_uri.clone(),
+        post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
+        dpop_bound_access_tokens: a.dpop_bound,
+        require_pushed_authorization_requests: a.require_par,
+    };
+    let policy = Policy {
+        profile: Profile::Operator,
+        custom_scopes: &cfg.scopes.custom,
+        allowed_grant_types: &[],
+        allowed_scopes: &[],
+    };
+    let mut client = Client::blank(a.client_id.clone().unwrap_or_else(random_id), now_ms());
+    apply(&meta, &mut client, &policy).map_err(|e| anyhow::anyhow!("{}: {}", flag(e.field), e.description))?;
+    client.refresh_idle_ttl_s = a.refresh_idle_ttl.map(|d| d.as_secs());
+    client.refresh_absolute_ttl_s = a.refresh_absolute_ttl.map(|d| d.as_secs());
+    let secret = clients::issue_secret(&mut client);
+    Ok((client, secret))
 }
 
 async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Result<()> {
     match c {
         ClientCmd::Create(a) => {
-            let method = match a.auth_method.as_deref() {
-                Some(m) => AuthMethod::parse(m).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--auth-method {m} is not supported (use client_secret_basic, client_secret_post or none)"
-                    )
-                })?,
-                None if a.public => AuthMethod::None,
-                None => AuthMethod::ClientSecretBasic,
-            };
-            if a.public && method != AuthMethod::None {
-                anyhow::bail!("--public clients authenticate with `none`");
-            }
-            let grant_types = if a.grant_types.is_empty() {
-                vec!["authorization_code".to_string(), "refresh_token".to_string()]
-            } else {
-                a.grant_types.clone()
-            };
-            for g in &grant_types {
-                if !crate::domain::model::GRANT_TYPES.contains(&g.as_str()) {
-                    anyhow::bail!(
-                        "--grant-type {g} is not supported (use one of {})",
-                        crate::domain::model::GRANT_TYPES.join(", ")
-                    );
-                }
-            }
-            if [a.refresh_idle_ttl, a.refresh_absolute_ttl]
-                .iter()
-                .flatten()
-                .any(|d| d.as_secs() == 0)
-            {
-                anyhow::bail!("--refresh-idle-ttl and --refresh-absolute-ttl must be greater than zero");
-            }
-            if method == AuthMethod::PrivateKeyJwt && a.jwks.is_none() && a.jwks_uri.is_none() {
-                anyhow::bail!("--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL");
-            }
-            for u in a.jwks_uri.iter() {
-                validate_redirect_uri(u)?;
-            }
-            if grant_types.iter().any(|g| g == "authorization_code") && a.redirect_uris.is_empty() {
-                anyhow::bail!("--redirect-uri is required with the authorization_code grant");
-            }
-            // The same rules as dynamic registration (https; http on loopback IPs; private-use
-            // schemes): the server redirects browsers there.
-            for u in &a.redirect_uris {
-                crate::domain::redirect_uri::check(u).map_err(|e| anyhow::anyhow!("--redirect-uri: {e}"))?;
-            }
-            for u in &a.post_logout_redirect_uris {
-                crate::domain::redirect_uri::check(u)
-                    .map_err(|e| anyhow::anyhow!("--post-logout-redirect-uri: {e}"))?;
-            }
-            let scope = crate::domain::scope::Scope::parse(&a.scope).map_err(anyhow::Error::msg)?;
-            if !scope.unknown(&cfg.scopes.custom).is_empty() {
-                anyhow::bail!(
-                    "--scope has unknown values: {}",
-                    scope.unknown(&cfg.scopes.custom).join(" ")
-                );
-            }
-            let jwks = match &a.jwks {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)?;
-                    let v: serde_json::Value = serde_json::from_str(&text)?;
-                    if !v["keys"].is_array() {
-                        anyhow::bail!("--jwks must be a JWK Set {{\"keys\": [...]}}");
-                    }
-                    Some(v.to_string())
-                }
-                None => None,
-            };
-            let secret =
-                matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost).then(random_token);
-            let id = a.client_id.clone().unwrap_or_else(random_id);
-            let client = Client {
-                id: id.clone(),
-                name: a.name.clone(),
-                auth_method: method,
-                secrets: secret
-                    .iter()
-                    .map(|s| SecretHash {
-                        hash: sha256(s.as_bytes()).to_vec(),
-                        expires_at_ms: None,
-                    })
-                    .collect(),
-                redirect_uris: a.redirect_uris.clone(),
-                grant_types,
-                scope: scope.to_string(),
-                dpop_bound: a.dpop_bound,
-                require_par: a.require_par,
-                jwks_uri: a.jwks_uri.clone(),
-                post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
-                registration_token_hash: None,
-                jwks,
-                refresh_idle_ttl_s: a.refresh_idle_ttl.map(|d| d.as_secs()),
-                refresh_absolute_ttl_s: a.refresh_absolute_ttl.map(|d| d.as_secs()),
-                created_at_ms: now_ms(),
-            };
+            let (client, secret) = operator_client(&a, cfg)?;
+            let id = client.id.clone();
             store.insert_client(client).await.map_err(|e| match e {
                 StoreError::Conflict(_) => anyhow::anyhow!("a client with id {id} already exists"),
                 e => e.into(),
@@ -457,74 +395,5 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
             );
         }
     }
-    Ok(())
-}
-
-/// `serve --demo`: a demo user and public client, and a walkthrough to paste.
-pub async fn demo_setup(app: &App) -> anyhow::Result<()> {
-    let store = &app.store;
-    let issuer = &app.cfg.issuer;
-    let password = format!("demo-{}", &random_token()[..12]);
-    // A fresh password at every start (the demo user's earlier sessions and grants end).
-    match store.find_user_by_username("demo").await? {
-        None => {
-            let (email, name) = (Some("demo@example.com".into()), Some("Demo User".into()));
-            create_user(store, "demo", &password, email, name).await?;
-        }
-        Some(u) => {
-            let pw = password.clone();
-            let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw)).await??;
-            store.set_password(&u.id, &hash, now_ms()).await?;
-        }
-    }
-    let password_note = password;
-    let redirect = format!("{issuer}/demo/callback");
-    if store.get_client("demo-app").await?.is_none() {
-        store
-            .insert_client(Client {
-                id: "demo-app".into(),
-                name: "Demo App".into(),
-                auth_method: AuthMethod::None,
-                secrets: vec![],
-                redirect_uris: vec![redirect.clone()],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                scope: "openid profile email offline_access".into(),
-                dpop_bound: false,
-                require_par: false,
-                jwks_uri: None,
-                post_logout_redirect_uris: vec![issuer.to_string() + "/login"],
-                registration_token_hash: None,
-                jwks: None,
-                refresh_idle_ttl_s: None,
-                refresh_absolute_ttl_s: None,
-                created_at_ms: now_ms(),
-            })
-            .await?;
-    }
-    let verifier = random_token();
-    let challenge = b64url(&sha256(verifier.as_bytes()));
-    let authorize = format!(
-        "{issuer}/oauth/authorize?response_type=code&client_id=demo-app&redirect_uri={}&scope=openid%20profile%20offline_access&state=demo&code_challenge={challenge}&code_challenge_method=S256",
-        percent_encoding::utf8_percent_encode(&redirect, percent_encoding::NON_ALPHANUMERIC)
-    );
-    println!(
-        r#"
-Demo ready.
-  user:      demo
-  password:  {password_note}
-  client_id: demo-app (public, PKCE S256)
-
-1. Open in a browser, sign in, allow:
-   {authorize}
-2. Copy the code from the page, then:
-   CODE=<paste the code>
-   curl -s {issuer}/oauth/token -d grant_type=authorization_code -d client_id=demo-app \
-     -d code=$CODE -d redirect_uri={redirect} -d code_verifier={verifier}
-3. Refresh (rotation: the old refresh token stops working):
-   RT=<refresh_token from step 2>
-   curl -s {issuer}/oauth/refresh -H 'Content-Type: application/json' \
-     -d "{{\"refresh_token\":\"$RT\",\"client_id\":\"demo-app\"}}"
-"#
-    );
     Ok(())
 }

@@ -669,7 +669,7 @@ impl Config {
             .unwrap_or_else(|| format!("{}/api", self.issuer));
         crate::domain::audience::Audiences::new(
             &self.issuer,
-            &format!("{}/oauth/userinfo", self.issuer),
+            &format!("{}{}", self.issuer, crate::paths::USERINFO),
             &self.scopes.custom,
             &api_default,
             &self.scopes.audiences,

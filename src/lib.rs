@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod grants;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod listener;
 pub mod outbound;
 pub mod params;
 pub mod password;
+pub mod paths;
 pub mod server;
 pub mod store;
 pub mod util;

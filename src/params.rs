@@ -141,7 +141,7 @@ mod tests {
         let p = Params::from_form(b"a=&b=x%20y").unwrap();
         assert_eq!(p.get("a").unwrap(), None);
         assert_eq!(p.get("b").unwrap(), Some("x y"));
-        assert_eq!(p.required("a").unwrap_err().error, "invalid_request");
+        assert_eq!(p.required("a").unwrap_err().code.as_str(), "invalid_request");
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
     let app = App::new(cfg, store).await?;
     if demo {
-        crate::cli::demo_setup(&app).await?;
+        crate::demo::setup(&app).await?;
     }
     let limits = Arc::new(crate::http::ratelimit_limits(&app.cfg));
     let state = AppState {

@@ -569,6 +569,17 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             json_err(400, "unsupported_grant_type"),
         ),
         Case::post(
+            "token: unknown grant_type with a refresh_token (no fall-through to refresh)",
+            T,
+            Some(FORM),
+            form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("refresh_token", &rt),
+                ("client_id", "pub"),
+            ]),
+            json_err(400, "unsupported_grant_type"),
+        ),
+        Case::post(
             "token: JSON body",
             T,
             Some(JSON),

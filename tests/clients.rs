@@ -1290,6 +1290,84 @@ async fn cli_client_create_refuses_open_redirect_uris() {
     ]);
 }
 
+/// `client create` validates with the same function as dynamic registration
+/// (`domain::registration::apply`, operator profile): what RFC 7591 forbids is refused on the
+/// command line too — a public client with `client_credentials` (RFC 6749 §4.4), `--jwks`
+/// together with `--jwks-uri` (RFC 7591 §2) — each naming its flag and storing nothing. What
+/// the operator may do beyond an anonymous registrant stays allowed: `client_credentials` with
+/// an API scope, and an http `jwks_uri` (a key server on the operator's network).
+#[tokio::test]
+async fn client_create_refuses_what_registration_refuses() {
+    let s = Server::start(&[]).await;
+    let key = ClientKey::new("k1");
+    let path = s.dir.path().join("cli-jwks.json");
+    std::fs::write(&path, jwks(&[&key]).to_string()).unwrap();
+    let path = path.to_str().unwrap();
+    let base = [
+        "client",
+        "create",
+        "--name",
+        "x",
+        "--scope",
+        "api.read",
+        "--grant-type",
+        CC,
+    ];
+    for (what, extra, flag) in [
+        (
+            "a public client with client_credentials",
+            vec!["--public"],
+            "--grant-type",
+        ),
+        (
+            "inline keys and a jwks_uri",
+            vec![
+                "--auth-method",
+                "private_key_jwt",
+                "--jwks",
+                path,
+                "--jwks-uri",
+                "https://keys.example/jwks",
+            ],
+            "--jwks-uri",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let out = common::run_raw(&[("AUTIONAL_DATABASE_URL", s.db_url.as_str())], &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: accepted");
+        assert!(stderr.contains(flag), "{what}: {stderr}");
+    }
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 4, "only the fixtures");
+    // The operator's explicit differences from anonymous registration.
+    let out = s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "svc",
+        "--scope",
+        "api.read",
+        "--grant-type",
+        CC,
+    ]);
+    assert!(out["client_secret"].is_string(), "{out}");
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "remote keys",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-uri",
+        "http://127.0.0.1:9/jwks",
+        "--grant-type",
+        CC,
+        "--scope",
+        "api.read",
+    ]);
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM clients"), 6);
+}
+
 /// RFC 7662 §2.2: a client's own token (`client_credentials`) is inactive once its client is
 /// deleted, like the user tokens of the deleted client.
 #[tokio::test]

@@ -71,15 +71,101 @@ pub enum Decision {
     Reject(Reject),
 }
 
-/// Classifies the presentation of a token of `generation` belonging to `family`.
-pub fn decide(family: &Family, generation: i64, attempt: &RefreshAttempt<'_>, policy: &RefreshPolicy) -> Decision {
+/// The grace rule of a policy (SPEC §4 rule 3): how long and how often the immediate
+/// predecessor of the current token may still be presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grace {
+    /// 0 disables reuse entirely.
+    pub ms: i64,
+    pub count: i64,
+}
+
+impl RefreshPolicy {
+    pub fn grace(&self) -> Grace {
+        Grace {
+            ms: self.grace_ms,
+            count: self.grace_count,
+        }
+    }
+}
+
+/// The state a refresh token of a given generation of a given family is in at a given time.
+/// The one statement of these rules: [`decide`] (refresh), introspection and revocation
+/// (`grants::introspection`, `grants::revocation`) all read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// The family is revoked (reuse, logout, password change, revocation, …).
+    Revoked,
+    /// The family is past its absolute expiry (counted from the sign-in).
+    ExpiredAbsolute,
+    /// The current generation, past the family's idle expiry.
+    ExpiredIdle,
+    /// The current generation, usable: it rotates.
+    Current,
+    /// The immediate predecessor of the current generation, inside the grace window with grace
+    /// presentations left: it may be presented again.
+    PredecessorInGrace,
+    /// The immediate predecessor outside the grace rules: presenting it is reuse.
+    PredecessorOutOfGrace,
+    /// Older than the immediate predecessor: presenting it is reuse.
+    Rotated,
+    /// Newer than the family's generation: cannot happen with a consistent store.
+    Unknown,
+}
+
+impl TokenState {
+    /// Whether the token is active in the RFC 7662 sense: only the current, unexpired token of
+    /// a live family (a predecessor in grace is usable once more, but not "active").
+    pub fn is_active(self) -> bool {
+        self == TokenState::Current
+    }
+
+    /// Whether presenting it for refresh is reuse (SPEC §4 rule 2).
+    pub fn is_reuse(self) -> bool {
+        matches!(self, TokenState::PredecessorOutOfGrace | TokenState::Rotated)
+    }
+}
+
+/// The state of the token of `generation` of `family` at `now_ms` under `grace`.
+pub fn token_state(family: &Family, generation: i64, now_ms: i64, grace: Grace) -> TokenState {
     if family.revoked_at_ms.is_some() {
+        return TokenState::Revoked;
+    }
+    if now_ms >= family.absolute_expires_at_ms {
+        return TokenState::ExpiredAbsolute;
+    }
+    if generation < family.generation {
+        if generation != family.generation - 1 {
+            return TokenState::Rotated;
+        }
+        let in_grace = grace.ms > 0 && now_ms - family.rotated_at_ms <= grace.ms && family.grace_used < grace.count;
+        return if in_grace {
+            TokenState::PredecessorInGrace
+        } else {
+            TokenState::PredecessorOutOfGrace
+        };
+    }
+    if generation > family.generation {
+        return TokenState::Unknown;
+    }
+    if now_ms >= family.idle_expires_at_ms {
+        return TokenState::ExpiredIdle;
+    }
+    TokenState::Current
+}
+
+/// Classifies the presentation of a token of `generation` belonging to `family`: the token's
+/// [`token_state`], with the presentation's own checks (client, DPoP key, scope, details) in
+/// between — a refused presentation changes nothing, reuse revokes.
+pub fn decide(family: &Family, generation: i64, attempt: &RefreshAttempt<'_>, policy: &RefreshPolicy) -> Decision {
+    let state = token_state(family, generation, attempt.now_ms, policy.grace());
+    if state == TokenState::Revoked {
         return Decision::Reject(Reject::Revoked);
     }
     if family.client_id != attempt.client_id {
         return Decision::Reject(Reject::WrongClient);
     }
-    if attempt.now_ms >= family.absolute_expires_at_ms {
+    if state == TokenState::ExpiredAbsolute {
         return Decision::Reject(Reject::Expired);
     }
     if let Some(bound) = family.dpop_jkt.as_deref() {
@@ -89,30 +175,18 @@ pub fn decide(family: &Family, generation: i64, attempt: &RefreshAttempt<'_>, po
             Some(_) => {}
         }
     }
-    if generation < family.generation {
-        let predecessor = generation == family.generation - 1;
-        let in_grace = policy.grace_ms > 0
-            && attempt.now_ms - family.rotated_at_ms <= policy.grace_ms
-            && family.grace_used < policy.grace_count;
-        if !(predecessor && in_grace) {
-            return Decision::Reuse;
-        }
-        if let Some(reject) = request_checks(family, attempt) {
-            return Decision::Reject(reject);
-        }
-        return Decision::GraceReissue;
-    }
-    if generation > family.generation {
+    let issue = match state {
+        TokenState::PredecessorOutOfGrace | TokenState::Rotated => return Decision::Reuse,
         // Cannot happen with a consistent store; refuse rather than guess.
-        return Decision::Reject(Reject::Revoked);
+        TokenState::Unknown | TokenState::Revoked => return Decision::Reject(Reject::Revoked),
+        TokenState::ExpiredIdle | TokenState::ExpiredAbsolute => return Decision::Reject(Reject::Expired),
+        TokenState::PredecessorInGrace => Decision::GraceReissue,
+        TokenState::Current => Decision::Rotate,
+    };
+    match request_checks(family, attempt) {
+        Some(reject) => Decision::Reject(reject),
+        None => issue,
     }
-    if attempt.now_ms >= family.idle_expires_at_ms {
-        return Decision::Reject(Reject::Expired);
-    }
-    if let Some(reject) = request_checks(family, attempt) {
-        return Decision::Reject(reject);
-    }
-    Decision::Rotate
 }
 
 fn request_checks(family: &Family, attempt: &RefreshAttempt<'_>) -> Option<Reject> {
@@ -423,6 +497,75 @@ mod tests {
             ..at(11_000)
         };
         assert_eq!(decide(&f, 3, &right, &P0), Decision::Rotate);
+    }
+
+    const G5: Grace = Grace { ms: 5_000, count: 2 };
+
+    #[test]
+    fn token_state_by_generation_and_time() {
+        let f = family();
+        assert_eq!(token_state(&f, 3, 11_000, G5), TokenState::Current);
+        assert_eq!(token_state(&f, 3, 500_000, G5), TokenState::ExpiredIdle);
+        assert_eq!(token_state(&f, 3, 1_000_000, G5), TokenState::ExpiredAbsolute);
+        assert_eq!(token_state(&f, 2, 15_000, G5), TokenState::PredecessorInGrace);
+        assert_eq!(token_state(&f, 2, 15_001, G5), TokenState::PredecessorOutOfGrace);
+        assert_eq!(
+            token_state(&f, 2, 10_000, P0.grace()),
+            TokenState::PredecessorOutOfGrace
+        );
+        assert_eq!(token_state(&f, 1, 10_001, G5), TokenState::Rotated);
+        assert_eq!(token_state(&f, 0, 10_001, G5), TokenState::Rotated);
+        assert_eq!(token_state(&f, 4, 11_000, G5), TokenState::Unknown);
+        // An old token of an expired family is expired, not reuse.
+        assert_eq!(token_state(&f, 1, 1_000_000, G5), TokenState::ExpiredAbsolute);
+        let mut used = family();
+        used.grace_used = 2;
+        assert_eq!(token_state(&used, 2, 10_001, G5), TokenState::PredecessorOutOfGrace);
+        let mut revoked = family();
+        revoked.revoked_at_ms = Some(1);
+        for g in 0..=4 {
+            assert_eq!(token_state(&revoked, g, 11_000, G5), TokenState::Revoked);
+        }
+        assert_eq!(token_state(&revoked, 3, 2_000_000, G5), TokenState::Revoked);
+    }
+
+    #[test]
+    fn only_the_current_token_is_active_and_only_rotated_ones_are_reuse() {
+        use TokenState::*;
+        for (s, active, reuse) in [
+            (Revoked, false, false),
+            (ExpiredAbsolute, false, false),
+            (ExpiredIdle, false, false),
+            (Current, true, false),
+            (PredecessorInGrace, false, false),
+            (PredecessorOutOfGrace, false, true),
+            (Rotated, false, true),
+            (Unknown, false, false),
+        ] {
+            assert_eq!((s.is_active(), s.is_reuse()), (active, reuse), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn decide_follows_token_state() {
+        let f = family();
+        for (generation, now) in [
+            (3, 11_000),
+            (3, 500_000),
+            (2, 15_000),
+            (2, 15_001),
+            (1, 11_000),
+            (4, 11_000),
+        ] {
+            let expected = match token_state(&f, generation, now, P5.grace()) {
+                TokenState::Current => Decision::Rotate,
+                TokenState::PredecessorInGrace => Decision::GraceReissue,
+                s if s.is_reuse() => Decision::Reuse,
+                TokenState::ExpiredIdle | TokenState::ExpiredAbsolute => Decision::Reject(Reject::Expired),
+                _ => Decision::Reject(Reject::Revoked),
+            };
+            assert_eq!(decide(&f, generation, &at(now), &P5), expected, "{generation} at {now}");
+        }
     }
 
     #[test]

@@ -1,13 +1,24 @@
-//! Client metadata for dynamic registration (RFC 7591 §2) and its validation: what a client may
-//! ask to be, turned into the fields of a [`Client`]. Errors are RFC 7591 §3.2.2 codes.
+//! Client metadata (RFC 7591 §2) and its validation: what a client may be, turned into the
+//! fields of a [`Client`]. The one validator of client metadata: dynamic registration and its
+//! RFC 7592 updates (`http::register`) and the operator's `client create` (`cli`) both call
+//! [`apply`]. Errors are RFC 7591 §3.2.2 codes, with the [`Field`] they are about.
 //!
-//! Registration is anonymous, so a [`Policy`] bounds what anybody may register (RFC 7591 §5,
-//! RFC 9700 §2.3): the grant types and scopes in `registration.allowed_*`, by default the
-//! user-facing grants and the OpenID scopes only, never `client_credentials` or API scopes
-//! unless the operator opens them. Redirect URIs follow [`super::redirect_uri::check`]. The
-//! same rules hold for a registration and for every RFC 7592 update.
+//! Who asks is explicit, a [`Profile`]:
+//! - [`Profile::Registrant`]: anonymous registration, so the [`Policy`] bounds what anybody may
+//!   register (RFC 7591 §5, RFC 9700 §2.3): the grant types and scopes in
+//!   `registration.allowed_*`, by default the user-facing grants and the OpenID scopes only,
+//!   never `client_credentials` or API scopes unless the operator opens them; a `jwks_uri` is
+//!   https only (the server fetches it: registration must not aim it at plain-http internal
+//!   services).
+//! - [`Profile::Operator`]: the operator configures its own clients: any supported grant type,
+//!   any known scope, and a `jwks_uri` over http too (a key server on the operator's network).
+//!
+//! Everything else holds for both, in particular what RFC 7591 forbids: `jwks` together with
+//! `jwks_uri` (§2), a public client (`none`) with `client_credentials` (RFC 6749 §4.4: only a
+//! confidential client). Redirect URIs follow [`super::redirect_uri::check`].
 
-use super::model::{AuthMethod, Client, GRANT_TYPES};
+use super::error::ErrorCode;
+use super::model::{AuthMethod, Client, GrantType, GRANT_TYPES};
 use super::redirect_uri;
 use super::scope::Scope;
 use serde::{Deserialize, Serialize};
@@ -40,24 +51,80 @@ pub struct Metadata {
     pub require_pushed_authorization_requests: bool,
 }
 
-/// A validation failure: (`error`, description).
-pub type Invalid = (&'static str, String);
+/// The metadata field a validation failure is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    TokenEndpointAuthMethod,
+    GrantTypes,
+    ResponseTypes,
+    RedirectUris,
+    PostLogoutRedirectUris,
+    Jwks,
+    JwksUri,
+    Scope,
+}
 
-/// What an anonymous registrant may ask for (from `registration.*` and `scopes.custom`).
+impl Field {
+    /// Its RFC 7591 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::TokenEndpointAuthMethod => "token_endpoint_auth_method",
+            Field::GrantTypes => "grant_types",
+            Field::ResponseTypes => "response_types",
+            Field::RedirectUris => "redirect_uris",
+            Field::PostLogoutRedirectUris => "post_logout_redirect_uris",
+            Field::Jwks => "jwks",
+            Field::JwksUri => "jwks_uri",
+            Field::Scope => "scope",
+        }
+    }
+}
+
+/// A validation failure: the RFC 7591 §3.2.2 `error`, the field, and a description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: ErrorCode,
+    pub field: Field,
+    pub description: String,
+}
+
+/// Who asks for the metadata (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// The operator (`client create`): not bound by `registration.allowed_*`; `jwks_uri` may be
+    /// http.
+    Operator,
+    /// An anonymous registrant (RFC 7591): bounded by `registration.allowed_*`; `jwks_uri` is
+    /// https only.
+    Registrant,
+}
+
+/// What may be asked for: the profile, and the configuration it reads (`registration.*` and
+/// `scopes.custom`).
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'a> {
+    pub profile: Profile,
     /// The configured API scopes (known, besides the OpenID ones).
     pub custom_scopes: &'a [String],
+    /// Only for [`Profile::Registrant`].
     pub allowed_grant_types: &'a [String],
+    /// Only for [`Profile::Registrant`].
     pub allowed_scopes: &'a [String],
 }
 
 impl Policy<'_> {
     fn grant_allowed(&self, g: &str) -> bool {
-        self.allowed_grant_types.iter().any(|a| a == g)
+        self.profile == Profile::Operator || self.allowed_grant_types.iter().any(|a| a == g)
     }
     fn scope_allowed(&self, s: &str) -> bool {
-        self.allowed_scopes.iter().any(|a| a == s)
+        self.profile == Profile::Operator || self.allowed_scopes.iter().any(|a| a == s)
+    }
+    /// The schemes a `jwks_uri` may use.
+    fn jwks_uri_schemes(&self) -> &'static [&'static str] {
+        match self.profile {
+            Profile::Operator => &["https", "http"],
+            Profile::Registrant => &["https"],
+        }
     }
 }
 
@@ -67,10 +134,20 @@ fn uri_ok(u: &str) -> bool {
 
 /// Checks `m` against `policy` and applies it to `client` (a new one, or the one being updated).
 pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(), Invalid> {
-    let meta = |d: &str| ("invalid_client_metadata", d.to_string());
+    let invalid = |code: ErrorCode, field: Field, d: String| Invalid {
+        code,
+        field,
+        description: d,
+    };
+    let meta = |field: Field, d: &str| invalid(ErrorCode::InvalidClientMetadata, field, d.to_string());
     let method = match m.token_endpoint_auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
-        Some(s) => AuthMethod::parse(s).ok_or_else(|| meta("token_endpoint_auth_method is not supported"))?,
+        Some(s) => AuthMethod::parse(s).ok_or_else(|| {
+            meta(
+                Field::TokenEndpointAuthMethod,
+                "token_endpoint_auth_method is not supported",
+            )
+        })?,
     };
     // Without grant_types: the RFC 7591 default, less what the policy does not open.
     let grants: Vec<String> = match &m.grant_types {
@@ -82,14 +159,22 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
             .collect(),
     };
     if grants.is_empty() {
-        return Err(meta("grant_types must name at least one grant type"));
+        return Err(meta(Field::GrantTypes, "grant_types must name at least one grant type"));
     }
-    if grants.iter().any(|g| !GRANT_TYPES.contains(&g.as_str())) {
-        return Err(meta("grant_types has an unsupported value"));
+    if let Some(g) = grants.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::GrantTypes,
+            format!(
+                "grant_types has an unsupported value `{g}` (supported: {})",
+                GRANT_TYPES.join(" ")
+            ),
+        ));
     }
     if let Some(g) = grants.iter().find(|g| !policy.grant_allowed(g)) {
-        return Err((
-            "invalid_client_metadata",
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::GrantTypes,
             format!(
                 "grant type `{g}` is not open to dynamic registration (allowed: {})",
                 policy.allowed_grant_types.join(" ")
@@ -99,44 +184,64 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
     if let Some(rt) = &m.response_types {
         let wants_code = grants.iter().any(|g| g == "authorization_code");
         if rt.iter().any(|r| r != "code") || (wants_code && rt.is_empty()) {
-            return Err(meta("response_types may only contain code"));
+            return Err(meta(Field::ResponseTypes, "response_types may only contain code"));
         }
     }
     if grants.iter().any(|g| g == "authorization_code") && m.redirect_uris.is_empty() {
-        return Err((
-            "invalid_redirect_uri",
+        return Err(invalid(
+            ErrorCode::InvalidRedirectUri,
+            Field::RedirectUris,
             "redirect_uris is required for authorization_code".into(),
         ));
     }
     for u in &m.redirect_uris {
-        redirect_uri::check(u).map_err(|e| ("invalid_redirect_uri", format!("redirect_uris: {e}")))?;
+        redirect_uri::check(u).map_err(|e| {
+            invalid(
+                ErrorCode::InvalidRedirectUri,
+                Field::RedirectUris,
+                format!("redirect_uris: {e}"),
+            )
+        })?;
     }
     for u in &m.post_logout_redirect_uris {
-        redirect_uri::check(u).map_err(|e| ("invalid_client_metadata", format!("post_logout_redirect_uris: {e}")))?;
+        redirect_uri::check(u).map_err(|e| {
+            invalid(
+                ErrorCode::InvalidClientMetadata,
+                Field::PostLogoutRedirectUris,
+                format!("post_logout_redirect_uris: {e}"),
+            )
+        })?;
     }
     if method == AuthMethod::None && grants.iter().any(|g| g == "client_credentials") {
-        return Err(meta("a public client cannot use client_credentials"));
+        return Err(meta(Field::GrantTypes, "a public client cannot use client_credentials"));
     }
     let jwks = match &m.jwks {
         Some(v) if v.get("keys").is_some_and(|k| k.is_array()) => Some(v.to_string()),
-        Some(_) => return Err(meta("jwks must be a JWK Set {\"keys\": [...]}")),
+        Some(_) => return Err(meta(Field::Jwks, "jwks must be a JWK Set {\"keys\": [...]}")),
         None => None,
     };
     if jwks.is_some() && m.jwks_uri.is_some() {
-        return Err(meta("use jwks or jwks_uri, not both"));
+        return Err(meta(Field::JwksUri, "use jwks or jwks_uri, not both"));
     }
     if let Some(u) = &m.jwks_uri {
-        // The server fetches it: over https only, so registration cannot aim the nodes at
-        // plain-http internal services (operators should still restrict outbound traffic).
-        if !uri_ok(u) || !u.starts_with("https://") {
-            return Err(meta("jwks_uri must be an absolute https URI"));
+        // The server fetches it (see the module documentation for who may use http).
+        let schemes = policy.jwks_uri_schemes();
+        let scheme_ok = url::Url::parse(u).is_ok_and(|p| schemes.contains(&p.scheme()));
+        if !uri_ok(u) || !scheme_ok {
+            return Err(meta(
+                Field::JwksUri,
+                match policy.profile {
+                    Profile::Registrant => "jwks_uri must be an absolute https URI",
+                    Profile::Operator => "jwks_uri must be an absolute https (or http) URI",
+                },
+            ));
         }
     }
     if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && m.jwks_uri.is_none() {
-        return Err(meta("private_key_jwt needs jwks or jwks_uri"));
+        return Err(meta(Field::Jwks, "private_key_jwt needs jwks or jwks_uri"));
     }
     let scope = match m.scope.as_deref() {
-        Some(s) => Scope::parse(s).map_err(meta)?,
+        Some(s) => Scope::parse(s).map_err(|e| meta(Field::Scope, e))?,
         // Without scope: the OpenID user scopes the policy opens.
         None => Scope::parse(
             &super::scope::SUPPORTED
@@ -146,19 +251,21 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
                 .collect::<Vec<_>>()
                 .join(" "),
         )
-        .map_err(meta)?,
+        .map_err(|e| meta(Field::Scope, e))?,
     };
     let unknown = scope.unknown(policy.custom_scopes);
     if !unknown.is_empty() {
-        return Err((
-            "invalid_client_metadata",
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::Scope,
             format!("scope has unknown values: {}", unknown.join(" ")),
         ));
     }
     let refused: Vec<&str> = scope.iter().filter(|s| !policy.scope_allowed(s)).collect();
     if !refused.is_empty() {
-        return Err((
-            "invalid_client_metadata",
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::Scope,
             format!(
                 "scope `{}` is not open to dynamic registration (allowed: {})",
                 refused.join(" "),
@@ -193,7 +300,7 @@ pub fn describe(c: &Client) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "token_endpoint_auth_method": c.auth_method.as_str(),
         "grant_types": c.grant_types,
-        "response_types": if c.allows_grant("authorization_code") { vec!["code"] } else { vec![] },
+        "response_types": if c.allows_grant(GrantType::AuthorizationCode) { vec!["code"] } else { vec![] },
         "scope": c.scope,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "dpop_bound_access_tokens": c.dpop_bound,
@@ -209,24 +316,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        Client {
-            id: "c1".into(),
-            name: String::new(),
-            auth_method: AuthMethod::ClientSecretBasic,
-            secrets: vec![],
-            redirect_uris: vec![],
-            grant_types: vec![],
-            scope: String::new(),
-            dpop_bound: false,
-            require_par: false,
-            jwks: None,
-            jwks_uri: None,
-            post_logout_redirect_uris: vec![],
-            registration_token_hash: None,
-            refresh_idle_ttl_s: None,
-            refresh_absolute_ttl_s: None,
-            created_at_ms: 0,
-        }
+        Client::blank("c1".into(), 0)
     }
 
     fn strings(v: &[&str]) -> Vec<String> {
@@ -234,9 +324,14 @@ mod tests {
     }
 
     fn run(meta: serde_json::Value, grants: &[&str], scopes: &[&str]) -> Result<Client, Invalid> {
+        run_as(Profile::Registrant, meta, grants, scopes)
+    }
+
+    fn run_as(profile: Profile, meta: serde_json::Value, grants: &[&str], scopes: &[&str]) -> Result<Client, Invalid> {
         let custom = strings(&["api.read", "api.admin"]);
         let (grants, scopes) = (strings(grants), strings(scopes));
         let policy = Policy {
+            profile,
             custom_scopes: &custom,
             allowed_grant_types: &grants,
             allowed_scopes: &scopes,
@@ -256,23 +351,31 @@ mod tests {
             OIDC,
         )
         .unwrap_err();
-        assert_eq!(e.0, "invalid_client_metadata");
-        assert!(e.1.contains("`client_credentials` is not open"), "{}", e.1);
+        assert_eq!(e.code, ErrorCode::InvalidClientMetadata);
+        assert!(
+            e.description.contains("`client_credentials` is not open"),
+            "{}",
+            e.description
+        );
         let e = run(
             serde_json::json!({"redirect_uris": ["https://a.example/cb"], "scope": "openid api.admin"}),
             USER_GRANTS,
             OIDC,
         )
         .unwrap_err();
-        assert_eq!(e.0, "invalid_client_metadata");
-        assert!(e.1.contains("scope `api.admin` is not open"), "{}", e.1);
+        assert_eq!(e.code, ErrorCode::InvalidClientMetadata);
+        assert!(
+            e.description.contains("scope `api.admin` is not open"),
+            "{}",
+            e.description
+        );
         let e = run(
             serde_json::json!({"redirect_uris": ["https://a.example/cb"], "scope": "openid nope"}),
             USER_GRANTS,
             OIDC,
         )
         .unwrap_err();
-        assert!(e.1.contains("unknown values: nope"), "{}", e.1);
+        assert!(e.description.contains("unknown values: nope"), "{}", e.description);
     }
 
     #[test]
@@ -311,8 +414,8 @@ mod tests {
             ("javascript://x/%0aalert(1)", "invalid_redirect_uri"),
         ] {
             let e = run(serde_json::json!({"redirect_uris": [uri]}), USER_GRANTS, OIDC).unwrap_err();
-            assert_eq!(e.0, error, "{uri}");
-            assert!(e.1.starts_with("redirect_uris: "), "{}", e.1);
+            assert_eq!(e.code.as_str(), error, "{uri}");
+            assert!(e.description.starts_with("redirect_uris: "), "{}", e.description);
         }
         let e = run(
             serde_json::json!({"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["data:text/html,x"]}),
@@ -320,13 +423,98 @@ mod tests {
             OIDC,
         )
         .unwrap_err();
-        assert_eq!(e.0, "invalid_client_metadata");
-        assert!(e.1.starts_with("post_logout_redirect_uris: "), "{}", e.1);
+        assert_eq!(e.code, ErrorCode::InvalidClientMetadata);
+        assert!(
+            e.description.starts_with("post_logout_redirect_uris: "),
+            "{}",
+            e.description
+        );
         run(
             serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb", "com.example.app:/cb"]}),
             USER_GRANTS,
             OIDC,
         )
         .unwrap();
+    }
+
+    /// What the operator may do that an anonymous registrant may not: grant types and scopes
+    /// outside `registration.allowed_*`, an http `jwks_uri`. Nothing else.
+    #[test]
+    fn the_operator_is_not_bound_by_the_registration_policy() {
+        let cc = serde_json::json!({"grant_types": ["client_credentials"], "scope": "api.admin"});
+        let c = run_as(Profile::Operator, cc.clone(), USER_GRANTS, OIDC).unwrap();
+        assert_eq!(
+            (c.grant_types[0].as_str(), c.scope.as_str()),
+            ("client_credentials", "api.admin")
+        );
+        assert_eq!(run(cc, USER_GRANTS, OIDC).unwrap_err().field, Field::GrantTypes);
+        let defaults = serde_json::json!({"redirect_uris": ["https://a.example/cb"]});
+        let c = run_as(Profile::Operator, defaults, &[], &[]).unwrap();
+        assert_eq!(c.grant_types, USER_GRANTS);
+        assert_eq!(c.scope, "email offline_access openid profile");
+        let http = serde_json::json!({
+            "grant_types": ["client_credentials"], "scope": "api.read",
+            "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://keys.internal/jwks"
+        });
+        let open = (&["client_credentials"][..], &["api.read"][..]);
+        let c = run_as(Profile::Operator, http.clone(), open.0, open.1).unwrap();
+        assert_eq!(c.jwks_uri.as_deref(), Some("http://keys.internal/jwks"));
+        let e = run(http, open.0, open.1).unwrap_err();
+        assert_eq!((e.code, e.field), (ErrorCode::InvalidClientMetadata, Field::JwksUri));
+        // Unknown scopes and unsupported grant types stay unknown for the operator.
+        let e = run_as(
+            Profile::Operator,
+            serde_json::json!({"grant_types": ["password"]}),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, Field::GrantTypes);
+        let e = run_as(
+            Profile::Operator,
+            serde_json::json!({"redirect_uris": ["https://a.example/cb"], "scope": "openid nope"}),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, Field::Scope);
+    }
+
+    /// RFC 7591 §2 and RFC 6749 §4.4 hold for everybody.
+    #[test]
+    fn what_rfc_7591_forbids_is_refused_for_both_profiles() {
+        let all = &["authorization_code", "refresh_token", "client_credentials"][..];
+        let scopes = &["openid", "api.read"][..];
+        for profile in [Profile::Operator, Profile::Registrant] {
+            let e = run_as(
+                profile,
+                serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none", "scope": "api.read"}),
+                all,
+                scopes,
+            )
+            .unwrap_err();
+            assert_eq!(
+                (e.code, e.field),
+                (ErrorCode::InvalidClientMetadata, Field::GrantTypes),
+                "{profile:?}"
+            );
+            let e = run_as(
+                profile,
+                serde_json::json!({
+                    "grant_types": ["client_credentials"], "scope": "api.read",
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": []}, "jwks_uri": "https://keys.example/jwks"
+                }),
+                all,
+                scopes,
+            )
+            .unwrap_err();
+            assert_eq!(
+                (e.code, e.field),
+                (ErrorCode::InvalidClientMetadata, Field::JwksUri),
+                "{profile:?}"
+            );
+            assert!(e.description.contains("not both"), "{}", e.description);
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! is checked and consumed, and its token family created, in one store transaction; a replayed
 //! code revokes what its first use issued.
 
-use super::refresh::{new_family, replay_entry};
+use super::dpop::replay_entry;
+use super::refresh::new_family;
 use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::model::Client;
+use crate::domain::model::{Client, GrantType};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{RedeemCode, RedeemOutcome};
@@ -21,7 +22,7 @@ pub struct CodeInput<'a> {
 }
 
 pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the authorization_code grant",
         ));
@@ -36,7 +37,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             ));
         }
     }
-    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let outcome = app
         .store
         .redeem_code(RedeemCode {

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::model::{AuthCode, Client, Session};
+use crate::domain::model::{AuthCode, Client, GrantType, Session};
 use crate::domain::pkce;
 use crate::domain::rar::{self, Detail};
 use crate::domain::scope::Scope;
@@ -65,7 +65,7 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 impl AuthorizeError {
     /// The Location for a redirect error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
     pub fn location(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
-        let mut p = vec![("error", error.error)];
+        let mut p = vec![("error", error.code.as_str())];
         if let Some(d) = &error.description {
             p.push(("error_description", d));
         }
@@ -92,7 +92,13 @@ pub async fn validate(app: &App, p: &Params, via_par: bool) -> Result<AuthorizeR
         .get_client(client_id)
         .await
         .map_err(|e| AuthorizeError::Page(OAuthError::from(e)))?
-        .ok_or_else(|| AuthorizeError::Page(OAuthError::new(400, "invalid_client", "unknown client")))?;
+        .ok_or_else(|| {
+            AuthorizeError::Page(OAuthError::new(
+                400,
+                crate::domain::error::ErrorCode::InvalidClient,
+                "unknown client",
+            ))
+        })?;
     check(
         client,
         p,
@@ -151,14 +157,14 @@ pub fn check(
     if p.contains("request") {
         return Err(redirect(OAuthError::new(
             400,
-            "request_not_supported",
+            crate::domain::error::ErrorCode::RequestNotSupported,
             "request objects are not supported",
         )));
     }
     if p.contains("request_uri") {
         return Err(redirect(OAuthError::new(
             400,
-            "invalid_request_uri",
+            crate::domain::error::ErrorCode::InvalidRequestUri,
             "request_uri is only accepted from PAR",
         )));
     }
@@ -177,12 +183,12 @@ pub fn check(
         Some(_) => {
             return Err(redirect(OAuthError::new(
                 400,
-                "unsupported_response_type",
+                crate::domain::error::ErrorCode::UnsupportedResponseType,
                 "only response_type=code is supported",
             )))
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(redirect(OAuthError::unauthorized_client(
             "client may not use the authorization code flow",
         )));

@@ -94,7 +94,7 @@ async fn client_keys(app: &App, client: &Client, refresh: bool) -> Result<Arc<Jw
         if f.error.is_transient() {
             let mut e = OAuthError::new(
                 503,
-                "temporarily_unavailable",
+                crate::domain::error::ErrorCode::TemporarilyUnavailable,
                 "the client's keys cannot be fetched right now, retry later",
             );
             e.retry_after = Some(f.retry_after_s);
@@ -114,7 +114,7 @@ fn accepted_audiences(app: &App, creds: &ClientCredentials) -> [String; 3] {
     let issuer = &app.cfg.issuer;
     [
         issuer.clone(),
-        format!("{issuer}/oauth/token"),
+        format!("{issuer}{}", crate::paths::TOKEN),
         format!("{issuer}{}", creds.path),
     ]
 }

@@ -4,7 +4,7 @@
 use super::tokens::{mint_for_client, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::model::Client;
+use crate::domain::model::{Client, GrantType};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 
@@ -19,7 +19,7 @@ pub async fn issue(
             "public clients cannot use client_credentials",
         ));
     }
-    if !client.allows_grant("client_credentials") {
+    if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the client_credentials grant",
         ));
@@ -48,6 +48,6 @@ pub async fn issue(
     if !scope.is_subset_of(&allowed) {
         return Err(OAuthError::invalid_scope("scope exceeds what the client may request"));
     }
-    super::refresh::use_proof(app, proof.as_ref()).await?;
+    super::dpop::use_proof(app, proof.as_ref()).await?;
     Ok(mint_for_client(app, &client.id, &scope, proof.as_ref()))
 }

@@ -6,15 +6,13 @@ use super::refresh::new_family;
 use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::device::{self, Poll};
-use crate::domain::error::OAuthError;
-use crate::domain::model::{Client, DeviceCode};
+use crate::domain::error::{ErrorCode, OAuthError};
+use crate::domain::model::{Client, DeviceCode, GrantType};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{DeviceOutcome, PollDevice, StoreError};
 use crate::util::{now_ms, random_token, sha256};
 use serde::Serialize;
-
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// The device authorization response (RFC 8628 §3.2), flat JSON.
 #[derive(Serialize)]
@@ -28,7 +26,7 @@ pub struct DeviceAuthorization {
 }
 
 pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Result<DeviceAuthorization, OAuthError> {
-    if !client.allows_grant(GRANT_TYPE) {
+    if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the device authorization grant",
         ));
@@ -73,7 +71,7 @@ pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Resul
         match app.store.insert_device(row).await {
             Ok(()) => {
                 let display = device::display(&user_code);
-                let uri = format!("{}/oauth/device", app.cfg.issuer);
+                let uri = format!("{}{}", app.cfg.issuer, crate::paths::DEVICE);
                 return Ok(DeviceAuthorization {
                     verification_uri_complete: format!("{uri}?user_code={display}"),
                     verification_uri: uri,
@@ -97,7 +95,7 @@ pub async fn poll(
     proof: Option<Proof>,
     user_agent: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GRANT_TYPE) {
+    if !client.allows_grant(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the device authorization grant",
         ));
@@ -105,8 +103,8 @@ pub async fn poll(
     if client.dpop_bound && proof.is_none() {
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
     }
-    super::refresh::use_proof(app, proof.as_ref()).await?;
-    let refresh = client.allows_grant("refresh_token").then(new_refresh_token);
+    super::dpop::use_proof(app, proof.as_ref()).await?;
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let outcome = app
         .store
         .poll_device(PollDevice {
@@ -123,7 +121,7 @@ pub async fn poll(
         })
         .await
         .map_err(OAuthError::from)?;
-    let e = |code: &'static str, d: &'static str| OAuthError::new(400, code, d);
+    let e = |code: ErrorCode, d: &'static str| OAuthError::new(400, code, d);
     match outcome {
         DeviceOutcome::Issued { family, .. } => {
             let scope = Scope::parse(&family.scope).unwrap_or_default();
@@ -136,12 +134,13 @@ pub async fn poll(
             };
             Ok(mint(app, &family, issue))
         }
-        DeviceOutcome::Poll(Poll::Pending) => Err(e("authorization_pending", "the user has not decided yet")),
-        DeviceOutcome::Poll(Poll::SlowDown) => {
-            Err(e("slow_down", "polling too fast: wait 5 seconds more between polls"))
-        }
-        DeviceOutcome::Poll(Poll::Denied) => Err(e("access_denied", "the user denied the request")),
-        DeviceOutcome::Poll(Poll::Expired) => Err(e("expired_token", "the device code has expired")),
+        DeviceOutcome::Poll(Poll::Pending) => Err(e(ErrorCode::AuthorizationPending, "the user has not decided yet")),
+        DeviceOutcome::Poll(Poll::SlowDown) => Err(e(
+            ErrorCode::SlowDown,
+            "polling too fast: wait 5 seconds more between polls",
+        )),
+        DeviceOutcome::Poll(Poll::Denied) => Err(e(ErrorCode::AccessDenied, "the user denied the request")),
+        DeviceOutcome::Poll(Poll::Expired) => Err(e(ErrorCode::ExpiredToken, "the device code has expired")),
         DeviceOutcome::Poll(_) | DeviceOutcome::NotFound => Err(OAuthError::invalid_grant("device_code is invalid")),
     }
 }

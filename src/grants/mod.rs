@@ -3,13 +3,18 @@
 //! typed result; none of them builds an HTTP response.
 
 pub mod access_token;
+pub mod accounts;
 pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod clients;
 pub mod device;
+pub mod dpop;
+pub mod introspection;
 pub mod par;
 pub mod refresh;
+pub mod revocation;
 pub mod tokens;
 
 pub use tokens::TokenResponse;

@@ -70,7 +70,7 @@ pub async fn push(app: &App, client: &Client, p: Params, proof: Option<&Proof>) 
 pub fn invalid_request_uri() -> OAuthError {
     OAuthError::new(
         400,
-        "invalid_request_uri",
+        crate::domain::error::ErrorCode::InvalidRequestUri,
         "request_uri is unknown, expired, already used, or not this client's",
     )
 }

@@ -5,16 +5,17 @@
 //! load, decide, write, commit with its batch), two signatures. No slow hash, no key parsing, no
 //! logging on success.
 
-use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
+use super::dpop::replay_entry;
+use super::tokens::{granted_details, mint, new_refresh_token, refresh_token_hash, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
-use crate::domain::grant::{RefreshPolicy, Reject};
-use crate::domain::model::Client;
+use crate::domain::grant::{Grace, RefreshPolicy, Reject};
+use crate::domain::model::{Client, GrantType};
 use crate::domain::rar;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{NewFamily, RotateOutcome, RotateRequest};
-use crate::util::{now_ms, sha256};
+use crate::util::now_ms;
 
 pub struct RefreshInput<'a> {
     pub refresh_token: &'a str,
@@ -26,11 +27,20 @@ pub struct RefreshInput<'a> {
 }
 
 pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
-    let r = &app.cfg.refresh;
+    let g = grace(app);
     RefreshPolicy {
-        grace_ms: i64::from(r.reuse_grace_seconds) * 1000,
-        grace_count: i64::from(r.reuse_grace_count),
+        grace_ms: g.ms,
+        grace_count: g.count,
         idle_ttl_ms: ttls(app, client).0,
+    }
+}
+
+/// The configured grace rule (`refresh.reuse_grace_*`), the same for every client.
+pub fn grace(app: &App) -> Grace {
+    let r = &app.cfg.refresh;
+    Grace {
+        ms: i64::from(r.reuse_grace_seconds) * 1000,
+        count: i64::from(r.reuse_grace_count),
     }
 }
 
@@ -68,31 +78,8 @@ pub fn new_family(
     }
 }
 
-/// The replay-store entry for a proof: its key, and when it may be forgotten (after that the
-/// proof's `iat` is too old to be accepted anyway).
-pub fn replay_entry(app: &App, proof: &Proof) -> ([u8; 32], i64) {
-    (
-        proof.replay_key(),
-        (proof.iat + app.cfg.dpop.proof_max_age.as_secs() + 5) * 1000,
-    )
-}
-
-/// Records a proof's `jti` for the grants whose store operation does not take it (client
-/// credentials, device polls, PAR); a replay is refused.
-pub async fn use_proof(app: &App, proof: Option<&Proof>) -> Result<(), OAuthError> {
-    let Some(p) = proof else {
-        return Ok(());
-    };
-    let (key, exp) = replay_entry(app, p);
-    match app.store.use_dpop_jti(key, exp).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(OAuthError::invalid_dpop_proof("DPoP proof jti has been used before")),
-        Err(e) => Err(OAuthError::from(e)),
-    }
-}
-
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant("refresh_token") {
+    if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::unauthorized_client(
             "client may not use the refresh_token grant",
         ));
@@ -114,7 +101,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
     let outcome = app
         .store
         .rotate_refresh(RotateRequest {
-            presented_hash: sha256(input.refresh_token.as_bytes()),
+            presented_hash: refresh_token_hash(input.refresh_token),
             new_hash,
             client_id: client.id.clone(),
             requested_scope: requested_scope.clone(),

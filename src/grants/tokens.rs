@@ -1,5 +1,6 @@
 //! Minting the tokens of a grant: the RFC 9068 access token, the OIDC ID token, and the flat
-//! `OAuthTokenResponse` they travel in.
+//! `OAuthTokenResponse` they travel in; the opaque `rt_` refresh token's format, made and
+//! recognised here only.
 
 use crate::app::App;
 use crate::domain::model::Family;
@@ -138,9 +139,39 @@ pub fn granted_details(family: &Family) -> Option<Vec<Detail>> {
         .and_then(|s| serde_json::from_str(s).ok())
 }
 
+/// What begins every refresh token of ours.
+const REFRESH_PREFIX: &str = "rt_";
+
 /// A new opaque refresh token (`rt_` + 256 random bits) and its SHA-256.
 pub fn new_refresh_token() -> (String, [u8; 32]) {
-    let token = format!("rt_{}", crate::util::random_token());
-    let hash = crate::util::sha256(token.as_bytes());
+    let token = format!("{REFRESH_PREFIX}{}", crate::util::random_token());
+    let hash = refresh_token_hash(&token);
     (token, hash)
+}
+
+/// The key a presented refresh token is stored under (its SHA-256; only the hash is stored).
+pub fn refresh_token_hash(token: &str) -> [u8; 32] {
+    crate::util::sha256(token.as_bytes())
+}
+
+/// The stored key of `token` if it has the form of one of our refresh tokens, `None` for
+/// anything else (an access token, or garbage): introspection and revocation tell the two
+/// kinds apart by this.
+pub fn as_refresh_token(token: &str) -> Option<[u8; 32]> {
+    token.starts_with(REFRESH_PREFIX).then(|| refresh_token_hash(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_recognised_by_their_prefix_and_stored_by_hash() {
+        let (token, hash) = new_refresh_token();
+        assert!(token.starts_with("rt_") && token.len() > 40, "{token}");
+        assert_eq!(as_refresh_token(&token), Some(hash));
+        assert_eq!(refresh_token_hash(&token), hash);
+        assert_eq!(as_refresh_token("eyJhbGciOiJFUzI1NiJ9.e30.sig"), None);
+        assert_eq!(as_refresh_token(""), None);
+    }
 }

@@ -27,7 +27,7 @@ fn redirect(status: StatusCode, location: &str) -> Response {
 
 fn page_error(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    error_page(status, e.error, e.description.as_deref())
+    error_page(status, e.code.as_str(), e.description.as_deref())
 }
 
 /// Sends the user to sign in, then back to this request. `prompt=login` is dropped from the
@@ -42,11 +42,11 @@ fn to_login(p: &Params, req_prompt: &[String]) -> Response {
     if !kept.is_empty() {
         back = back.with("prompt", &kept.join(" "));
     }
-    let return_to = format!("/oauth/authorize?{}", back.encode());
+    let return_to = format!("{}?{}", crate::paths::AUTHORIZE, back.encode());
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", &return_to)
         .finish();
-    redirect(StatusCode::SEE_OTHER, &format!("/login?{q}"))
+    redirect(StatusCode::SEE_OTHER, &format!("{}?{q}", crate::paths::LOGIN))
 }
 
 /// The request's effective parameters: the query itself, or for `request_uri` (PAR) the pushed
@@ -137,7 +137,11 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
     let session = current(&st, &headers).await;
     let Some((session, user)) = session.filter(|_| !req.prompt("login")) else {
         if req.prompt("none") {
-            let e = OAuthError::new(400, "login_required", "the user is not signed in");
+            let e = OAuthError::new(
+                400,
+                crate::domain::error::ErrorCode::LoginRequired,
+                "the user is not signed in",
+            );
             return deny(&st, par_hash, &req, e, StatusCode::FOUND).await;
         }
         return to_login(&raw, &req.prompt);
@@ -154,7 +158,11 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
         return issue(&st, par_hash, &req, &session, StatusCode::FOUND).await;
     }
     if req.prompt("none") {
-        let e = OAuthError::new(400, "consent_required", "the user has not consented");
+        let e = OAuthError::new(
+            400,
+            crate::domain::error::ErrorCode::ConsentRequired,
+            "the user has not consented",
+        );
         return deny(&st, par_hash, &req, e, StatusCode::FOUND).await;
     }
     // The form carries the request as received (for PAR: client_id and request_uri).
@@ -201,7 +209,11 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
         ));
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return page_error(&OAuthError::new(413, "invalid_request", "request body is too large"));
+        return page_error(&OAuthError::new(
+            413,
+            crate::domain::error::ErrorCode::InvalidRequest,
+            "request body is too large",
+        ));
     };
     let all = match Params::from_form(&bytes) {
         Ok(p) => p,
@@ -222,7 +234,7 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
     if !csrf_ok(&st, "consent", &session.id, all.get("csrf_token").ok().flatten()) {
         return page_error(&OAuthError::new(
             403,
-            "invalid_request",
+            crate::domain::error::ErrorCode::InvalidRequest,
             "the consent form expired or was not sent by this server",
         ));
     }
@@ -249,7 +261,11 @@ pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body
             issue(&st, par_hash, &req, &session, StatusCode::SEE_OTHER).await
         }
         Some("false") => {
-            let e = OAuthError::new(400, "access_denied", "the user denied the request");
+            let e = OAuthError::new(
+                400,
+                crate::domain::error::ErrorCode::AccessDenied,
+                "the user denied the request",
+            );
             deny(&st, par_hash, &req, e, StatusCode::SEE_OTHER).await
         }
         _ => page_error(&OAuthError::invalid_request("approved must be true or false")),

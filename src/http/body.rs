@@ -41,9 +41,17 @@ pub async fn read_params(headers: &HeaderMap, body: Body, accept: Accept) -> Res
     };
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
         if crate::listener::is_body_timeout(&e) {
-            OAuthError::new(408, "invalid_request", "the request body did not arrive in time")
+            OAuthError::new(
+                408,
+                crate::domain::error::ErrorCode::InvalidRequest,
+                "the request body did not arrive in time",
+            )
         } else {
-            OAuthError::new(413, "invalid_request", "request body is too large")
+            OAuthError::new(
+                413,
+                crate::domain::error::ErrorCode::InvalidRequest,
+                "request body is too large",
+            )
         }
     })?;
     if json {

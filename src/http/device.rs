@@ -34,7 +34,7 @@ pub async fn device_authorization(
             addr,
             &headers,
             &p,
-            "/oauth/device/authorize",
+            crate::paths::DEVICE_AUTHORIZATION,
             super::ratelimit::Budget::Token,
         )
         .await?;
@@ -97,15 +97,20 @@ async fn confirm(st: &AppState, session: &Session, user: &User, input: &str) -> 
 fn to_login(user_code: Option<&str>) -> Response {
     let back = match user_code {
         Some(c) => format!(
-            "/oauth/device?user_code={}",
+            "{}?user_code={}",
+            crate::paths::DEVICE,
             form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
         ),
-        None => "/oauth/device".into(),
+        None => crate::paths::DEVICE.into(),
     };
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", &back)
         .finish();
-    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/login?{q}"))]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("{}?{q}", crate::paths::LOGIN))],
+    )
+        .into_response()
 }
 
 fn unknown_code(st: &AppState, session: &Session, user: &User) -> Response {
@@ -182,7 +187,7 @@ pub async fn device_submit(
     };
     let p = match Params::from_form(&bytes) {
         Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.error, e.description.as_deref()),
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.code.as_str(), e.description.as_deref()),
     };
     let Some((session, user)) = current(&st, &headers).await else {
         return to_login(p.get("user_code").ok().flatten());

@@ -2,6 +2,7 @@
 //! JWKS. Advertises only what is implemented.
 
 use super::AppState;
+use crate::paths;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -11,23 +12,23 @@ pub async fn metadata(State(st): State<AppState>) -> Response {
     let iss = &st.app.cfg.issuer;
     let doc = json!({
         "issuer": iss,
-        "authorization_endpoint": format!("{iss}/oauth/authorize"),
-        "token_endpoint": format!("{iss}/oauth/token"),
-        "jwks_uri": format!("{iss}/oauth/jwks"),
-        "userinfo_endpoint": format!("{iss}/oauth/userinfo"),
-        "revocation_endpoint": format!("{iss}/oauth/revoke"),
-        "pushed_authorization_request_endpoint": format!("{iss}/oauth/pushed-authorization"),
+        "authorization_endpoint": format!("{iss}{}", paths::AUTHORIZE),
+        "token_endpoint": format!("{iss}{}", paths::TOKEN),
+        "jwks_uri": format!("{iss}{}", paths::JWKS),
+        "userinfo_endpoint": format!("{iss}{}", paths::USERINFO),
+        "revocation_endpoint": format!("{iss}{}", paths::REVOKE),
+        "pushed_authorization_request_endpoint": format!("{iss}{}", paths::PUSHED_AUTHORIZATION),
         "require_pushed_authorization_requests": false,
         "dpop_signing_alg_values_supported": crate::jose::dpop::ALGS,
         "authorization_details_types_supported": st.app.cfg.authorization_details.types,
-        "introspection_endpoint": format!("{iss}/oauth/introspect"),
-        "end_session_endpoint": format!("{iss}/oauth/logout"),
-        "registration_endpoint": st.app.cfg.registration.enabled.then(|| format!("{iss}/oauth/register")),
+        "introspection_endpoint": format!("{iss}{}", paths::INTROSPECT),
+        "end_session_endpoint": format!("{iss}{}", paths::END_SESSION),
+        "registration_endpoint": st.app.cfg.registration.enabled.then(|| format!("{iss}{}", paths::REGISTER)),
         "scopes_supported": crate::domain::scope::SUPPORTED.iter().map(|s| s.to_string()).chain(st.app.cfg.scopes.custom.iter().cloned()).collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": crate::domain::model::GRANT_TYPES,
-        "device_authorization_endpoint": format!("{iss}/oauth/device/authorize"),
+        "device_authorization_endpoint": format!("{iss}{}", paths::DEVICE_AUTHORIZATION),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],

@@ -31,7 +31,7 @@ impl DpopFailure {
         match self {
             DpopFailure::Invalid(d) => OAuthError::invalid_dpop_proof(d),
             DpopFailure::UseNonce(d, nonce) => {
-                let mut e = OAuthError::new(400, "use_dpop_nonce", d);
+                let mut e = OAuthError::new(400, crate::domain::error::ErrorCode::UseDpopNonce, d);
                 e.dpop_nonce = Some(nonce);
                 e
             }

@@ -33,7 +33,7 @@ impl IntoResponse for ApiError {
         let e = self.0;
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
         let body = Body {
-            error: e.error,
+            error: e.code.as_str(),
             error_description: e.description.as_deref(),
         };
         let mut resp = (status, axum::Json(body)).into_response();
@@ -57,5 +57,10 @@ impl IntoResponse for ApiError {
 }
 
 pub async fn not_found() -> Response {
-    ApiError(OAuthError::new(404, "not_found", "no such endpoint")).into_response()
+    ApiError(OAuthError::new(
+        404,
+        crate::domain::error::ErrorCode::NotFound,
+        "no such endpoint",
+    ))
+    .into_response()
 }

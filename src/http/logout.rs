@@ -34,7 +34,7 @@ fn bad(d: &'static str) -> Response {
 async fn validate(st: &AppState, p: &Params, session: Option<(&str, &str)>) -> Result<Request, Response> {
     let get = |k: &str| {
         p.get(k)
-            .map_err(|e| error_page(StatusCode::BAD_REQUEST, e.error, e.description.as_deref()))
+            .map_err(|e| error_page(StatusCode::BAD_REQUEST, e.code.as_str(), e.description.as_deref()))
     };
     let hint = match get("id_token_hint")? {
         Some(t) => Some(
@@ -138,7 +138,7 @@ pub async fn logout(
     };
     let all = match all {
         Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.error, e.description.as_deref()),
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.code.as_str(), e.description.as_deref()),
     };
     let p = all.without(&["csrf_token", "confirm"]);
     let current = current(&st, &headers).await;

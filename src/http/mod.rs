@@ -21,6 +21,7 @@ mod token;
 pub use body::credentials;
 
 use crate::app::App;
+use crate::paths;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub struct AppState {
 /// the public router: they tell anyone how busy the server is and how often tokens are reused.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(health::metrics))
+        .route(paths::METRICS, get(health::metrics))
         .fallback(error::not_found)
         .with_state(state)
 }
@@ -53,37 +54,37 @@ pub fn metrics_router(state: AppState) -> Router {
 pub fn router(state: AppState) -> Router {
     let demo = state.demo;
     let mut r = Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
-        .route("/oauth/jwks", get(discovery::jwks))
+        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
+        .route(paths::JWKS, get(discovery::jwks))
         .route(
-            "/oauth/authorize",
+            paths::AUTHORIZE,
             get(authorize::get_authorize).post(authorize::post_authorize),
         )
-        .route("/oauth/token", post(token::token))
-        .route("/oauth/refresh", post(token::refresh))
-        .route("/oauth/pushed-authorization", post(token::pushed_authorization))
-        .route("/oauth/dpop/nonce", get(dpop::nonce))
-        .route("/oauth/device/authorize", post(device::device_authorization))
-        .route("/oauth/device", get(device::device_page).post(device::device_submit))
-        .route("/oauth/userinfo", get(resource::userinfo).post(resource::userinfo))
-        .route("/oauth/introspect", post(resource::introspect))
-        .route("/oauth/revoke", post(resource::revoke))
-        .route("/login", get(session::login_page).post(session::login))
-        .route("/logout", post(session::logout))
-        .route("/oauth/logout", get(logout::logout).post(logout::logout))
-        .route("/oauth/register", post(register::register))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::REFRESH, post(token::refresh))
+        .route(paths::PUSHED_AUTHORIZATION, post(token::pushed_authorization))
+        .route(paths::DPOP_NONCE, get(dpop::nonce))
+        .route(paths::DEVICE_AUTHORIZATION, post(device::device_authorization))
+        .route(paths::DEVICE, get(device::device_page).post(device::device_submit))
+        .route(paths::USERINFO, get(resource::userinfo).post(resource::userinfo))
+        .route(paths::INTROSPECT, post(resource::introspect))
+        .route(paths::REVOKE, post(resource::revoke))
+        .route(paths::LOGIN, get(session::login_page).post(session::login))
+        .route(paths::LOGOUT, post(session::logout))
+        .route(paths::END_SESSION, get(logout::logout).post(logout::logout))
+        .route(paths::REGISTER, post(register::register))
         .route(
-            "/oauth/register/{client_id}",
+            paths::REGISTER_CLIENT,
             get(register::read).put(register::update).delete(register::delete),
         )
-        .route("/account", get(session::account))
-        .route("/account/revoke", post(session::account_revoke))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route(paths::ACCOUNT, get(session::account))
+        .route(paths::ACCOUNT_REVOKE, post(session::account_revoke))
+        .route(paths::STYLESHEET, get(pages::stylesheet))
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz));
     if demo {
-        r = r.route("/demo/callback", get(pages::demo_callback));
+        r = r.route(paths::DEMO_CALLBACK, get(pages::demo_callback));
     }
     r.fallback(error::not_found).with_state(state)
 }

@@ -188,7 +188,7 @@ pub fn error_page(status: StatusCode, error: &str, description: Option<&str>) ->
 pub fn unavailable_page(e: crate::store::StoreError) -> Response {
     let e = crate::domain::error::OAuthError::from(e);
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    error_page(status, e.error, e.description.as_deref())
+    error_page(status, e.code.as_str(), e.description.as_deref())
 }
 
 pub async fn stylesheet() -> Response {

@@ -8,8 +8,9 @@ use super::body::{client_ip, MAX_BODY};
 use super::error::{no_store, ApiError};
 use super::AppState;
 use crate::domain::error::OAuthError;
-use crate::domain::model::{AuthMethod, Client, SecretHash};
-use crate::domain::registration::{apply, describe, Metadata, Policy};
+use crate::domain::model::Client;
+use crate::domain::registration::{apply, describe, Invalid, Metadata, Policy, Profile};
+use crate::grants::clients;
 use crate::util::{ct_eq, now_ms, random_id, random_token, sha256};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
@@ -29,7 +30,7 @@ fn enabled(st: &AppState) -> Result<(), OAuthError> {
     } else {
         Err(OAuthError::new(
             403,
-            "access_denied",
+            crate::domain::error::ErrorCode::AccessDenied,
             "dynamic client registration is disabled",
         ))
     }
@@ -49,25 +50,35 @@ async fn metadata(headers: &HeaderMap, body: Body) -> Result<Metadata, OAuthErro
     if !is_json {
         return Err(OAuthError::invalid_request("Content-Type must be application/json"));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| OAuthError::new(413, "invalid_request", "request body is too large"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| OAuthError::new(400, "invalid_client_metadata", format!("invalid metadata: {e}")))
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        OAuthError::new(
+            413,
+            crate::domain::error::ErrorCode::InvalidRequest,
+            "request body is too large",
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        OAuthError::new(
+            400,
+            crate::domain::error::ErrorCode::InvalidClientMetadata,
+            format!("invalid metadata: {e}"),
+        )
+    })
 }
 
 /// The anonymous-registration policy of the configuration.
 fn policy(st: &AppState) -> Policy<'_> {
     let cfg = &st.app.cfg;
     Policy {
+        profile: Profile::Registrant,
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &cfg.registration.allowed_grant_types,
         allowed_scopes: &cfg.registration.allowed_scopes,
     }
 }
 
-fn invalid((error, d): (&'static str, String)) -> OAuthError {
-    OAuthError::new(400, error, d)
+fn invalid(e: Invalid) -> OAuthError {
+    OAuthError::new(400, e.code, e.description)
 }
 
 pub async fn register(
@@ -82,37 +93,9 @@ pub async fn register(
             .check_registration(client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops))?;
         let m = metadata(&headers, body).await?;
         let now = now_ms();
-        let mut client = Client {
-            id: random_id(),
-            name: String::new(),
-            auth_method: AuthMethod::ClientSecretBasic,
-            secrets: vec![],
-            redirect_uris: vec![],
-            grant_types: vec![],
-            scope: String::new(),
-            dpop_bound: false,
-            require_par: false,
-            jwks: None,
-            jwks_uri: None,
-            post_logout_redirect_uris: vec![],
-            registration_token_hash: None,
-            refresh_idle_ttl_s: None,
-            refresh_absolute_ttl_s: None,
-            created_at_ms: now,
-        };
+        let mut client = Client::blank(random_id(), now);
         apply(&m, &mut client, &policy(&st)).map_err(invalid)?;
-        let secret = matches!(
-            client.auth_method,
-            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-        )
-        .then(random_token);
-        client.secrets = secret
-            .iter()
-            .map(|s| SecretHash {
-                hash: sha256(s.as_bytes()).to_vec(),
-                expires_at_ms: None,
-            })
-            .collect();
+        let secret = clients::issue_secret(&mut client);
         let rat = random_token();
         client.registration_token_hash = Some(sha256(rat.as_bytes()).to_vec());
         st.app
@@ -126,7 +109,8 @@ pub async fn register(
             out["client_secret_expires_at"] = 0.into();
         }
         out["registration_access_token"] = rat.into();
-        out["registration_client_uri"] = format!("{}/oauth/register/{}", st.app.cfg.issuer, client.id).into();
+        out["registration_client_uri"] =
+            format!("{}{}/{}", st.app.cfg.issuer, crate::paths::REGISTER, client.id).into();
         Ok::<_, OAuthError>(out)
     }
     .await;
@@ -195,7 +179,7 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
         if client.auth_method != before {
             return Err(OAuthError::new(
                 400,
-                "invalid_client_metadata",
+                crate::domain::error::ErrorCode::InvalidClientMetadata,
                 "token_endpoint_auth_method cannot change",
             ));
         }

@@ -1,28 +1,26 @@
-//! Token use and endings: `userinfo` (OIDC Core §5.3, Bearer), `introspect` (RFC 7662; a token
-//! of a revoked family or of a deleted client is inactive, `grants::access_token`), `revoke` (RFC 7009; a refresh token revokes its family, an
-//! access token only itself).
+//! Token use and endings: `userinfo` (OIDC Core §5.3, Bearer), `introspect` (RFC 7662, rules in
+//! `grants::introspection`), `revoke` (RFC 7009, rules in `grants::revocation`). The handlers
+//! parse, authenticate the client and serialize; they decide nothing about tokens.
 
 use super::body::{read_params, Accept};
 use super::error::{no_store, ApiError};
 use super::ratelimit::Budget;
 use super::AppState;
 use crate::domain::error::OAuthError;
+use crate::domain::grant::Reject;
 use crate::domain::model::{Client, Family};
 use crate::grants::access_token;
-use crate::jose::jwt::{AccessClaims, InvalidToken};
+use crate::grants::introspection::{self, Introspection};
+use crate::grants::revocation;
+use crate::jose::jwt::AccessClaims;
 use crate::params::Params;
-use crate::util::{now_ms, sha256};
+use crate::paths;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-
-/// Verifies an access token of ours (see `grants::access_token::verify`).
-async fn verify(st: &AppState, token: &str) -> Result<AccessClaims, InvalidToken> {
-    access_token::verify(&st.app, token).await
-}
 
 /// An access token that is still active (see `grants::access_token::active`).
 async fn active_access(st: &AppState, token: &str) -> Result<Option<(AccessClaims, Option<Family>)>, OAuthError> {
@@ -90,7 +88,7 @@ async fn check_binding(
             "the access token is DPoP-bound: use the DPoP scheme with a proof",
         ));
     }
-    let proof = match super::dpop::proof(st, headers, method, "/oauth/userinfo", Some(token)) {
+    let proof = match super::dpop::proof(st, headers, method, paths::USERINFO, Some(token)) {
         Ok(Some(p)) => p,
         Ok(None) => return Err(unauthorized("invalid_dpop_proof", "a DPoP proof is required")),
         Err(super::dpop::DpopFailure::Invalid(d)) => return Err(unauthorized("invalid_dpop_proof", d)),
@@ -108,13 +106,9 @@ async fn check_binding(
             "the DPoP proof key is not the key the token is bound to",
         ));
     }
-    let (key, exp) = crate::grants::refresh::replay_entry(&st.app, &proof);
-    match st.app.store.use_dpop_jti(key, exp).await {
+    match crate::grants::dpop::record(&st.app, &proof).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(unauthorized(
-            "invalid_dpop_proof",
-            "DPoP proof jti has been used before",
-        )),
+        Ok(false) => Err(unauthorized("invalid_dpop_proof", Reject::DpopReplay.description())),
         Err(e) => Err(ApiError(OAuthError::from(e)).into_response()),
     }
 }
@@ -240,46 +234,30 @@ async fn introspect_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Value, OAuthError> {
-    let (client, p) = authenticated(st, addr, headers, body, "/oauth/introspect").await?;
-    if client.is_public() {
-        return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
-    }
-    let token = p.required("token")?;
-    let inactive = json!({"active": false});
-    if token.starts_with("rt_") {
-        let found = st
-            .app
-            .store
-            .find_refresh(sha256(token.as_bytes()))
-            .await
-            .map_err(OAuthError::from)?;
-        let now = now_ms();
-        return Ok(match found {
-            Some((generation, f)) if generation == f.generation && f.is_active(now) && now < f.idle_expires_at_ms => {
-                let mut v = json!({
-                    "active": true,
-                    "token_type": "refresh_token",
-                    "client_id": f.client_id,
-                    "sub": f.user_id,
-                    "scope": f.scope,
-                    "iss": st.app.cfg.issuer,
-                    "iat": f.rotated_at_ms / 1000,
-                    "exp": f.idle_expires_at_ms / 1000,
-                    "auth_time": f.auth_time,
-                });
-                if let Some(jkt) = &f.dpop_jkt {
-                    v["cnf"] = json!({ "jkt": jkt });
-                }
-                if let Some(d) = crate::grants::tokens::granted_details(&f) {
-                    v["authorization_details"] = json!(d);
-                }
-                v
+    let (client, p) = authenticated(st, addr, headers, body, paths::INTROSPECT).await?;
+    Ok(match introspection::introspect(&st.app, &client, &p).await? {
+        Introspection::Inactive => json!({"active": false}),
+        Introspection::Refresh(f) => {
+            let mut v = json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": f.client_id,
+                "sub": f.user_id,
+                "scope": f.scope,
+                "iss": st.app.cfg.issuer,
+                "iat": f.rotated_at_ms / 1000,
+                "exp": f.idle_expires_at_ms / 1000,
+                "auth_time": f.auth_time,
+            });
+            if let Some(jkt) = &f.dpop_jkt {
+                v["cnf"] = json!({ "jkt": jkt });
             }
-            _ => inactive,
-        });
-    }
-    Ok(match active_access(st, token).await? {
-        Some((c, _)) => {
+            if let Some(d) = crate::grants::tokens::granted_details(&f) {
+                v["authorization_details"] = json!(d);
+            }
+            v
+        }
+        Introspection::Access(c) => {
             let mut v = json!({
                 "active": true,
                 "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
@@ -303,7 +281,6 @@ async fn introspect_inner(
             }
             v
         }
-        None => inactive,
     })
 }
 
@@ -324,35 +301,6 @@ pub async fn revoke(
 }
 
 async fn revoke_inner(st: &AppState, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
-    let (client, p) = authenticated(st, addr, headers, body, "/oauth/revoke").await?;
-    let token = p.required("token")?;
-    let store = &st.app.store;
-    let foreign = || OAuthError::invalid_grant("the token was issued to another client");
-    if token.starts_with("rt_") {
-        if let Some((_, f)) = store
-            .find_refresh(sha256(token.as_bytes()))
-            .await
-            .map_err(OAuthError::from)?
-        {
-            if f.client_id != client.id {
-                return Err(foreign());
-            }
-            store
-                .revoke_family(&f.id, crate::domain::model::RevocationReason::RevokedByClient, now_ms())
-                .await
-                .map_err(OAuthError::from)?;
-        }
-        return Ok(());
-    }
-    // Access tokens: only a valid one of ours can be revoked; anything else is already useless.
-    if let Ok(c) = verify(st, token).await {
-        if c.client_id != client.id {
-            return Err(foreign());
-        }
-        store
-            .revoke_access_token(&c.jti, c.exp * 1000)
-            .await
-            .map_err(OAuthError::from)?;
-    }
-    Ok(())
+    let (client, p) = authenticated(st, addr, headers, body, paths::REVOKE).await?;
+    revocation::revoke(&st.app, &client, p.required("token")?).await
 }

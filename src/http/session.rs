@@ -1,5 +1,6 @@
-//! Sign-in sessions and their pages: `/login` (argon2id under `crate::limits`: per-address
-//! limit, per-account back-off, bounded concurrent hashes; CSRF), `/logout` (ends the session
+//! Sign-in sessions and their pages: `/login` (CSRF here; the sign-in itself, argon2id under
+//! `crate::limits` — per-address limit, per-account back-off, bounded concurrent hashes — in
+//! `grants::accounts`), `/logout` (ends the session
 //! and its session-bound families), `/account`. Cookies (see `cookies`) are HttpOnly,
 //! SameSite=Lax, `__Host-` and Secure when the issuer is https; the session cookie holds a
 //! 256-bit secret stored only as its SHA-256.
@@ -10,10 +11,11 @@ use super::pages::{
     error_page, form_target_source, render, unavailable_page, utc, AccountApp, AccountGrant, AccountPage,
     AccountSession, LoginPage,
 };
-use super::ratelimit::SignIn;
 use super::AppState;
-use crate::domain::model::{AuditEvent, Session, User};
-use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_id, random_token, sha256};
+use crate::domain::model::{Session, User};
+use crate::grants::accounts::{self, SignInRefused, SignInRequest};
+use crate::paths;
+use crate::util::{b64url, ct_eq, hmac_sha256, now_ms, random_token, sha256};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -48,26 +50,38 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Option<(Session, Use
     Some((s, u))
 }
 
+/// Whether `p` is `path` with a query.
+fn with_query(p: &str, path: &str) -> bool {
+    p.strip_prefix(path).is_some_and(|rest| rest.starts_with('?'))
+}
+
+/// To the sign-in page, back to the account page after.
+fn sign_in_for_account() -> Response {
+    let to = format!("{}?return_to=%2Faccount", paths::LOGIN);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
 /// Only paths of this server that a sign-in may continue to.
 fn safe_return_to(r: Option<&str>) -> String {
     match r {
         Some(p)
-            if (p.starts_with("/oauth/authorize?")
-                || p == "/account"
-                || p == "/oauth/device"
-                || p.starts_with("/oauth/device?"))
+            if (with_query(p, paths::AUTHORIZE)
+                || p == paths::ACCOUNT
+                || p == paths::DEVICE
+                || with_query(p, paths::DEVICE))
                 && !p.contains(['\r', '\n', '\\']) =>
         {
             p.to_string()
         }
-        _ => "/account".to_string(),
+        _ => paths::ACCOUNT.to_string(),
     }
 }
 
 /// `form-action` for the login page: the client's redirect URI may end the chain.
 fn login_form_targets(return_to: &str) -> Vec<String> {
     return_to
-        .strip_prefix("/oauth/authorize?")
+        .strip_prefix(paths::AUTHORIZE)
+        .and_then(|r| r.strip_prefix('?'))
         .and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == "redirect_uri")
@@ -147,90 +161,39 @@ pub async fn login(
             Some("Your sign-in form expired. Please try again."),
         );
     }
-    // Limits (src/limits): the address's budget, the account's back-off, a hash slot.
     let ip = super::body::client_ip(addr.ip(), &headers, st.app.cfg.http.forwarded_hops);
-    if let Err(e) = st.limits.begin_sign_in(ip, username) {
-        return refused(
-            login_form(
-                &st,
-                &headers,
-                StatusCode::TOO_MANY_REQUESTS,
-                &return_to,
-                username,
-                Some("Too many sign-in attempts. Wait a moment and try again."),
-            ),
-            e.retry_after,
-        );
-    }
-    let password = form.get("password").cloned().unwrap_or_default();
-    let user = st.app.store.find_user_by_username(username).await.ok().flatten();
-    let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = match st.limits.verify_password(password, phc).await {
-        Ok(v) => v,
-        Err(e) => {
-            st.limits.end_sign_in(username, SignIn::NotChecked);
-            return refused(
-                login_form(
-                    &st,
-                    &headers,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &return_to,
-                    username,
-                    Some("The server is busy. Try again in a moment."),
-                ),
-                e.retry_after,
-            );
-        }
+    let request = SignInRequest {
+        ip,
+        username,
+        password: form.get("password").cloned().unwrap_or_default(),
+        user_agent: user_agent(&headers),
     };
-    let outcome = if verified && user.is_some() {
-        SignIn::Succeeded
-    } else {
-        SignIn::Failed
+    let (status, message, retry_after) = match accounts::sign_in(&st.app, &st.limits, request).await {
+        Ok(signed_in) => return signed_in_response(&st, return_to, &signed_in.token),
+        Err(SignInRefused::Unavailable(e)) => return unavailable_page(e),
+        Err(SignInRefused::Limited(retry_after)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts. Wait a moment and try again.",
+            retry_after,
+        ),
+        Err(SignInRefused::Busy(retry_after)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Try again in a moment.",
+            retry_after,
+        ),
+        Err(SignInRefused::WrongCredentials) => (StatusCode::UNAUTHORIZED, "Wrong username or password.", None),
     };
-    st.limits.end_sign_in(username, outcome);
-    let Some(user) = user.filter(|_| verified) else {
-        let _ = st
-            .app
-            .store
-            .audit(
-                AuditEvent {
-                    kind: crate::domain::model::AuditKind::LoginFailed,
-                    client_id: None,
-                    user_id: None,
-                    family_id: None,
-                    detail: None,
-                },
-                now_ms(),
-            )
-            .await;
-        return login_form(
-            &st,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            &return_to,
-            username,
-            Some("Wrong username or password."),
-        );
-    };
-    let token = random_token();
-    let now = now_ms();
+    let page = login_form(&st, &headers, status, &return_to, username, Some(message));
+    refused(page, retry_after)
+}
+
+/// After a sign-in: the session cookie, and on to `return_to`.
+fn signed_in_response(st: &AppState, return_to: String, token: &str) -> Response {
     let ttl = st.app.cfg.session.ttl;
-    let session = Session {
-        id: random_id(),
-        token_hash: sha256(token.as_bytes()).to_vec(),
-        user_id: user.id.clone(),
-        auth_time: now / 1000,
-        expires_at_ms: now + ttl.as_ms(),
-        ended_at_ms: None,
-        user_agent: user_agent(&headers).map(|s| s.chars().take(256).collect()),
-    };
-    if let Err(e) = st.app.store.insert_session(session).await {
-        return unavailable_page(e);
-    }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, return_to)]).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        Cookie::Session.set(&st.app.cfg, &token, Some(ttl.as_secs())),
+        Cookie::Session.set(&st.app.cfg, token, Some(ttl.as_secs())),
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -251,7 +214,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
         .find(|(k, _)| k == "csrf_token")
         .map(|(_, v)| v.into_owned());
     let Some((session, _)) = current(&st, &headers).await else {
-        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, paths::LOGIN)]).into_response();
     };
     if !csrf_ok(&st, "logout", &session.id, csrf.as_deref()) {
         return error_page(
@@ -263,7 +226,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
     if let Err(e) = st.app.store.end_session(&session.id, now_ms()).await {
         return unavailable_page(e);
     }
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, paths::LOGIN)]).into_response();
     resp.headers_mut()
         .append(header::SET_COOKIE, Cookie::Session.clear(&st.app.cfg));
     resp
@@ -271,11 +234,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
 
 pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let Some((session, user)) = current(&st, &headers).await else {
-        return (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/login?return_to=%2Faccount")],
-        )
-            .into_response();
+        return sign_in_for_account();
     };
     let families = match st.app.store.list_user_families(&user.id).await {
         Ok(f) => f,
@@ -349,11 +308,7 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let Some((session, user)) = current(&st, &headers).await else {
-        return (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/login?return_to=%2Faccount")],
-        )
-            .into_response();
+        return sign_in_for_account();
     };
     if !csrf_ok(&st, "account", &session.id, form.get("csrf_token").map(String::as_str)) {
         return error_page(
@@ -385,7 +340,7 @@ pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body
         }
     };
     match done {
-        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/account")]).into_response(),
+        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, paths::ACCOUNT)]).into_response(),
         Err(e) => unavailable_page(e),
     }
 }

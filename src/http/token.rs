@@ -7,13 +7,14 @@ use super::dpop::{fresh_nonce, proof};
 use super::error::{no_store, ApiError};
 use super::ratelimit::Budget;
 use super::AppState;
-use crate::domain::error::OAuthError;
-use crate::domain::model::Client;
+use crate::domain::error::{ErrorCode, OAuthError};
+use crate::domain::model::{Client, GrantType};
 use crate::grants::authorization_code::{exchange, CodeInput};
 use crate::grants::client_auth::authenticate;
 use crate::grants::refresh::{refresh as refresh_grant, RefreshInput};
 use crate::grants::TokenResponse;
 use crate::jose::dpop::Proof;
+use crate::paths;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -85,7 +86,7 @@ async fn authenticate_credentials(
             Ok(client)
         }
         Err(e) => {
-            if e.error == "invalid_client" {
+            if e.code == ErrorCode::InvalidClient {
                 st.limits.client_auth_failed(ip);
             }
             Err(e)
@@ -101,16 +102,17 @@ async fn token_inner(
 ) -> Result<TokenResponse, OAuthError> {
     let p = read_params(headers, body, Accept::Form).await?;
     let grant_type = p.required("grant_type")?;
-    if !crate::domain::model::GRANT_TYPES.contains(&grant_type) {
+    let Some(grant_type) = GrantType::parse(grant_type) else {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant_type `{grant_type}` is not supported"
         )));
-    }
-    let client = authenticated(st, addr, headers, &p, "/oauth/token", Budget::Token).await?;
-    let proof = token_proof(st, headers, "/oauth/token")?;
+    };
+    let client = authenticated(st, addr, headers, &p, paths::TOKEN, Budget::Token).await?;
+    let proof = token_proof(st, headers, paths::TOKEN)?;
     let ua = user_agent(headers);
+    // One arm per grant, no fall-through: a new `GrantType` does not compile until it has one.
     match grant_type {
-        "authorization_code" => {
+        GrantType::AuthorizationCode => {
             let input = CodeInput {
                 code: p.required("code")?,
                 redirect_uri: p.get("redirect_uri")?,
@@ -120,13 +122,13 @@ async fn token_inner(
             };
             exchange(&st.app, &client, input).await
         }
-        "client_credentials" => {
+        GrantType::ClientCredentials => {
             crate::grants::client_credentials::issue(&st.app, &client, p.get("scope")?, proof).await
         }
-        crate::grants::device::GRANT_TYPE => {
+        GrantType::DeviceCode => {
             crate::grants::device::poll(&st.app, &client, p.required("device_code")?, proof, ua).await
         }
-        _ => {
+        GrantType::RefreshToken => {
             let input = RefreshInput {
                 refresh_token: p.required("refresh_token")?,
                 scope: p.get("scope")?,
@@ -147,7 +149,7 @@ pub async fn refresh(
 ) -> Response {
     let r = refresh_inner(&st, addr, &headers, body).await.map_err(|mut e| {
         // The reference API's deliberate deviation (SPEC §4): invalid_grant is 401 here.
-        if e.error == "invalid_grant" {
+        if e.code == ErrorCode::InvalidGrant {
             e.status = 401;
         }
         e
@@ -163,7 +165,7 @@ async fn refresh_inner(
 ) -> Result<TokenResponse, OAuthError> {
     let p = read_params(headers, body, Accept::FormOrJson).await?;
     if let Some(gt) = p.get("grant_type")? {
-        if gt != "refresh_token" {
+        if GrantType::parse(gt) != Some(GrantType::RefreshToken) {
             return Err(OAuthError::invalid_request(
                 "grant_type must be refresh_token (or absent) here",
             ));
@@ -176,12 +178,12 @@ async fn refresh_inner(
     if creds.claimed_id().is_none() {
         return Err(OAuthError::invalid_request("missing required parameter `client_id`"));
     }
-    let client = authenticate_credentials(st, addr, headers, creds, "/oauth/refresh", Budget::Token).await?;
+    let client = authenticate_credentials(st, addr, headers, creds, paths::REFRESH, Budget::Token).await?;
     let input = RefreshInput {
         refresh_token,
         scope: p.get("scope")?,
         authorization_details: p.json("authorization_details")?,
-        proof: token_proof(st, headers, "/oauth/refresh")?,
+        proof: token_proof(st, headers, paths::REFRESH)?,
         user_agent: user_agent(headers),
     };
     refresh_grant(&st.app, &client, input).await
@@ -196,9 +198,9 @@ pub async fn pushed_authorization(
 ) -> Response {
     let r = async {
         let p = read_params(&headers, body, Accept::Form).await?;
-        let client = authenticated(&st, addr, &headers, &p, "/oauth/pushed-authorization", Budget::Token).await?;
-        let proof = proof(&st, &headers, "POST", "/oauth/pushed-authorization", None).map_err(|f| f.into_oauth())?;
-        crate::grants::refresh::use_proof(&st.app, proof.as_ref()).await?;
+        let client = authenticated(&st, addr, &headers, &p, paths::PUSHED_AUTHORIZATION, Budget::Token).await?;
+        let proof = proof(&st, &headers, "POST", paths::PUSHED_AUTHORIZATION, None).map_err(|f| f.into_oauth())?;
+        crate::grants::dpop::use_proof(&st.app, proof.as_ref()).await?;
         crate::grants::par::push(&st.app, &client, p.without(&["client_secret"]), proof.as_ref()).await
     }
     .await;

@@ -35,7 +35,11 @@ fn limited(wait: Duration) -> OAuthError {
 
 /// The 503 of a request that found every password-hash slot busy.
 pub fn busy() -> OAuthError {
-    let mut e = OAuthError::new(503, "temporarily_unavailable", "the server is busy, retry shortly");
+    let mut e = OAuthError::new(
+        503,
+        crate::domain::error::ErrorCode::TemporarilyUnavailable,
+        "the server is busy, retry shortly",
+    );
     e.retry_after = Some(1);
     e
 }

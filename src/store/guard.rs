@@ -168,8 +168,8 @@ mod tests {
         assert!(!StoreError::Conflict("x".into()).is_outage());
         let e = crate::domain::error::OAuthError::from(StoreError::Backend("disk full".into()));
         assert_eq!(
-            (e.status, e.error, e.retry_after),
-            (503, "temporarily_unavailable", Some(1))
+            (e.status, e.code, e.retry_after),
+            (503, crate::domain::error::ErrorCode::TemporarilyUnavailable, Some(1))
         );
     }
 }

@@ -63,21 +63,11 @@ pub fn sign_es256(header: &Value, payload: &[u8]) -> String {
 /// A registered client.
 pub fn client(id: &str, method: AuthMethod) -> Client {
     Client {
-        id: id.into(),
         name: id.into(),
         auth_method: method,
-        secrets: vec![],
         redirect_uris: vec!["https://app.example/cb".into(), "http://127.0.0.1:8080/cb?x=1".into()],
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         scope: "openid profile email offline_access api:read".into(),
-        dpop_bound: false,
-        require_par: false,
-        jwks: None,
-        jwks_uri: None,
-        post_logout_redirect_uris: vec![],
-        registration_token_hash: None,
-        refresh_idle_ttl_s: None,
-        refresh_absolute_ttl_s: None,
-        created_at_ms: 0,
+        ..Client::blank(id.into(), 0)
     }
 }

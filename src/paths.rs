@@ -1,0 +1,30 @@
+//! The server's endpoint paths, written once: the router mounts them, discovery advertises
+//! them (issuer + path), DPoP proofs are checked against them (`htu`), client assertions may
+//! name them (`aud`), and pages link and redirect to them.
+
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+pub const JWKS: &str = "/oauth/jwks";
+pub const AUTHORIZE: &str = "/oauth/authorize";
+pub const TOKEN: &str = "/oauth/token";
+pub const REFRESH: &str = "/oauth/refresh";
+pub const PUSHED_AUTHORIZATION: &str = "/oauth/pushed-authorization";
+pub const DPOP_NONCE: &str = "/oauth/dpop/nonce";
+pub const DEVICE_AUTHORIZATION: &str = "/oauth/device/authorize";
+pub const DEVICE: &str = "/oauth/device";
+pub const USERINFO: &str = "/oauth/userinfo";
+pub const INTROSPECT: &str = "/oauth/introspect";
+pub const REVOKE: &str = "/oauth/revoke";
+pub const LOGIN: &str = "/login";
+pub const LOGOUT: &str = "/logout";
+pub const END_SESSION: &str = "/oauth/logout";
+pub const REGISTER: &str = "/oauth/register";
+/// RFC 7592 client configuration endpoint (axum path syntax).
+pub const REGISTER_CLIENT: &str = "/oauth/register/{client_id}";
+pub const ACCOUNT: &str = "/account";
+pub const ACCOUNT_REVOKE: &str = "/account/revoke";
+pub const STYLESHEET: &str = "/static/style.css";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const DEMO_CALLBACK: &str = "/demo/callback";
+pub const METRICS: &str = "/metrics";
