@@ -508,7 +508,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
                 user_id: "mu".into(),
                 redirect_uri: "https://app/cb".into(),
                 redirect_uri_sent: true,
-                scope,
+                scope: autional::domain::scope::Scope::parse(&scope).unwrap(),
                 nonce: None,
                 code_challenge: None,
                 dpop_jkt: None,

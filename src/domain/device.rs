@@ -82,7 +82,7 @@ mod tests {
             device_hash: vec![],
             user_code: "BCDFGHJK".into(),
             client_id: "c".into(),
-            scope: "openid".into(),
+            scope: crate::domain::scope::Scope::parse("openid").unwrap(),
             status,
             interval_s: 5,
             last_poll_ms: last,

@@ -171,10 +171,7 @@ mod tests {
     fn the_sent_code_is_the_typed_code() {
         let e = OAuthError::invalid_grant("x");
         assert_eq!((e.code, e.code.as_str()), (ErrorCode::InvalidGrant, "invalid_grant"));
-        assert_eq!(
-            OAuthError::temporarily_unavailable().to_string(),
-            "temporarily_unavailable"
-        );
+        assert_eq!(e.to_string(), "invalid_grant: x");
         assert_eq!(ErrorCode::UseDpopNonce.to_string(), "use_dpop_nonce");
     }
 }

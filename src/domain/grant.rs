@@ -191,8 +191,8 @@ pub fn decide(family: &Family, generation: i64, attempt: &RefreshAttempt<'_>, po
 
 fn request_checks(family: &Family, attempt: &RefreshAttempt<'_>) -> Option<Reject> {
     if let Some(req) = attempt.requested_scope {
-        let granted = Scope::parse(&family.scope).unwrap_or_default();
-        if !req.is_subset_of(&granted) {
+        let granted = &family.scope;
+        if !req.is_subset_of(granted) {
             return Some(Reject::InvalidScope);
         }
     }
@@ -248,7 +248,7 @@ pub struct FamilySeed<'a> {
     pub id: &'a str,
     pub client_id: &'a str,
     pub user_id: &'a str,
-    pub scope: &'a str,
+    pub scope: &'a Scope,
     pub authorization_details: Option<&'a str>,
     pub dpop_jkt: Option<&'a str>,
     /// The sign-in session that authorised it (`sid`).
@@ -268,10 +268,11 @@ pub fn new_family(s: FamilySeed<'_>) -> Family {
         id: s.id.to_string(),
         client_id: s.client_id.to_string(),
         user_id: s.user_id.to_string(),
-        scope: s.scope.to_string(),
+        scope: s.scope.clone(),
         authorization_details: s.authorization_details.map(str::to_owned),
         dpop_jkt: s.dpop_jkt.map(str::to_owned),
-        session_id: (!is_offline(s.scope)).then(|| s.session_id.to_string()),
+        // A grant with `offline_access` outlives the sign-in session (SPEC §4 rule 10).
+        session_id: (!s.scope.contains("offline_access")).then(|| s.session_id.to_string()),
         sid: Some(s.session_id.to_string()),
         auth_time: s.auth_time,
         created_at_ms: s.now_ms,
@@ -285,13 +286,6 @@ pub fn new_family(s: FamilySeed<'_>) -> Family {
         last_used_at_ms: s.now_ms,
         last_user_agent: s.user_agent.map(str::to_owned),
     }
-}
-
-/// A grant with `offline_access` outlives the sign-in session (SPEC §4 rule 10).
-pub fn is_offline(scope: &str) -> bool {
-    Scope::parse(scope)
-        .map(|s| s.contains("offline_access"))
-        .unwrap_or(false)
 }
 
 /// What redeeming an authorization code presents.
@@ -387,7 +381,7 @@ mod tests {
             id: "f".into(),
             client_id: "c".into(),
             user_id: "u".into(),
-            scope: "openid profile".into(),
+            scope: Scope::parse("openid profile").unwrap(),
             authorization_details: None,
             dpop_jkt: None,
             session_id: None,
@@ -593,7 +587,7 @@ mod tests {
             user_id: "u".into(),
             redirect_uri: "https://app/cb".into(),
             redirect_uri_sent: true,
-            scope: "openid".into(),
+            scope: Scope::parse("openid").unwrap(),
             nonce: None,
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
             dpop_jkt: None,

@@ -225,7 +225,7 @@ pub struct AuthCode {
     /// Whether `redirect_uri` was sent on the authorization request (then it is required,
     /// identical, at the token endpoint: RFC 6749 §4.1.3).
     pub redirect_uri_sent: bool,
-    pub scope: String,
+    pub scope: crate::domain::scope::Scope,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     /// RFC 9449 §10: the code may only be redeemed with a proof of this key.
@@ -247,7 +247,7 @@ pub struct Family {
     pub client_id: String,
     pub user_id: String,
     /// The scope granted (the refresh token always keeps it).
-    pub scope: String,
+    pub scope: crate::domain::scope::Scope,
     pub authorization_details: Option<String>,
     pub dpop_jkt: Option<String>,
     /// The sign-in session the family ends with; `None` with `offline_access`.
@@ -293,7 +293,7 @@ pub struct DeviceCode {
     /// Eight characters of the unambiguous alphabet, stored without the dash.
     pub user_code: String,
     pub client_id: String,
-    pub scope: String,
+    pub scope: crate::domain::scope::Scope,
     /// `pending`, `approved`, `denied` or `consumed`.
     pub status: DeviceStatus,
     pub interval_s: i64,

@@ -3,12 +3,11 @@
 //! code revokes what its first use issued.
 
 use super::dpop::replay_entry;
-use super::refresh::new_family;
+use super::refresh::plan_family;
 use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, GrantType};
-use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{RedeemCode, RedeemOutcome};
 use crate::util::{now_ms, sha256};
@@ -48,7 +47,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             redirect_uri: input.redirect_uri.map(str::to_owned),
             code_verifier: input.code_verifier.map(str::to_owned),
             now_ms: now_ms(),
-            family: new_family(
+            family: plan_family(
                 app,
                 client,
                 refresh.as_ref().map(|(_, h)| *h),
@@ -63,7 +62,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         })?;
     match outcome {
         RedeemOutcome::Issued { code, family } => {
-            let scope = Scope::parse(&code.scope).unwrap_or_default();
+            let scope = code.scope.clone();
             let issue = Issue {
                 scope: &scope,
                 nonce: code.nonce.clone(),

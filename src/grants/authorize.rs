@@ -308,7 +308,7 @@ pub async fn issue_code(app: &App, req: &AuthorizeRequest, session: &Session) ->
             user_id: session.user_id.clone(),
             redirect_uri: req.redirect_uri.clone(),
             redirect_uri_sent: req.redirect_uri_sent,
-            scope: req.scope.to_string(),
+            scope: req.scope.clone(),
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
             dpop_jkt: req.dpop_jkt.clone(),

@@ -2,7 +2,7 @@
 //! on `/oauth/device` (see `http::device`), and the device polls the token endpoint, told to wait
 //! (`authorization_pending`), slow down, or that it was denied or expired, until tokens come.
 
-use super::refresh::new_family;
+use super::refresh::plan_family;
 use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::device::{self, Poll};
@@ -57,7 +57,7 @@ pub async fn authorize(app: &App, client: &Client, scope: Option<&str>) -> Resul
             device_hash: sha256(device_code.as_bytes()).to_vec(),
             user_code: user_code.clone(),
             client_id: client.id.clone(),
-            scope: scope.to_string(),
+            scope: scope.clone(),
             status: crate::domain::model::DeviceStatus::Pending,
             interval_s: interval,
             last_poll_ms: None,
@@ -111,7 +111,7 @@ pub async fn poll(
             device_hash: sha256(device_code.as_bytes()),
             client_id: client.id.clone(),
             now_ms: now_ms(),
-            family: new_family(
+            family: plan_family(
                 app,
                 client,
                 refresh.as_ref().map(|(_, h)| *h),
@@ -124,7 +124,7 @@ pub async fn poll(
     let e = |code: ErrorCode, d: &'static str| OAuthError::new(400, code, d);
     match outcome {
         DeviceOutcome::Issued { family, .. } => {
-            let scope = Scope::parse(&family.scope).unwrap_or_default();
+            let scope = family.scope.clone();
             let issue = Issue {
                 scope: &scope,
                 nonce: None,

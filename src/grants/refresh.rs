@@ -58,9 +58,10 @@ fn ttls(app: &App, client: &Client) -> (i64, i64) {
     (idle, absolute)
 }
 
-/// The family a grant of `client` starts (code exchange, device poll): its lifetimes, and — for
+/// The plan of the family a grant of `client` starts (code exchange, device poll): its id,
+/// lifetimes and first refresh token, and — for
 /// a public client — the key of its first DPoP proof (RFC 9449 §5).
-pub fn new_family(
+pub fn plan_family(
     app: &App,
     client: &Client,
     refresh_hash: Option<[u8; 32]>,
@@ -121,7 +122,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         RotateOutcome::Issued { family, grace } => {
             metrics::counter!("autional_refresh_total", "outcome" => if grace { "grace" } else { "rotated" })
                 .increment(1);
-            let scope = requested_scope.unwrap_or_else(|| Scope::parse(&family.scope).unwrap_or_default());
+            let scope = requested_scope.unwrap_or_else(|| family.scope.clone());
             let granted = granted_details(&family);
             let details = match (&granted, requested_details) {
                 (Some(g), Some(r)) => rar::narrow(g, &r),

@@ -65,7 +65,7 @@ pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
         cnf: issue.proof.map(|p| Confirmation { jkt: p.jkt.clone() }),
         authorization_details: details.clone(),
     };
-    let grant_scope = Scope::parse(&family.scope).unwrap_or_default();
+    let grant_scope = &family.scope;
     let id_token = grant_scope.contains("openid").then(|| {
         sign_id(
             &keys,

@@ -11,7 +11,6 @@ use super::AppState;
 use crate::domain::device::{display, normalize};
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Session, User};
-use crate::domain::scope::Scope;
 use crate::grants::device;
 use crate::params::Params;
 use crate::util::now_ms;
@@ -79,7 +78,7 @@ async fn confirm(st: &AppState, session: &Session, user: &User, input: &str) -> 
         return None;
     }
     let client = st.app.store.get_client(&d.client_id).await.ok()??;
-    let scope = Scope::parse(&d.scope).unwrap_or_default();
+    let scope = d.scope.clone();
     let csrf = csrf_token(st, "device", &session.id);
     let shown = display(&code);
     let page = DevicePage {

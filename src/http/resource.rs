@@ -243,7 +243,7 @@ async fn introspect_inner(
                 "token_type": "refresh_token",
                 "client_id": f.client_id,
                 "sub": f.user_id,
-                "scope": f.scope,
+                "scope": f.scope.to_string(),
                 "iss": st.app.cfg.issuer,
                 "iat": f.rotated_at_ms / 1000,
                 "exp": f.idle_expires_at_ms / 1000,

@@ -245,7 +245,7 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
     for f in families.into_iter().filter(|f| f.is_active(now)) {
         let grant = AccountGrant {
             id: f.id.clone(),
-            scope: f.scope.clone(),
+            scope: f.scope.to_string(),
             first_used: utc(f.created_at_ms),
             last_used: utc(f.last_used_at_ms),
             user_agent: f.last_user_agent.clone(),

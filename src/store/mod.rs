@@ -86,7 +86,7 @@ impl NewFamily {
         &self,
         client_id: &str,
         user_id: &str,
-        scope: &str,
+        scope: &Scope,
         details: Option<&str>,
         session_id: &str,
         auth_time: i64,

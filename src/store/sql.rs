@@ -115,6 +115,28 @@ bind_as_name!(
     crate::domain::model::DeviceStatus
 );
 
+/// A scope binds as its space-separated text.
+impl rusqlite::ToSql for crate::domain::scope::Scope {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(
+            self.to_string(),
+        )))
+    }
+}
+impl tokio_postgres::types::ToSql for crate::domain::scope::Scope {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.to_string().to_sql(ty, out)
+    }
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <String as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
 /// The values of a statement's `$1, $2, …`, in order.
 #[macro_export]
 #[doc(hidden)]
@@ -155,6 +177,13 @@ impl RowRef<'_> {
             RowRef::Sqlite(r) => T::sqlite(r, i),
             RowRef::Pg(r) => T::pg(r, i),
         }
+    }
+
+    /// A column holding a scope (validated when it was granted: a bad one is a broken row).
+    pub fn scope(&self, i: usize) -> Result<crate::domain::scope::Scope> {
+        let s: String = self.get(i)?;
+        crate::domain::scope::Scope::parse(&s)
+            .map_err(|e| StoreError::Backend(format!("stored scope {s:?} is invalid: {e}")))
     }
 
     /// A column holding JSON text (a list of redirect URIs, secrets, …).

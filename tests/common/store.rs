@@ -128,7 +128,7 @@ pub async fn code(store: &DynStore, f: &Fixture, scope: &str, absolute_ttl_ms: i
             user_id: "u".into(),
             redirect_uri: "https://app/cb".into(),
             redirect_uri_sent: true,
-            scope: scope.into(),
+            scope: autional::domain::scope::Scope::parse(scope).unwrap(),
             nonce: None,
             code_challenge: None,
             dpop_jkt: None,
