@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                     state.as_deref(),
                     ISSUER,
                 ));
-                assert!(got.contains(&("error".to_string(), error.error.to_string())));
+                assert!(got.contains(&("error".to_string(), error.code.as_str().to_string())));
                 if let Some(s) = state {
                     assert!(got.contains(&("state".to_string(), s)));
                 }

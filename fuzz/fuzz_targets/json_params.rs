@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let p = match Params::from_json(data) {
         Ok(p) => p,
         Err(e) => {
-            assert_eq!(e.error, "invalid_request");
+            assert_eq!(e.code.as_str(), "invalid_request");
             return;
         }
     };
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         for k in m.keys() {
             assert!(p.contains(k));
             if let Err(e) = p.get(k) {
-                assert_eq!(e.error, "invalid_request");
+                assert_eq!(e.code.as_str(), "invalid_request");
             }
             let _ = p.json(k);
         }

@@ -6,7 +6,7 @@
 mod common;
 
 use autional::domain::model::{AuthMethod, Client};
-use autional::domain::registration::{apply, describe, Metadata};
+use autional::domain::registration::{apply, describe, Metadata, Policy, Profile};
 use libfuzzer_sys::fuzz_target;
 
 fn fields(c: &Client) -> impl PartialEq + std::fmt::Debug {
@@ -29,15 +29,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let custom = ["api:read".to_string()];
+    let grants: Vec<String> = autional::domain::model::GRANT_TYPES.iter().map(|g| g.to_string()).collect();
+    let scopes = ["openid".to_string(), "profile".to_string(), "offline_access".to_string(), custom[0].clone()];
+    let policy = Policy {
+        profile: Profile::Registrant,
+        custom_scopes: &custom,
+        allowed_grant_types: &grants,
+        allowed_scopes: &scopes,
+    };
     let mut c = common::client("client-1", AuthMethod::ClientSecretBasic);
-    if apply(&m, &mut c, &custom).is_err() {
+    if apply(&m, &mut c, &policy).is_err() {
         return;
     }
     assert!(c.name.chars().count() <= 200);
     let shown = describe(&c);
     let m2: Metadata = serde_json::from_value(shown).expect("described metadata parses");
     let mut c2 = common::client("client-1", AuthMethod::ClientSecretBasic);
-    if let Err(e) = apply(&m2, &mut c2, &custom) {
+    if let Err(e) = apply(&m2, &mut c2, &policy) {
         panic!("described metadata refused: {e:?}");
     }
     assert_eq!(fields(&c), fields(&c2));

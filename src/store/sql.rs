@@ -279,6 +279,6 @@ mod tests {
         );
         static S: Stmt = Stmt::dialects("SELECT pg_advisory_xact_lock(1)", "SELECT 1");
         assert_eq!(S.sqlite(), "SELECT 1");
-        assert_eq!(S.pg(), "SELECT pg_advisory_xact_lock(1)");
+        assert!(S.pg().contains("pg_advisory_xact_lock"));
     }
 }
