@@ -810,14 +810,7 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
         return Ok(RotateOutcome::NotFound);
     };
     let current = family.generation;
-    let decision = decide(&family, generation, &attempt(req), &req.policy);
-    let new_generation = apply(
-        &mut family,
-        decision,
-        &req.policy,
-        req.now_ms,
-        req.user_agent.as_deref(),
-    );
+    let (decision, new_generation) = decide_rotation(&mut family, generation, req);
     match decision {
         Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
         Decision::Reuse => {
@@ -853,15 +846,22 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
     }
 }
 
-/// The request's side of `domain::grant::decide`.
-pub fn attempt(req: &RotateRequest) -> RefreshAttempt<'_> {
-    RefreshAttempt {
+/// Decides the presentation of generation `generation` of `family` (`domain::grant::decide`)
+/// and applies the decision to the row (`domain::grant::apply`): the decision, and the
+/// generation of the token to issue.
+pub fn decide_rotation(family: &mut Family, generation: i64, req: &RotateRequest) -> (Decision, Option<i64>) {
+    let attempt = RefreshAttempt {
         client_id: &req.client_id,
         requested_scope: req.requested_scope.as_ref(),
         requested_details: req.requested_details.as_deref(),
         dpop_jkt: req.dpop_jkt.as_deref(),
         now_ms: req.now_ms,
-    }
+    };
+    let decision = decide(family, generation, &attempt, &req.policy);
+    (
+        decision,
+        apply(family, decision, &req.policy, req.now_ms, req.user_agent.as_deref()),
+    )
 }
 
 /// The audit event of a detected refresh-token reuse.

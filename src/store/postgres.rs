@@ -15,7 +15,7 @@ use super::rows;
 use super::sql::{args, Arg, Conn, Stmt};
 use super::sql_store::{Backend, Op, SqlStore};
 use super::*;
-use crate::domain::grant::{apply, check_code, decide, CodeCheck, Decision, Reject};
+use crate::domain::grant::{check_code, CodeCheck, Decision, Reject};
 use crate::domain::model::{AuditKind, RevocationReason};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -278,14 +278,7 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
             return Ok(RotateOutcome::NotFound);
         };
         let (seen_generation, seen_grace) = (family.generation, family.grace_used);
-        let decision = decide(&family, generation, &ops::attempt(req), &req.policy);
-        apply(
-            &mut family,
-            decision,
-            &req.policy,
-            req.now_ms,
-            req.user_agent.as_deref(),
-        );
+        let (decision, _) = ops::decide_rotation(&mut family, generation, req);
         match decision {
             Decision::Reject(r) => return Ok(RotateOutcome::Rejected(r)),
             Decision::Reuse => {
