@@ -495,6 +495,21 @@ mod tests {
 
     const G5: Grace = Grace { ms: 5_000, count: 2 };
 
+    /// A family is active (its access tokens too) until it is revoked or reaches its absolute
+    /// expiry, whatever its idle deadline (that is the refresh token's, not the grant's).
+    #[test]
+    fn a_family_is_active_until_revoked_or_absolutely_expired() {
+        let f = family();
+        assert!(f.is_active(0));
+        assert!(f.is_active(600_000), "past the idle deadline, the grant lives on");
+        assert!(f.is_active(999_999));
+        assert!(!f.is_active(1_000_000), "at the absolute expiry it has ended");
+        assert!(!f.is_active(1_000_001));
+        let mut revoked = family();
+        revoked.revoked_at_ms = Some(1);
+        assert!(!revoked.is_active(0));
+    }
+
     #[test]
     fn token_state_by_generation_and_time() {
         let f = family();
