@@ -10,7 +10,7 @@ use autional::domain::model::{RevocationReason, User};
 use autional::store::{DynStore, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
-use common::store::{backends, backends_at, code, fixture, Fixture, PG_POOL};
+use common::store::{backends, backends_at, code, fixture, session, Fixture, PG_POOL};
 use futures::future::join_all;
 
 fn policy(retention_ms: i64) -> SweepPolicy {
@@ -307,6 +307,8 @@ async fn sweeper_keeps_tables_bounded() {
             .unwrap();
         store.revoke_access_token("gone", now_ms() + 1_000).await.unwrap();
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
+        let ended = session(&store).await;
+        store.end_session(&ended.session, now_ms()).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
         let r = store
@@ -319,6 +321,7 @@ async fn sweeper_keeps_tables_bounded() {
         );
         assert_eq!(r.refresh_tokens, 700 * 3, "{name}: with all their tokens: {r:?}");
         assert_eq!(r.revoked_access_tokens, 1, "{name}");
+        assert_eq!(r.sessions, 0, "{name}: the ended session is kept for the retention");
         assert!(store.get_family(&expiring[0]).await.unwrap().is_none(), "{name}");
         assert!(
             store.get_family(&revoked).await.unwrap().is_some(),
@@ -331,6 +334,7 @@ async fn sweeper_keeps_tables_bounded() {
             .await
             .unwrap();
         assert!(r.codes >= 702 && r.families >= 1, "{name}: {r:?}");
+        assert_eq!(r.sessions, 1, "{name}: the ended session, not the live one: {r:?}");
         assert!(store.get_family(&revoked).await.unwrap().is_none(), "{name}");
         let (gen, fam) = store.find_refresh(live_rt).await.unwrap().expect("live family kept");
         assert_eq!((gen, fam.id), (0, live), "{name}");
