@@ -6,7 +6,7 @@
 mod common;
 
 use autional::domain::grant::RefreshPolicy;
-use autional::domain::model::{RevocationReason, User};
+use autional::domain::model::{AuditEvent, AuditKind, RevocationReason, User};
 use autional::store::{DynStore, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
@@ -309,6 +309,15 @@ async fn sweeper_keeps_tables_bounded() {
         store.revoke_access_token("kept", now_ms() + 60_000).await.unwrap();
         let ended = session(&store).await;
         store.end_session(&ended.session, now_ms()).await.unwrap();
+        let old_event = AuditEvent {
+            kind: AuditKind::LoginFailed,
+            client_id: None,
+            user_id: None,
+            family_id: None,
+            detail: None,
+        };
+        store.audit(old_event, now_ms() - 86_400_001).await.unwrap();
+        assert!(store.use_dpop_jti(sha256(b"old jti"), now_ms() + 1_000).await.unwrap());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
         let r = store
@@ -322,6 +331,11 @@ async fn sweeper_keeps_tables_bounded() {
         assert_eq!(r.refresh_tokens, 700 * 3, "{name}: with all their tokens: {r:?}");
         assert_eq!(r.revoked_access_tokens, 1, "{name}");
         assert_eq!(r.sessions, 0, "{name}: the ended session is kept for the retention");
+        assert_eq!(
+            (r.audit_events, r.dpop_jtis),
+            (1, 1),
+            "{name}: the event past its retention, the expired proof: {r:?}"
+        );
         assert!(store.get_family(&expiring[0]).await.unwrap().is_none(), "{name}");
         assert!(
             store.get_family(&revoked).await.unwrap().is_some(),
