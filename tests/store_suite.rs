@@ -6,8 +6,9 @@
 mod common;
 
 use autional::domain::grant::RefreshPolicy;
-use autional::domain::model::{AuditEvent, AuditKind, RevocationReason, User};
-use autional::store::{DynStore, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
+use autional::domain::model::{AuditEvent, AuditKind, DeviceCode, DeviceStatus, RevocationReason, User};
+use autional::domain::scope::Scope;
+use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
 use common::store::{backends, backends_at, code, fixture, session, Fixture, PG_POOL};
@@ -318,6 +319,36 @@ async fn sweeper_keeps_tables_bounded() {
         };
         store.audit(old_event, now_ms() - 86_400_001).await.unwrap();
         assert!(store.use_dpop_jti(sha256(b"old jti"), now_ms() + 1_000).await.unwrap());
+        // A pushed request and a device code that expired longer ago than the retention.
+        let long_ago = now_ms() - 3_700_000;
+        store
+            .insert_par(ParRequest {
+                hash: sha256(b"old request_uri"),
+                client_id: "c".into(),
+                params: "response_type=code".into(),
+                expires_at_ms: long_ago,
+                used_at_ms: None,
+            })
+            .await
+            .unwrap();
+        store
+            .insert_device(DeviceCode {
+                device_hash: sha256(b"old device code").to_vec(),
+                user_code: "BCDFGHJK".into(),
+                client_id: "c".into(),
+                scope: Scope::parse("openid").unwrap(),
+                status: DeviceStatus::Pending,
+                interval_s: 5,
+                last_poll_ms: None,
+                user_id: None,
+                session_id: None,
+                auth_time: None,
+                family_id: None,
+                created_at_ms: long_ago - 600_000,
+                expires_at_ms: long_ago,
+            })
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
         let r = store
@@ -332,9 +363,9 @@ async fn sweeper_keeps_tables_bounded() {
         assert_eq!(r.revoked_access_tokens, 1, "{name}");
         assert_eq!(r.sessions, 0, "{name}: the ended session is kept for the retention");
         assert_eq!(
-            (r.audit_events, r.dpop_jtis),
-            (1, 1),
-            "{name}: the event past its retention, the expired proof: {r:?}"
+            (r.audit_events, r.dpop_jtis, r.par_requests, r.device_codes),
+            (1, 1, 1, 1),
+            "{name}: the event past its retention, the expired proof, request and device code: {r:?}"
         );
         assert!(store.get_family(&expiring[0]).await.unwrap().is_none(), "{name}");
         assert!(
