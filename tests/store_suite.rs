@@ -468,6 +468,37 @@ async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
     }
 }
 
+/// At the code exchange a DPoP proof's `jti` is recorded with the redemption: a fresh proof
+/// redeems, the same proof on another code is refused and consumes nothing.
+#[tokio::test]
+async fn dpop_jti_is_accepted_once_at_code_redemption() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let key = sha256(b"jkt:code-jti");
+        let exp = now_ms() + 60_000;
+        let mut first = code(&store, &f, "openid offline_access", 86_400_000).await;
+        first.dpop_jti = Some((key, exp));
+        assert!(
+            matches!(store.redeem_code(first).await.unwrap(), RedeemOutcome::Issued { .. }),
+            "{name}: a fresh proof redeems"
+        );
+        let mut second = code(&store, &f, "openid offline_access", 86_400_000).await;
+        second.dpop_jti = Some((key, exp));
+        let again = second.clone();
+        assert!(
+            matches!(store.redeem_code(second).await.unwrap(), RedeemOutcome::Rejected(_)),
+            "{name}: the same proof is refused"
+        );
+        // The refused redemption consumed nothing: the code still redeems with a fresh proof.
+        let mut fresh = again;
+        fresh.dpop_jti = Some((sha256(b"jkt:code-jti-2"), exp));
+        assert!(
+            matches!(store.redeem_code(fresh).await.unwrap(), RedeemOutcome::Issued { .. }),
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn pushed_requests_are_single_use() {
     for (name, store, _keep) in backends().await {
