@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::faults::{PrivatePg, Tmpfs};
+use common::faults::{Ext4, PrivatePg, Tmpfs};
 use common::{backend, Backend, Server};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -218,4 +218,55 @@ async fn sqlite_disk_full_gives_503_changes_nothing_and_heals() {
     assert_eq!(r.status(), 200, "heals once there is space, with the same token");
     s.kill();
     assert_eq!(integrity(&fs), "ok");
+}
+
+/// The file system under the SQLite database turns read-only while the server runs (ext4
+/// `errors=remount-ro` after an error, as on a failing disk): every write is a fast 503
+/// `temporarily_unavailable`, never a 500 or a hang; after a repair the database is intact and
+/// the refused refreshes wrote nothing (the presented token is still its family's current one).
+#[tokio::test]
+async fn sqlite_on_a_file_system_turned_read_only_gives_503_and_changes_nothing() {
+    if backend() != Backend::Sqlite {
+        eprintln!("SQLite fault case: runs in the SQLite pass");
+        return;
+    }
+    let fs = Ext4::mount(32);
+    let db = fs.path().join("autional.db");
+    let url = format!("sqlite://{}", db.display());
+    let mut s = Server::start(&[("AUTIONAL_DATABASE_URL", &url)]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let r: Value = s
+        .refresh("pub", t["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rt = r["refresh_token"].as_str().unwrap().to_string();
+
+    fs.turn_read_only();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let r = s.refresh("pub", &rt).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fast: {:?}",
+            started.elapsed()
+        );
+        assert_unavailable(r, "refresh on a read-only file system").await;
+    }
+    s.kill();
+
+    fs.repair();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let current: bool = c
+        .query_row(
+            "SELECT t.generation = f.generation AND f.revoked_at_ms IS NULL \
+             FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?1",
+            [&autional::util::sha256(rt.as_bytes())[..]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(current, "the refused refreshes changed nothing");
 }

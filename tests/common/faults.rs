@@ -1,6 +1,7 @@
 //! Fault injection for the fault tests: a private PostgreSQL cluster the test may stop, start,
-//! pause (`SIGSTOP`) and resume, and a small tmpfs the test may fill. Both
-//! need root (the CI machine runs as root); each is torn down when dropped.
+//! pause (`SIGSTOP`) and resume, a small tmpfs the test may fill, and a small ext4 file system
+//! the test may turn read-only under a running server. All need root (the CI machine runs as
+//! root); each is torn down when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,5 +155,74 @@ impl Drop for Tmpfs {
         // Lazily: a server still holding files open must not make the unmount fail.
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A small ext4 file system in an image file on a loop device, mounted `errors=remount-ro`. A
+/// file-system error reported to the kernel (`/sys/fs/ext4/<dev>/trigger_fs_error`) turns it
+/// read-only under whoever is writing, as a failing disk does; only an unmount, `e2fsck` and a
+/// new mount make it writable again.
+pub struct Ext4 {
+    dir: tempfile::TempDir,
+    dev: String,
+}
+
+impl Ext4 {
+    pub fn mount(size_mib: u64) -> Ext4 {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image");
+        std::fs::File::create(&image).unwrap().set_len(size_mib << 20).unwrap();
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let fs = Ext4 { dir, dev };
+        fs.mount_again();
+        fs
+    }
+
+    fn mount_again(&self) {
+        run(Command::new("mount")
+            .args(["-o", "errors=remount-ro", &self.dev])
+            .arg(self.path()));
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// Reports an error to the kernel: the file system turns read-only at once.
+    pub fn turn_read_only(&self) {
+        let name = Path::new(&self.dev).file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::write(format!("/sys/fs/ext4/{name}/trigger_fs_error"), "1").unwrap();
+    }
+
+    /// Unmounts, repairs and mounts the file system again, writable (nothing may hold it open).
+    pub fn repair(&self) {
+        run(Command::new("umount").arg(self.path()));
+        // 0: clean, 1: errors corrected.
+        let st = Command::new("e2fsck").args(["-f", "-y", &self.dev]).output().unwrap();
+        assert!(
+            matches!(st.status.code(), Some(0) | Some(1)),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&st.stdout)
+        );
+        self.mount_again();
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
