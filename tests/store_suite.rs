@@ -8,7 +8,7 @@ mod common;
 use autional::domain::grant::RefreshPolicy;
 use autional::domain::model::{AuditEvent, AuditKind, DeviceCode, DeviceStatus, RevocationReason, User};
 use autional::domain::scope::Scope;
-use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
+use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, StoreError, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
 use common::store::{backends, backends_at, code, fixture, session, Fixture, PG_POOL};
@@ -465,6 +465,53 @@ async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
         assert_eq!(store.get_family(&fid).await.unwrap().unwrap(), before, "{name}");
         assert!(!store.use_dpop_jti(key, exp).await.unwrap(), "{name}");
         assert!(store.use_dpop_jti(sha256(b"jkt:jti-2"), exp).await.unwrap(), "{name}");
+    }
+}
+
+/// One DPoP proof presented for two families' tokens at once: both pass the replay check
+/// before either writes (PostgreSQL: both blocked at their guarded write together), and the
+/// proof's unique key lets exactly one rotate; the other is refused as a replay, not an error.
+#[tokio::test]
+async fn one_proof_for_two_tokens_at_once_rotates_one() {
+    for (name, store, _keep, db) in backends_at().await {
+        let f = fixture(&store).await;
+        let (_, a) = family(&store, &f, "openid offline_access").await;
+        let (_, b) = family(&store, &f, "openid offline_access").await;
+        let jti = (sha256(b"jkt:shared-jti"), now_ms() + 60_000);
+        let outcomes = race(db.gate("families").await, 2, 2, |i| {
+            let store = store.clone();
+            let (mut r, _) = rotate(if i == 0 { a } else { b }, NO_GRACE);
+            r.dpop_jti = Some(jti);
+            async move { store.rotate_refresh(r).await }
+        })
+        .await;
+        let mut issued = 0;
+        for o in outcomes {
+            match o.unwrap_or_else(|e| panic!("{name}: a replayed proof is no store error: {e}")) {
+                RotateOutcome::Issued { .. } => issued += 1,
+                RotateOutcome::Rejected(autional::domain::grant::Reject::DpopReplay) => {}
+                other => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(issued, 1, "{name}");
+    }
+}
+
+/// Only a clash on the proof's key is a replay: any other failure of the rotating write (here a
+/// new token whose hash is already stored) is a store error, never a silent refusal.
+#[tokio::test]
+async fn a_failed_rotation_write_is_an_error_not_a_replay() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (_, a) = family(&store, &f, "openid offline_access").await;
+        let (_, b) = family(&store, &f, "openid offline_access").await;
+        let (mut r, _) = rotate(a, NO_GRACE);
+        r.new_hash = b;
+        r.dpop_jti = Some((sha256(b"jkt:fresh"), now_ms() + 60_000));
+        assert!(
+            matches!(store.rotate_refresh(r).await, Err(StoreError::Conflict(_))),
+            "{name}"
+        );
     }
 }
 
