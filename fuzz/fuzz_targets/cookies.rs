@@ -1,6 +1,7 @@
 //! `Cookie` headers (`http::cookies::Cookie::get`, which finds the session and CSRF cookies, for
 //! an http and an https issuer). Input lines are separate `Cookie` headers. Properties: a found
-//! value has no `;` and appears in a header as `name=value`; a name sent twice is never found; a
+//! value has no `;` and appears in a header as `name=value` pair (whitespace around name and
+//! value allowed, RFC 6265 §5.2); a name sent twice is never found; a
 //! session cookie put after arbitrary other cookies (that do not name it) is found.
 #![no_main]
 #[path = "common/mod.rs"]
@@ -34,11 +35,16 @@ fuzz_target!(|data: &[u8]| {
             let name = c.name(cfg);
             if let Some(v) = c.get(cfg, &headers) {
                 assert!(!v.contains(';'));
-                let needle = format!("{name}={v}");
+                // From one `name=value` pair of one header (whitespace around either trimmed).
                 assert!(headers
                     .get_all(header::COOKIE)
                     .iter()
-                    .any(|h| h.to_str().is_ok_and(|h| h.contains(&needle))));
+                    .any(|h| h.to_str().is_ok_and(|h| {
+                        h.split(';').any(|pair| {
+                            pair.split_once('=')
+                                .is_some_and(|(k, val)| k.trim() == name && val.trim() == v)
+                        })
+                    })));
             }
         }
         // Our own cookie value (base64url) behind whatever the input sends, in one header.

@@ -29,8 +29,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let custom = ["api:read".to_string()];
-    let grants: Vec<String> = autional::domain::model::GRANT_TYPES.iter().map(|g| g.to_string()).collect();
-    let scopes = ["openid".to_string(), "profile".to_string(), "offline_access".to_string(), custom[0].clone()];
+    let grants: Vec<String> = autional::domain::model::GRANT_TYPES
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    let scopes = [
+        "openid".to_string(),
+        "profile".to_string(),
+        "offline_access".to_string(),
+        custom[0].clone(),
+    ];
     let policy = Policy {
         profile: Profile::Registrant,
         custom_scopes: &custom,

@@ -92,6 +92,15 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz/regressions/cookies/ows-before-value): whitespace after `=` is
+    /// not part of the value (RFC 6265 §5.2 trims it); the value read is `*`.
+    #[test]
+    fn whitespace_around_a_value_is_not_part_of_it() {
+        let cfg = Config::default();
+        let h = headers(&[" autional_session= *"]);
+        assert_eq!(Cookie::Session.get(&cfg, &h).as_deref(), Some("*"));
+    }
+
     #[test]
     fn one_cookie_is_read_a_duplicate_is_not() {
         let cfg = Config::default();
