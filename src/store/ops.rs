@@ -718,12 +718,12 @@ pub fn reuse_detail(presented: i64, current: i64) -> String {
 /// Revokes a family for reuse or replay and audits it (no event when it was already revoked).
 async fn revoke_and_audit<C: Conn>(
     c: &mut C,
-    family: &Family,
+    family_id: &str,
     reason: RevocationReason,
     event: AuditEvent,
     now_ms: i64,
 ) -> Result<bool> {
-    let revoked = revoke_family(c, &family.id, reason, now_ms).await?;
+    let revoked = revoke_family(c, family_id, reason, now_ms).await?;
     if revoked {
         audit(c, &event, now_ms).await?;
     }
@@ -815,7 +815,7 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
         Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
         Decision::Reuse => {
             let event = reuse_event(&family, generation, current);
-            revoke_and_audit(c, &family, RevocationReason::RefreshTokenReuse, event, req.now_ms).await?;
+            revoke_and_audit(c, &family.id, RevocationReason::RefreshTokenReuse, event, req.now_ms).await?;
             Ok(RotateOutcome::Reused { family_id: family.id })
         }
         Decision::Rotate | Decision::GraceReissue => {
@@ -947,8 +947,7 @@ pub async fn redeem_serial<C: Conn>(c: &mut C, req: &RedeemCode) -> Result<Redee
 
 /// A second redemption of a code: revoke the family its first redemption created.
 pub async fn revoke_replayed<C: Conn>(c: &mut C, code: &AuthCode, family_id: &str, now_ms: i64) -> Result<()> {
-    if revoke_family(c, family_id, RevocationReason::AuthorizationCodeReplay, now_ms).await? {
-        audit(c, &replay_event(code, family_id), now_ms).await?;
-    }
+    let event = replay_event(code, family_id);
+    revoke_and_audit(c, family_id, RevocationReason::AuthorizationCodeReplay, event, now_ms).await?;
     Ok(())
 }
