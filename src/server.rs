@@ -5,7 +5,6 @@
 use crate::app::App;
 use crate::config::{Config, DatabaseLocation};
 use crate::http::{router, AppState};
-use crate::store::guard::Guarded;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, SweepPolicy};
@@ -15,11 +14,15 @@ use std::time::Duration;
 
 /// Opens the configured backend behind the store guard (time limit, fail fast: `store::guard`).
 pub async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
-    let backend: DynStore = match cfg.database_location().map_err(anyhow::Error::msg)? {
-        DatabaseLocation::Sqlite(path) => Arc::new(SqliteStore::open(&path, cfg.store.max_batch, cfg.store.readers)?),
-        DatabaseLocation::Postgres(url) => Arc::new(PgStore::open(&url, cfg.store.pg_pool_size).await?),
-    };
-    Ok(Arc::new(Guarded::new(backend, cfg.store.timeout.0)))
+    let timeout = cfg.store.timeout.0;
+    Ok(match cfg.database_location().map_err(anyhow::Error::msg)? {
+        DatabaseLocation::Sqlite(path) => {
+            Arc::new(SqliteStore::open(&path, cfg.store.max_batch, cfg.store.readers)?.with_timeout(timeout))
+        }
+        DatabaseLocation::Postgres(url) => {
+            Arc::new(PgStore::open(&url, cfg.store.pg_pool_size).await?.with_timeout(timeout))
+        }
+    })
 }
 
 /// Runs the server. `on_ready` is called with the app once keys are loaded (demo set-up).

@@ -97,33 +97,15 @@ named! {
 /// The grant types a client may be registered for (the names of [`GrantType::ALL`]).
 pub const GRANT_TYPES: &[&str] = GrantType::NAMES;
 
-/// How a client proves its identity at the token endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    None,
-    ClientSecretBasic,
-    ClientSecretPost,
-    PrivateKeyJwt,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::None => "none",
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-    pub fn parse(s: &str) -> Option<AuthMethod> {
-        match s {
-            "none" => Some(AuthMethod::None),
-            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
-            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
-            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
-            _ => None,
-        }
+named! {
+    /// How a client proves its identity at the token endpoint (`clients.auth_method`).
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AuthMethod {
+        None = "none",
+        ClientSecretBasic = "client_secret_basic",
+        ClientSecretPost = "client_secret_post",
+        PrivateKeyJwt = "private_key_jwt",
     }
 }
 
@@ -314,6 +296,33 @@ pub struct AuditEvent {
     pub user_id: Option<String>,
     pub family_id: Option<String>,
     pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// A detected refresh-token reuse: generation `presented` of `family` came back when the
+    /// family was at `current`.
+    pub fn refresh_reuse(family: &Family, presented: i64, current: i64) -> AuditEvent {
+        AuditEvent {
+            kind: AuditKind::RefreshReuseDetected,
+            client_id: Some(family.client_id.clone()),
+            user_id: Some(family.user_id.clone()),
+            family_id: Some(family.id.clone()),
+            detail: Some(format!(
+                "{{\"presented_generation\":{presented},\"current_generation\":{current}}}"
+            )),
+        }
+    }
+
+    /// A second redemption of `code`, whose first created `family_id`.
+    pub fn code_replay(code: &AuthCode, family_id: &str) -> AuditEvent {
+        AuditEvent {
+            kind: AuditKind::CodeReplayDetected,
+            client_id: Some(code.client_id.clone()),
+            user_id: Some(code.user_id.clone()),
+            family_id: Some(family_id.to_string()),
+            detail: None,
+        }
+    }
 }
 
 #[cfg(test)]

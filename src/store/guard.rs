@@ -1,5 +1,5 @@
 //! The store as callers see it: every operation bounded in time, and a failing database answered
-//! fast. `Guarded` wraps a backend and implements the same `Store` trait:
+//! fast. Every `Store` call of a `SqlStore` goes through its `Guard`:
 //!
 //! - each call runs under `store.timeout`; one that does not finish in time fails with
 //!   `StoreError::Unavailable` (the HTTP layer answers 503 `temporarily_unavailable` with
@@ -19,27 +19,24 @@
 //! 503. Every store operation is one transaction, so the outcome is one of the two states a lost
 //! response leaves (the crash-consistency rule of `docs/reliability.md`), never a partial write.
 
-use super::*;
-use crate::domain::model::RevocationReason;
+use super::{Result, StoreError};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// How long calls fail fast after a call timed out.
 const COOL_DOWN: Duration = Duration::from_secs(1);
 
-/// A backend behind a timeout and a fail-fast switch (see the module comment).
-pub struct Guarded {
-    inner: DynStore,
-    timeout: Duration,
+/// A time limit and a fail-fast switch (see the module comment).
+pub struct Guard {
+    pub(crate) timeout: Duration,
     /// Milliseconds (process clock) until which calls fail fast; 0 when closed.
     open_until_ms: AtomicI64,
     started: std::time::Instant,
 }
 
-impl Guarded {
-    pub fn new(inner: DynStore, timeout: Duration) -> Guarded {
-        Guarded {
-            inner,
+impl Guard {
+    pub fn new(timeout: Duration) -> Guard {
+        Guard {
             timeout,
             open_until_ms: AtomicI64::new(0),
             started: std::time::Instant::now(),
@@ -51,7 +48,11 @@ impl Guarded {
     }
 
     /// Runs one store call under the timeout and the open switch.
-    async fn call<T>(&self, op: &'static str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let open_until = self.open_until_ms.load(Ordering::Relaxed);
         if open_until != 0 && self.clock_ms() < open_until {
             return Err(StoreError::Unavailable(format!(
@@ -63,7 +64,7 @@ impl Guarded {
     }
 
     /// Runs a call under `limit` without looking at the open switch.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         op: &'static str,
         limit: Duration,
@@ -88,73 +89,6 @@ impl Guarded {
             }
         }
     }
-}
-
-/// Implements `Store` for `Guarded` by sending each listed method through `call`.
-macro_rules! guarded_store {
-    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
-        #[async_trait]
-        impl Store for Guarded {
-            async fn ping(&self) -> Result<()> {
-                self.bounded("ping", self.timeout, self.inner.ping()).await
-            }
-
-            async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport> {
-                // A sweep works through large deletes in the background: a longer bound.
-                self.bounded("sweep", self.timeout * 20, self.inner.sweep(now_ms, policy)).await
-            }
-
-            $(
-                async fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
-                    self.call(stringify!($name), self.inner.$name($($arg),*)).await
-                }
-            )*
-        }
-    };
-}
-
-guarded_store! {
-    fn insert_client(&self, client: Client) -> ();
-    fn get_client(&self, id: &str) -> Option<Client>;
-    fn list_clients(&self) -> Vec<Client>;
-    fn delete_client(&self, id: &str, now_ms: i64) -> bool;
-    fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> bool;
-    fn update_client(&self, client: Client) -> bool;
-    fn insert_user(&self, user: User) -> ();
-    fn get_user(&self, id: &str) -> Option<User>;
-    fn find_user_by_username(&self, username: &str) -> Option<User>;
-    fn set_password(&self, user_id: &str, password_hash: &str, now_ms: i64) -> bool;
-    fn delete_user(&self, user_id: &str, now_ms: i64) -> bool;
-    fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> u64;
-    fn list_user_families(&self, user_id: &str) -> Vec<Family>;
-    fn revoke_user_family(&self, user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool;
-    fn insert_device(&self, device: DeviceCode) -> ();
-    fn find_device(&self, user_code: &str) -> Option<DeviceCode>;
-    fn decide_device(&self, user_code: &str, approval: Option<(String, String, i64)>, now_ms: i64) -> bool;
-    fn poll_device(&self, req: PollDevice) -> DeviceOutcome;
-    fn list_keys(&self) -> Vec<KeyRecord>;
-    fn add_key(&self, key: KeyRecord) -> ();
-    fn ensure_key(&self, key: KeyRecord) -> ();
-    fn server_secret(&self, name: &str, candidate: Vec<u8>) -> Vec<u8>;
-    fn insert_session(&self, session: Session) -> ();
-    fn get_session_by_token(&self, token_hash: [u8; 32]) -> Option<Session>;
-    fn end_session(&self, id: &str, now_ms: i64) -> u64;
-    fn list_user_sessions(&self, user_id: &str) -> Vec<Session>;
-    fn get_consent(&self, user_id: &str, client_id: &str) -> Option<String>;
-    fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> ();
-    fn insert_code(&self, code: AuthCode) -> ();
-    fn redeem_code(&self, req: RedeemCode) -> RedeemOutcome;
-    fn rotate_refresh(&self, req: RotateRequest) -> RotateOutcome;
-    fn find_refresh(&self, hash: [u8; 32]) -> Option<(i64, Family)>;
-    fn get_family(&self, id: &str) -> Option<Family>;
-    fn revoke_family(&self, id: &str, reason: RevocationReason, now_ms: i64) -> bool;
-    fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> ();
-    fn is_access_token_revoked(&self, jti: &str) -> bool;
-    fn audit(&self, event: AuditEvent, now_ms: i64) -> ();
-    fn use_dpop_jti(&self, key: [u8; 32], expires_at_ms: i64) -> bool;
-    fn insert_par(&self, request: ParRequest) -> ();
-    fn get_par(&self, hash: [u8; 32]) -> Option<ParRequest>;
-    fn mark_par_used(&self, hash: [u8; 32], now_ms: i64) -> bool;
 }
 
 #[cfg(test)]

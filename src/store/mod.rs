@@ -14,7 +14,9 @@ mod sqlite_writer;
 
 use crate::domain::device::Poll;
 use crate::domain::grant::{RefreshPolicy, Reject};
-use crate::domain::model::{AuditEvent, AuthCode, Client, DeviceCode, Family, KeyRecord, SecretHash, Session, User};
+use crate::domain::model::{
+    AuditEvent, AuthCode, Client, DeviceCode, Family, KeyRecord, RevocationReason, SecretHash, Session, User,
+};
 use crate::domain::scope::Scope;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -272,109 +274,83 @@ impl SweepReport {
     }
 }
 
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    async fn ping(&self) -> Result<()>;
-
-    async fn insert_client(&self, client: Client) -> Result<()>;
-    async fn get_client(&self, id: &str) -> Result<Option<Client>>;
-    async fn list_clients(&self) -> Result<Vec<Client>>;
+// The store's API: the `Store` trait and its one implementation (`sql_store::SqlStore`), from
+// one table. `read` runs on a read connection, `write` in one transaction, `write_one` as one
+// statement; the call after `=` is the `store::ops` function, given the connection first.
+sql_store::store_api! {
+    fn insert_client(client: Client) -> () = write_one insert(&client);
+    fn get_client(id: &str) -> Option<Client> = read get_client(&id);
+    fn list_clients() -> Vec<Client> = read list_clients();
     /// Deletes the client and revokes every family it holds.
-    async fn delete_client(&self, id: &str, now_ms: i64) -> Result<bool>;
-    async fn set_client_secrets(&self, id: &str, secrets: Vec<SecretHash>) -> Result<bool>;
+    fn delete_client(id: &str, now_ms: i64) -> bool = write delete_client(&id, now_ms);
+    fn set_client_secrets(id: &str, secrets: Vec<SecretHash>) -> bool = write_one set_client_secrets(&id, &secrets);
     /// Replaces a client's metadata (RFC 7592 update); false when unknown.
-    async fn update_client(&self, client: Client) -> Result<bool>;
+    fn update_client(client: Client) -> bool = write_one update_client(&client);
 
-    async fn insert_user(&self, user: User) -> Result<()>;
-    async fn get_user(&self, id: &str) -> Result<Option<User>>;
-    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    fn insert_user(user: User) -> () = write_one insert(&user);
+    fn get_user(id: &str) -> Option<User> = read get_user(&id);
+    fn find_user_by_username(username: &str) -> Option<User> = read find_user_by_username(&username);
     /// Replaces a user's password hash, ends their sessions and revokes their families.
-    async fn set_password(&self, user_id: &str, password_hash: &str, now_ms: i64) -> Result<bool>;
+    fn set_password(user_id: &str, password_hash: &str, now_ms: i64) -> bool =
+        write set_password(&user_id, &password_hash, now_ms);
     /// Deletes a user: their families are revoked, sessions ended, consents and the user deleted.
-    async fn delete_user(&self, user_id: &str, now_ms: i64) -> Result<bool>;
+    fn delete_user(user_id: &str, now_ms: i64) -> bool = write delete_user(&user_id, now_ms);
     /// Withdraws the user's consent to a client and revokes every family between them.
-    async fn revoke_consent(&self, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64>;
+    fn revoke_consent(user_id: &str, client_id: &str, now_ms: i64) -> u64 =
+        write revoke_consent(&user_id, &client_id, now_ms);
     /// The user's families that are not revoked (newest first).
-    async fn list_user_families(&self, user_id: &str) -> Result<Vec<Family>>;
+    fn list_user_families(user_id: &str) -> Vec<Family> = read list_user_families(&user_id);
     /// Revokes one of the user's families; false when it is not theirs or already revoked.
-    async fn revoke_user_family(
-        &self,
-        user_id: &str,
-        family_id: &str,
-        reason: crate::domain::model::RevocationReason,
-        now_ms: i64,
-    ) -> Result<bool>;
+    fn revoke_user_family(user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool =
+        write_one revoke_user_family(&user_id, &family_id, reason, now_ms);
 
-    async fn insert_device(&self, device: DeviceCode) -> Result<()>;
-    async fn find_device(&self, user_code: &str) -> Result<Option<DeviceCode>>;
+    fn insert_device(device: DeviceCode) -> () = write_one insert(&device);
+    fn find_device(user_code: &str) -> Option<DeviceCode> = read find_device(&user_code);
     /// Records the user's decision on a pending, unexpired code: `Some((user, session,
     /// auth_time))` approves, `None` denies. False when the code was not pending.
-    async fn decide_device(
-        &self,
-        user_code: &str,
-        approval: Option<(String, String, i64)>,
-        now_ms: i64,
-    ) -> Result<bool>;
+    fn decide_device(user_code: &str, approval: Option<(String, String, i64)>, now_ms: i64) -> bool =
+        write_one decide_device(&user_code, approval, now_ms);
     /// One poll, atomically: records it, or consumes the approved code and creates its family.
-    async fn poll_device(&self, req: PollDevice) -> Result<DeviceOutcome>;
+    fn poll_device(req: PollDevice) -> DeviceOutcome = write poll_device(&req);
 
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    fn list_keys() -> Vec<KeyRecord> = read list_keys();
     /// Adds a key and retires every other active key (rotation).
-    async fn add_key(&self, key: KeyRecord) -> Result<()>;
+    fn add_key(key: KeyRecord) -> () = write add_key(&key);
     /// Adds `key` only when no active key exists (first start, race-free).
-    async fn ensure_key(&self, key: KeyRecord) -> Result<()>;
+    fn ensure_key(key: KeyRecord) -> () = write ensure_key(&key);
     /// Returns the secret stored under `name`, storing `candidate` first if there is none.
-    async fn server_secret(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>>;
+    fn server_secret(name: &str, candidate: Vec<u8>) -> Vec<u8> = write server_secret(&name, &candidate);
 
-    async fn insert_session(&self, session: Session) -> Result<()>;
-    async fn get_session_by_token(&self, token_hash: [u8; 32]) -> Result<Option<Session>>;
+    fn insert_session(session: Session) -> () = write_one insert(&session);
+    fn get_session_by_token(token_hash: [u8; 32]) -> Option<Session> = read get_session_by_token(&token_hash);
     /// Ends the session and revokes its session-bound families; returns how many.
-    async fn end_session(&self, id: &str, now_ms: i64) -> Result<u64>;
+    fn end_session(id: &str, now_ms: i64) -> u64 = write end_session(&id, now_ms);
     /// The user's sessions that have not ended (expired ones included; callers filter).
-    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<Session>>;
+    fn list_user_sessions(user_id: &str) -> Vec<Session> = read list_user_sessions(&user_id);
 
-    async fn get_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
-    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()>;
+    fn get_consent(user_id: &str, client_id: &str) -> Option<String> = read get_consent(&user_id, &client_id);
+    fn save_consent(user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> () =
+        write_one save_consent(&user_id, &client_id, &scope, now_ms);
 
-    async fn insert_code(&self, code: AuthCode) -> Result<()>;
-    /// Checks and consumes a code and creates its family in one transaction; a replay
-    /// revokes the family the first redemption created.
-    async fn redeem_code(&self, req: RedeemCode) -> Result<RedeemOutcome>;
-
-    /// The refresh grant's atomic step: load, decide (`domain::grant::decide`), write.
-    async fn rotate_refresh(&self, req: RotateRequest) -> Result<RotateOutcome>;
+    fn insert_code(code: AuthCode) -> () = write_one insert(&code);
     /// A refresh token's generation and family, for introspection and revocation.
-    async fn find_refresh(&self, hash: [u8; 32]) -> Result<Option<(i64, Family)>>;
-    async fn get_family(&self, id: &str) -> Result<Option<Family>>;
+    fn find_refresh(hash: [u8; 32]) -> Option<(i64, Family)> = read find_refresh(&hash);
+    fn get_family(id: &str) -> Option<Family> = read get_family(&id);
     /// Revokes a family; false when it was unknown or already revoked.
-    async fn revoke_family(
-        &self,
-        id: &str,
-        reason: crate::domain::model::RevocationReason,
-        now_ms: i64,
-    ) -> Result<bool>;
+    fn revoke_family(id: &str, reason: RevocationReason, now_ms: i64) -> bool =
+        write_one revoke_family(&id, reason, now_ms);
 
-    async fn revoke_access_token(&self, jti: &str, expires_at_ms: i64) -> Result<()>;
-    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
-
-    async fn audit(&self, event: AuditEvent, now_ms: i64) -> Result<()>;
-
+    fn revoke_access_token(jti: &str, expires_at_ms: i64) -> () = write_one revoke_access_token(&jti, expires_at_ms);
+    fn is_access_token_revoked(jti: &str) -> bool = read is_access_token_revoked(&jti);
+    fn audit(event: AuditEvent, now_ms: i64) -> () = write_one audit(&event, now_ms);
     /// Records a DPoP proof's replay key until `expires_at_ms`; false when already seen.
-    async fn use_dpop_jti(&self, key: [u8; 32], expires_at_ms: i64) -> Result<bool>;
+    fn use_dpop_jti(key: [u8; 32], expires_at_ms: i64) -> bool = write_one use_jti(&key, expires_at_ms);
 
-    async fn insert_par(&self, request: ParRequest) -> Result<()>;
-    async fn get_par(&self, hash: [u8; 32]) -> Result<Option<ParRequest>>;
+    fn insert_par(request: ParRequest) -> () = write_one insert(&request);
+    fn get_par(hash: [u8; 32]) -> Option<ParRequest> = read get_par(&hash);
     /// Marks a pushed request used (an authorization response went out); false when it already
     /// was, or has expired.
-    async fn mark_par_used(&self, hash: [u8; 32], now_ms: i64) -> Result<bool>;
-
-    /// Deletes what has expired (codes, sessions, families and their tokens, revocation
-    /// entries, old audit events) so tables stay bounded: absolute-expired families at once;
-    /// revoked families, ended sessions and expired codes after `policy.retention_ms`. Refresh
-    /// token rows go with their family (PostgreSQL) or once their family's absolute lifetime
-    /// has passed since they were written, never before the family's absolute expiry (SQLite).
-    /// Works in chunks of [`SWEEP_CHUNK`] rows per transaction.
-    async fn sweep(&self, now_ms: i64, policy: SweepPolicy) -> Result<SweepReport>;
+    fn mark_par_used(hash: [u8; 32], now_ms: i64) -> bool = write_one mark_par_used(&hash, now_ms);
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -9,12 +9,12 @@
 //! write at once; SQLite's text drops them (`sql::Stmt`). PostgreSQL takes them in one order
 //! everywhere: device code → session → code.
 
-use super::rows::{self, client_cols, code_cols, device_cols, family_cols, key_cols, session_cols, user_cols};
-use super::sql::{args, Arg, Conn, Stmt};
+use super::rows;
+use super::sql::{args, refs, Conn, Record, Stmt};
 use super::*;
 use crate::domain::device::{self, Poll};
 use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
-use crate::domain::model::{AuditKind, DeviceCode, DeviceStatus, RevocationReason};
+use crate::domain::model::{DeviceCode, DeviceStatus, RevocationReason};
 
 /// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
 /// when it was ended, else its expiry; NULL when there is no such session), as a scalar
@@ -31,46 +31,31 @@ macro_rules! session_end {
 
 // ---- statements -------------------------------------------------------------------------------
 
-pub static PING: Stmt = Stmt::new("SELECT 1");
+static PING: Stmt = Stmt::new("SELECT 1");
 
-static INSERT_CLIENT: Stmt = Stmt::new(concat!(
-    "INSERT INTO clients (",
-    client_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-));
-static GET_CLIENT: Stmt = Stmt::new(concat!("SELECT ", client_cols!(), " FROM clients WHERE id = $1"));
-static LIST_CLIENTS: Stmt = Stmt::new(concat!(
-    "SELECT ",
-    client_cols!(),
-    " FROM clients ORDER BY created_at_ms, id"
-));
+static GET_CLIENT: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients WHERE id = $1"]);
+static LIST_CLIENTS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients ORDER BY created_at_ms, id"]);
 static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11 WHERE id = $1");
 static SET_CLIENT_SECRETS: Stmt = Stmt::new("UPDATE clients SET secrets = $2 WHERE id = $1");
 static DELETE_CLIENT: Stmt = Stmt::new("DELETE FROM clients WHERE id = $1");
 
-static INSERT_USER: Stmt = Stmt::new(concat!(
-    "INSERT INTO users (",
-    user_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6)"
-));
-static GET_USER: Stmt = Stmt::new(concat!("SELECT ", user_cols!(), " FROM users WHERE id = $1"));
-static FIND_USER: Stmt = Stmt::new(concat!("SELECT ", user_cols!(), " FROM users WHERE username = $1"));
+static GET_USER: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users WHERE id = $1"]);
+static FIND_USER: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users WHERE username = $1"]);
 static SET_PASSWORD: Stmt = Stmt::new("UPDATE users SET password_hash = $2 WHERE id = $1");
 static DELETE_USER: Stmt = Stmt::new("DELETE FROM users WHERE id = $1");
 
-static INSERT_FAMILY: Stmt = Stmt::new("INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms, revoked_reason, last_used_at_ms, last_user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)");
-static GET_FAMILY: Stmt = Stmt::new(concat!("SELECT ", family_cols!(), " FROM families f WHERE f.id = $1"));
-static LIST_USER_FAMILIES: Stmt = Stmt::new(concat!(
+static GET_FAMILY: Stmt = Stmt::parts(&["SELECT ", Family::COLS, " FROM families WHERE id = $1"]);
+static LIST_USER_FAMILIES: Stmt = Stmt::parts(&[
     "SELECT ",
-    family_cols!(),
-    " FROM families f WHERE f.user_id = $1 AND f.revoked_at_ms IS NULL ORDER BY f.created_at_ms DESC"
-));
+    Family::COLS,
+    " FROM families WHERE user_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
+]);
 /// A refresh token's generation and its family's row, by the token's hash.
-pub static TOKEN_LOOKUP: Stmt = Stmt::new(concat!(
+pub static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
     "SELECT t.generation, ",
-    family_cols!(),
-    " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1"
-));
+    Family::ALIASED,
+    " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1",
+]);
 /// Remembers a refresh token until `forget_at_ms` (see [`token_lifetime`]).
 pub static INSERT_REFRESH: Stmt = Stmt::new(
     "INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) VALUES ($1, $2, $3, $4, $5)",
@@ -96,21 +81,12 @@ static INSERT_AUDIT: Stmt = Stmt::new(
     "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
 );
 
-static INSERT_SESSION: Stmt = Stmt::new(concat!(
-    "INSERT INTO sessions (",
-    session_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-));
-static GET_SESSION_BY_TOKEN: Stmt = Stmt::new(concat!(
+static GET_SESSION_BY_TOKEN: Stmt = Stmt::parts(&["SELECT ", Session::COLS, " FROM sessions WHERE token_hash = $1"]);
+static LIST_USER_SESSIONS: Stmt = Stmt::parts(&[
     "SELECT ",
-    session_cols!(),
-    " FROM sessions WHERE token_hash = $1"
-));
-static LIST_USER_SESSIONS: Stmt = Stmt::new(concat!(
-    "SELECT ",
-    session_cols!(),
-    " FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC"
-));
+    Session::COLS,
+    " FROM sessions WHERE user_id = $1 AND ended_at_ms IS NULL ORDER BY auth_time DESC",
+]);
 static END_SESSION: Stmt = Stmt::new("UPDATE sessions SET ended_at_ms = $2 WHERE id = $1 AND ended_at_ms IS NULL");
 static END_USER_SESSIONS: Stmt =
     Stmt::new("UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL");
@@ -126,19 +102,14 @@ static DELETE_CONSENT: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1
 static DELETE_USER_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1");
 static DELETE_CLIENT_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE client_id = $1");
 
-static INSERT_CODE: Stmt = Stmt::new(concat!(
-    "INSERT INTO codes (",
-    code_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-));
 /// A code and when its session ends.
-pub static GET_CODE: Stmt = Stmt::new(concat!(
+pub static GET_CODE: Stmt = Stmt::parts(&[
     "SELECT ",
-    code_cols!(),
+    AuthCode::COLS,
     ", ",
     session_end!("codes"),
-    " FROM codes WHERE hash = $1"
-));
+    " FROM codes WHERE hash = $1",
+]);
 static CONSUME_CODE: Stmt = Stmt::new("UPDATE codes SET consumed_at_ms = $2, family_id = $3 WHERE hash = $1");
 static DELETE_USER_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE user_id = $1");
 static DELETE_CLIENT_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE client_id = $1");
@@ -156,22 +127,13 @@ static END_GRANT_DEVICES: Stmt =
 static END_GRANT_CODES: Stmt =
     Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1 AND client_id = $2");
 
-static INSERT_DEVICE: Stmt = Stmt::new(concat!(
-    "INSERT INTO device_codes (",
-    device_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-));
-static FIND_DEVICE: Stmt = Stmt::new(concat!(
-    "SELECT ",
-    device_cols!(),
-    " FROM device_codes WHERE user_code = $1"
-));
+static FIND_DEVICE: Stmt = Stmt::parts(&["SELECT ", DeviceCode::COLS, " FROM device_codes WHERE user_code = $1"]);
 /// The row lock serialises polls of one code across processes.
-static GET_DEVICE_LOCKED: Stmt = Stmt::new(concat!(
+static GET_DEVICE_LOCKED: Stmt = Stmt::parts(&[
     "SELECT ",
-    device_cols!(),
-    " FROM device_codes WHERE device_hash = $1 FOR UPDATE"
-));
+    DeviceCode::COLS,
+    " FROM device_codes WHERE device_hash = $1 FOR UPDATE",
+]);
 static APPROVE_DEVICE: Stmt = Stmt::new("UPDATE device_codes SET status = $6, user_id = $2, session_id = $3, auth_time = $4 WHERE user_code = $1 AND status = $7 AND expires_at_ms > $5");
 static DENY_DEVICE: Stmt =
     Stmt::new("UPDATE device_codes SET status = $3 WHERE user_code = $1 AND status = $4 AND expires_at_ms > $2");
@@ -184,15 +146,8 @@ static DELETE_CLIENT_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE c
 
 /// Serialises key changes across processes (PostgreSQL); SQLite has one writer.
 static LOCK_KEYS: Stmt = Stmt::dialects("SELECT pg_advisory_xact_lock(7210432)", "SELECT 1");
-static LIST_KEYS: Stmt = Stmt::new(concat!(
-    "SELECT ",
-    key_cols!(),
-    " FROM signing_keys ORDER BY created_at_ms"
-));
+static LIST_KEYS: Stmt = Stmt::parts(&["SELECT ", KeyRecord::COLS, " FROM signing_keys ORDER BY created_at_ms"]);
 static RETIRE_KEYS: Stmt = Stmt::new("UPDATE signing_keys SET retired_at_ms = $1 WHERE retired_at_ms IS NULL");
-static INSERT_KEY: Stmt = Stmt::new(
-    "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-);
 static COUNT_ACTIVE_KEYS: Stmt = Stmt::new("SELECT COUNT(*) FROM signing_keys WHERE retired_at_ms IS NULL");
 static INSERT_SECRET: Stmt =
     Stmt::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
@@ -206,11 +161,7 @@ pub static JTI_SEEN: Stmt = Stmt::new("SELECT 1 FROM dpop_jtis WHERE key = $1");
 static USE_JTI: Stmt =
     Stmt::new("INSERT INTO dpop_jtis (key, expires_at_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING");
 
-static INSERT_PAR: Stmt = Stmt::new(
-    "INSERT INTO par_requests (hash, client_id, params, expires_at_ms, used_at_ms) VALUES ($1, $2, $3, $4, NULL)",
-);
-static GET_PAR: Stmt =
-    Stmt::new("SELECT hash, client_id, params, expires_at_ms, used_at_ms FROM par_requests WHERE hash = $1");
+static GET_PAR: Stmt = Stmt::parts(&["SELECT ", ParRequest::COLS, " FROM par_requests WHERE hash = $1"]);
 static MARK_PAR_USED: Stmt =
     Stmt::new("UPDATE par_requests SET used_at_ms = $2 WHERE hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2");
 static DELETE_CLIENT_PARS: Stmt = Stmt::new("DELETE FROM par_requests WHERE client_id = $1");
@@ -259,44 +210,29 @@ const PENDING: DeviceStatus = DeviceStatus::Pending;
 const APPROVED: DeviceStatus = DeviceStatus::Approved;
 const ENDED: DeviceStatus = DeviceStatus::Ended;
 
+pub async fn ping<C: Conn>(c: &mut C) -> Result<()> {
+    c.one(&PING, args![], rows::exists).await.map(|_| ())
+}
+
+/// Inserts one record.
+pub async fn insert<C: Conn, R: Record + Sync>(c: &mut C, r: &R) -> Result<()> {
+    let bound = r.bind();
+    c.exec(R::insert(), &refs(&bound)).await?;
+    Ok(())
+}
+
 // ---- clients ----------------------------------------------------------------------------------
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-pub async fn insert_client<C: Conn>(c: &mut C, cl: &Client) -> Result<()> {
-    c.exec(
-        &INSERT_CLIENT,
-        args![
-            cl.id,
-            cl.name,
-            cl.auth_method.as_str(),
-            json(&cl.secrets),
-            json(&cl.redirect_uris),
-            json(&cl.grant_types),
-            cl.scope,
-            cl.dpop_bound,
-            cl.jwks,
-            cl.refresh_idle_ttl_s,
-            cl.refresh_absolute_ttl_s,
-            cl.created_at_ms,
-            cl.require_par,
-            cl.jwks_uri,
-            json(&cl.post_logout_redirect_uris),
-            cl.registration_token_hash
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn get_client<C: Conn>(c: &mut C, id: &str) -> Result<Option<Client>> {
-    c.one(&GET_CLIENT, args![id], rows::client).await
+    c.one(&GET_CLIENT, args![id], rows::one).await
 }
 
 pub async fn list_clients<C: Conn>(c: &mut C) -> Result<Vec<Client>> {
-    c.all(&LIST_CLIENTS, args![], rows::client).await
+    c.all(&LIST_CLIENTS, args![], rows::one).await
 }
 
 /// Deletes a client: its families are revoked, and nothing outstanding (consent, code, device
@@ -325,7 +261,7 @@ pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
             args![
                 cl.id,
                 cl.name,
-                cl.auth_method.as_str(),
+                cl.auth_method,
                 json(&cl.redirect_uris),
                 json(&cl.grant_types),
                 cl.scope,
@@ -346,21 +282,12 @@ pub async fn set_client_secrets<C: Conn>(c: &mut C, id: &str, secrets: &[SecretH
 
 // ---- users ------------------------------------------------------------------------------------
 
-pub async fn insert_user<C: Conn>(c: &mut C, u: &User) -> Result<()> {
-    c.exec(
-        &INSERT_USER,
-        args![u.id, u.username, u.password_hash, u.email, u.name, u.created_at_ms],
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn get_user<C: Conn>(c: &mut C, id: &str) -> Result<Option<User>> {
-    c.one(&GET_USER, args![id], rows::user).await
+    c.one(&GET_USER, args![id], rows::one).await
 }
 
 pub async fn find_user_by_username<C: Conn>(c: &mut C, username: &str) -> Result<Option<User>> {
-    c.one(&FIND_USER, args![username], rows::user).await
+    c.one(&FIND_USER, args![username], rows::one).await
 }
 
 /// A new password ends every session of the user and what hangs on them (lock order: device
@@ -404,7 +331,7 @@ pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, 
 }
 
 pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Family>> {
-    c.all(&LIST_USER_FAMILIES, args![user_id], rows::family).await
+    c.all(&LIST_USER_FAMILIES, args![user_id], rows::one).await
 }
 
 pub async fn revoke_user_family<C: Conn>(
@@ -422,31 +349,8 @@ pub async fn revoke_user_family<C: Conn>(
 
 // ---- device codes -----------------------------------------------------------------------------
 
-pub async fn insert_device<C: Conn>(c: &mut C, d: &DeviceCode) -> Result<()> {
-    c.exec(
-        &INSERT_DEVICE,
-        args![
-            d.device_hash,
-            d.user_code,
-            d.client_id,
-            d.scope,
-            d.status,
-            d.interval_s,
-            d.last_poll_ms,
-            d.user_id,
-            d.session_id,
-            d.auth_time,
-            d.family_id,
-            d.created_at_ms,
-            d.expires_at_ms
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn find_device<C: Conn>(c: &mut C, user_code: &str) -> Result<Option<DeviceCode>> {
-    c.one(&FIND_DEVICE, args![user_code], rows::device).await
+    c.one(&FIND_DEVICE, args![user_code], rows::one).await
 }
 
 pub async fn decide_device<C: Conn>(
@@ -477,7 +381,7 @@ pub async fn decide_device<C: Conn>(
 /// or this poll see the session ended.
 pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceOutcome> {
     let hash = &req.device_hash[..];
-    let Some(mut d) = c.one(&GET_DEVICE_LOCKED, args![hash], rows::device).await? else {
+    let Some(mut d) = c.one(&GET_DEVICE_LOCKED, args![hash], rows::one::<DeviceCode>).await? else {
         return Ok(DeviceOutcome::NotFound);
     };
     let session_end = match (d.status, &d.session_id) {
@@ -520,29 +424,20 @@ pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceO
 // ---- keys and secrets -------------------------------------------------------------------------
 
 pub async fn list_keys<C: Conn>(c: &mut C) -> Result<Vec<KeyRecord>> {
-    c.all(&LIST_KEYS, args![], rows::key).await
-}
-
-async fn insert_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
-    c.exec(
-        &INSERT_KEY,
-        args![k.kid, k.alg, k.private_key, k.public_jwk, k.created_at_ms],
-    )
-    .await?;
-    Ok(())
+    c.all(&LIST_KEYS, args![], rows::one).await
 }
 
 pub async fn add_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
     c.one(&LOCK_KEYS, args![], rows::exists).await?;
     c.exec(&RETIRE_KEYS, args![k.created_at_ms]).await?;
-    insert_key(c, k).await
+    insert(c, k).await
 }
 
 pub async fn ensure_key<C: Conn>(c: &mut C, k: &KeyRecord) -> Result<()> {
     c.one(&LOCK_KEYS, args![], rows::exists).await?;
     let active = c.one(&COUNT_ACTIVE_KEYS, args![], rows::i64_col).await?;
     if active.unwrap_or(0) == 0 {
-        insert_key(c, k).await?;
+        insert(c, k).await?;
     }
     Ok(())
 }
@@ -556,26 +451,8 @@ pub async fn server_secret<C: Conn>(c: &mut C, name: &str, candidate: &[u8]) -> 
 
 // ---- sessions and consents --------------------------------------------------------------------
 
-pub async fn insert_session<C: Conn>(c: &mut C, s: &Session) -> Result<()> {
-    c.exec(
-        &INSERT_SESSION,
-        args![
-            s.id,
-            s.token_hash,
-            s.user_id,
-            s.auth_time,
-            s.expires_at_ms,
-            s.ended_at_ms,
-            s.user_agent
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 pub async fn get_session_by_token<C: Conn>(c: &mut C, token_hash: &[u8; 32]) -> Result<Option<Session>> {
-    c.one(&GET_SESSION_BY_TOKEN, args![&token_hash[..]], rows::session)
-        .await
+    c.one(&GET_SESSION_BY_TOKEN, args![&token_hash[..]], rows::one).await
 }
 
 /// Ends a session, what hangs on it, and its session-bound families (lock order: device codes,
@@ -592,7 +469,7 @@ pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u6
 }
 
 pub async fn list_user_sessions<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Session>> {
-    c.all(&LIST_USER_SESSIONS, args![user_id], rows::session).await
+    c.all(&LIST_USER_SESSIONS, args![user_id], rows::one).await
 }
 
 pub async fn get_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str) -> Result<Option<String>> {
@@ -605,31 +482,6 @@ pub async fn save_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, sc
 }
 
 // ---- codes, families, refresh tokens ----------------------------------------------------------
-
-pub async fn insert_code<C: Conn>(c: &mut C, code: &AuthCode) -> Result<()> {
-    c.exec(
-        &INSERT_CODE,
-        args![
-            code.hash,
-            code.client_id,
-            code.user_id,
-            code.redirect_uri,
-            code.redirect_uri_sent,
-            code.scope,
-            code.nonce,
-            code.code_challenge,
-            code.session_id,
-            code.auth_time,
-            code.expires_at_ms,
-            code.consumed_at_ms,
-            code.family_id,
-            code.dpop_jkt,
-            code.authorization_details
-        ],
-    )
-    .await?;
-    Ok(())
-}
 
 /// How long a refresh token row of `family` is kept: its lifetime class (the family's absolute
 /// lifetime) and when it may be forgotten (written at `now_ms`, plus that lifetime; never before
@@ -656,33 +508,8 @@ pub async fn insert_refresh<C: Conn>(
 }
 
 /// A new family and, when the client may refresh, its first refresh token.
-/// A family's columns in `INSERT_FAMILY` order (`$1` … `$19`).
-pub fn family_args(f: &Family) -> [&dyn Arg; 19] {
-    *args![
-        f.id,
-        f.client_id,
-        f.user_id,
-        f.scope,
-        f.authorization_details,
-        f.dpop_jkt,
-        f.session_id,
-        f.sid,
-        f.auth_time,
-        f.created_at_ms,
-        f.absolute_expires_at_ms,
-        f.idle_expires_at_ms,
-        f.generation,
-        f.rotated_at_ms,
-        f.grace_used,
-        f.revoked_at_ms,
-        f.revoked_reason,
-        f.last_used_at_ms,
-        f.last_user_agent
-    ]
-}
-
 pub async fn insert_family<C: Conn>(c: &mut C, f: &Family, refresh: Option<&[u8; 32]>, now_ms: i64) -> Result<()> {
-    c.exec(&INSERT_FAMILY, &family_args(f)).await?;
+    insert(c, f).await?;
     if let Some(h) = refresh {
         insert_refresh(c, h, f, f.generation, now_ms).await?;
     }
@@ -694,7 +521,7 @@ pub async fn find_refresh<C: Conn>(c: &mut C, hash: &[u8; 32]) -> Result<Option<
 }
 
 pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> {
-    c.one(&GET_FAMILY, args![id], rows::family).await
+    c.one(&GET_FAMILY, args![id], rows::one).await
 }
 
 pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
@@ -708,11 +535,6 @@ pub async fn audit<C: Conn>(c: &mut C, e: &AuditEvent, now_ms: i64) -> Result<()
     )
     .await?;
     Ok(())
-}
-
-/// The audit detail of a detected reuse.
-pub fn reuse_detail(presented: i64, current: i64) -> String {
-    format!("{{\"presented_generation\":{presented},\"current_generation\":{current}}}")
 }
 
 /// Revokes a family for reuse or replay and audits it (no event when it was already revoked).
@@ -751,14 +573,8 @@ pub async fn use_jti<C: Conn>(c: &mut C, key: &[u8; 32], expires_at_ms: i64) -> 
     Ok(c.exec(&USE_JTI, args![&key[..], expires_at_ms]).await? == 1)
 }
 
-pub async fn insert_par<C: Conn>(c: &mut C, p: &ParRequest) -> Result<()> {
-    c.exec(&INSERT_PAR, args![&p.hash[..], p.client_id, p.params, p.expires_at_ms])
-        .await?;
-    Ok(())
-}
-
 pub async fn get_par<C: Conn>(c: &mut C, hash: &[u8; 32]) -> Result<Option<ParRequest>> {
-    c.one(&GET_PAR, args![&hash[..]], rows::par).await
+    c.one(&GET_PAR, args![&hash[..]], rows::one).await
 }
 
 pub async fn mark_par_used<C: Conn>(c: &mut C, hash: &[u8; 32], now_ms: i64) -> Result<bool> {
@@ -814,7 +630,7 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
     match decision {
         Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
         Decision::Reuse => {
-            let event = reuse_event(&family, generation, current);
+            let event = AuditEvent::refresh_reuse(&family, generation, current);
             revoke_and_audit(c, &family.id, RevocationReason::RefreshTokenReuse, event, req.now_ms).await?;
             Ok(RotateOutcome::Reused { family_id: family.id })
         }
@@ -862,28 +678,6 @@ pub fn decide_rotation(family: &mut Family, generation: i64, req: &RotateRequest
         decision,
         apply(family, decision, &req.policy, req.now_ms, req.user_agent.as_deref()),
     )
-}
-
-/// The audit event of a detected refresh-token reuse.
-pub fn reuse_event(family: &Family, presented: i64, current: i64) -> AuditEvent {
-    AuditEvent {
-        kind: AuditKind::RefreshReuseDetected,
-        client_id: Some(family.client_id.clone()),
-        user_id: Some(family.user_id.clone()),
-        family_id: Some(family.id.clone()),
-        detail: Some(reuse_detail(presented, current)),
-    }
-}
-
-/// The audit event of a replayed authorization code.
-pub fn replay_event(code: &AuthCode, family_id: &str) -> AuditEvent {
-    AuditEvent {
-        kind: AuditKind::CodeReplayDetected,
-        client_id: Some(code.client_id.clone()),
-        user_id: Some(code.user_id.clone()),
-        family_id: Some(family_id.to_string()),
-        detail: None,
-    }
 }
 
 /// The code's side of `domain::grant::check_code`.
@@ -947,7 +741,7 @@ pub async fn redeem_serial<C: Conn>(c: &mut C, req: &RedeemCode) -> Result<Redee
 
 /// A second redemption of a code: revoke the family its first redemption created.
 pub async fn revoke_replayed<C: Conn>(c: &mut C, code: &AuthCode, family_id: &str, now_ms: i64) -> Result<()> {
-    let event = replay_event(code, family_id);
+    let event = AuditEvent::code_replay(code, family_id);
     revoke_and_audit(c, family_id, RevocationReason::AuthorizationCodeReplay, event, now_ms).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 //!   statement guarded on the code being unconsumed and its session live.
 
 use super::rows;
-use super::sql::{args, Arg, Conn, Stmt};
+use super::sql::{args, refs, Arg, Conn, Record, Stmt};
 use super::sql_store::{Backend, Op, SqlStore};
 use super::*;
 use crate::domain::grant::{check_code, CodeCheck, Decision, Reject};
@@ -93,7 +93,7 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(SqlStore(Postgres { pool }))
+        Ok(SqlStore::new(Postgres { pool }))
     }
 }
 
@@ -130,14 +130,15 @@ impl Drop for InTransaction {
 /// live, under a share lock: a concurrent `end_session` either waits and then revokes this
 /// family, or has ended the session first and this statement consumes nothing (lock order:
 /// session, then code).
-static REDEEM: Stmt = Stmt::new(
+static REDEEM: Stmt = Stmt::parts(&[
     "WITH c AS (UPDATE codes SET consumed_at_ms = $2, family_id = $3 WHERE hash = $1 AND consumed_at_ms IS NULL \
                 AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = codes.session_id AND s.ended_at_ms IS NULL AND s.expires_at_ms > $2 FOR SHARE) RETURNING hash), \
-     f AS (INSERT INTO families (id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms, revoked_reason, last_used_at_ms, last_user_agent) \
-           SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM c RETURNING id, generation), \
+     f AS (INSERT INTO families (",
+    Family::COLS,
+    ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM c RETURNING id, generation), \
      t AS (INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) SELECT $22, id, generation, $23, $24 FROM f WHERE $22::bytea IS NOT NULL RETURNING family_id) \
      SELECT (SELECT COUNT(*) FROM f)",
-);
+]);
 
 /// The guarded rotation: updates the family only if nobody has since the read, records the
 /// DPoP proof's `jti` and the new token, in one statement.
@@ -236,12 +237,13 @@ async fn redeem(c: &mut Object, req: &RedeemCode) -> Result<RedeemOutcome> {
             let f = ops::code_family(req, &code);
             let refresh: Option<&[u8]> = req.family.refresh_hash.as_ref().map(|h| &h[..]);
             let (ttl_ms, forget_at_ms) = ops::token_lifetime(&f, req.now_ms);
+            let family = f.bind();
             let mut a: Vec<&dyn Arg> = args![hash, req.now_ms].to_vec();
-            a.extend(ops::family_args(&f));
+            a.extend(refs(&family));
             a.extend(args![refresh, ttl_ms, forget_at_ms]);
             let made = c.one(&REDEEM, &a, rows::i64_col).await?;
             if made != Some(1) {
-                let now = c.one(&ops::GET_CODE, args![hash], rows::code).await?;
+                let now = c.one(&ops::GET_CODE, args![hash], rows::one::<AuthCode>).await?;
                 let Some(now) = now.filter(|r| r.consumed_at_ms.is_some()) else {
                     // Not consumed by a racing redemption: its session ended meanwhile.
                     return Ok(RedeemOutcome::Rejected(crate::domain::grant::SESSION_ENDED));
@@ -282,7 +284,7 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
         match decision {
             Decision::Reject(r) => return Ok(RotateOutcome::Rejected(r)),
             Decision::Reuse => {
-                let event = ops::reuse_event(&family, generation, seen_generation);
+                let event = AuditEvent::refresh_reuse(&family, generation, seen_generation);
                 let n = c
                     .exec(
                         &REVOKE_AND_AUDIT,

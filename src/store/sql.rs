@@ -15,38 +15,66 @@ use std::sync::OnceLock;
 /// One SQL statement, written once in PostgreSQL's dialect. Its SQLite text is derived on first
 /// use (`$n` → `?n`; row-lock clauses dropped: the SQLite writer is the only writer, so there is
 /// nothing to lock), or given explicitly where the dialects truly differ ([`Stmt::dialects`]).
+/// Its text is a literal, or joined once from parts (a [`Record`]'s column list and the rest).
 pub struct Stmt {
-    pg: &'static str,
+    text: Text,
     lite: Option<&'static str>,
+    joined: OnceLock<String>,
     rendered: OnceLock<String>,
 }
 
+enum Text {
+    Literal(&'static str),
+    Parts(&'static [&'static str]),
+    /// `INSERT INTO <table> (<columns>) VALUES ($1, …)`.
+    Insert(&'static str, &'static str),
+}
+
 impl Stmt {
-    pub const fn new(pg: &'static str) -> Stmt {
+    const fn with(text: Text, lite: Option<&'static str>) -> Stmt {
         Stmt {
-            pg,
-            lite: None,
+            text,
+            lite,
+            joined: OnceLock::new(),
             rendered: OnceLock::new(),
         }
+    }
+
+    pub const fn new(pg: &'static str) -> Stmt {
+        Stmt::with(Text::Literal(pg), None)
+    }
+
+    /// A statement whose text is `parts` joined (e.g. `&["SELECT ", User::COLS, " FROM …"]`).
+    pub const fn parts(parts: &'static [&'static str]) -> Stmt {
+        Stmt::with(Text::Parts(parts), None)
+    }
+
+    /// The INSERT of one [`Record`] (its arguments: [`Record::bind`]).
+    pub const fn insert<R: Record>() -> Stmt {
+        Stmt::with(Text::Insert(R::TABLE, R::COLS), None)
     }
 
     /// A statement whose SQLite text is not a rendering of its PostgreSQL text.
     pub const fn dialects(pg: &'static str, lite: &'static str) -> Stmt {
-        Stmt {
-            pg,
-            lite: Some(lite),
-            rendered: OnceLock::new(),
-        }
+        Stmt::with(Text::Literal(pg), Some(lite))
     }
 
-    pub fn pg(&self) -> &'static str {
-        self.pg
+    pub fn pg(&self) -> &str {
+        match self.text {
+            Text::Literal(s) => s,
+            Text::Parts(p) => self.joined.get_or_init(|| p.concat()),
+            Text::Insert(table, cols) => self.joined.get_or_init(|| {
+                let n = cols.split(',').count();
+                let values: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+                format!("INSERT INTO {table} ({cols}) VALUES ({})", values.join(", "))
+            }),
+        }
     }
 
     pub fn sqlite(&self) -> &str {
         match self.lite {
             Some(s) => s,
-            None => self.rendered.get_or_init(|| to_sqlite(self.pg)),
+            None => self.rendered.get_or_init(|| to_sqlite(self.pg())),
         }
     }
 }
@@ -83,15 +111,26 @@ impl<T: rusqlite::ToSql + tokio_postgres::types::ToSql + Sync> Arg for T {
     }
 }
 
-/// The domain's named enums (revocation reasons, audit kinds, device statuses) bind as their
-/// names.
-macro_rules! bind_as_name {
-    ($($t:ty),*) => {$(
+/// Domain types stored as text: the named enums (revocation reasons, audit kinds, device
+/// statuses, authentication methods) as their names, a scope as its space-separated text. Each
+/// binds and decodes on both drivers (a stored text that does not parse is a broken row).
+macro_rules! text_column {
+    ($t:ty, |$v:ident| $encode:expr, |$s:ident| $decode:expr) => {
         impl rusqlite::ToSql for $t {
             fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(
-                    self.as_str().as_bytes(),
-                )))
+                let $v = self;
+                Ok(match std::borrow::Cow::<str>::from($encode) {
+                    std::borrow::Cow::Borrowed(b) => {
+                        rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(b.as_bytes()))
+                    }
+                    std::borrow::Cow::Owned(o) => rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(o)),
+                })
+            }
+        }
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let $s = v.as_str()?;
+                $decode.ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("invalid stored {:?}", $s).into()))
             }
         }
         impl tokio_postgres::types::ToSql for $t {
@@ -100,41 +139,173 @@ macro_rules! bind_as_name {
                 ty: &tokio_postgres::types::Type,
                 out: &mut bytes::BytesMut,
             ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-                self.as_str().to_sql(ty, out)
+                let $v = self;
+                std::borrow::Cow::<str>::from($encode).as_ref().to_sql(ty, out)
             }
             fn accepts(ty: &tokio_postgres::types::Type) -> bool {
                 <&str as tokio_postgres::types::ToSql>::accepts(ty)
             }
             tokio_postgres::types::to_sql_checked!();
         }
+        impl<'a> tokio_postgres::types::FromSql<'a> for $t {
+            fn from_sql(
+                ty: &tokio_postgres::types::Type,
+                raw: &'a [u8],
+            ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                let $s = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+                $decode.ok_or_else(|| format!("invalid stored {:?}", $s).into())
+            }
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                <&str as tokio_postgres::types::FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
+macro_rules! named_column {
+    ($($t:ty),*) => {$(
+        text_column!($t, |v| v.as_str(), |s| <$t>::parse(s));
     )*};
 }
-bind_as_name!(
+named_column!(
     crate::domain::model::RevocationReason,
     crate::domain::model::AuditKind,
-    crate::domain::model::DeviceStatus
+    crate::domain::model::DeviceStatus,
+    crate::domain::model::AuthMethod
 );
+text_column!(crate::domain::scope::Scope, |v| v.to_string(), |s| {
+    crate::domain::scope::Scope::parse(s).ok()
+});
 
-/// A scope binds as its space-separated text.
-impl rusqlite::ToSql for crate::domain::scope::Scope {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(
-            self.to_string(),
-        )))
+/// A statement argument a [`Record`] binds: one of its fields, text made from one (JSON), or
+/// bytes.
+#[derive(Debug)]
+pub enum Bound<'a> {
+    Field(&'a dyn Arg),
+    Text(String),
+    Bytes(&'a [u8]),
+}
+
+impl Bound<'_> {
+    fn arg(&self) -> &dyn Arg {
+        match self {
+            Bound::Field(a) => *a,
+            Bound::Text(t) => t,
+            Bound::Bytes(b) => b,
+        }
     }
 }
-impl tokio_postgres::types::ToSql for crate::domain::scope::Scope {
+
+impl rusqlite::ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.arg().sqlite().to_sql()
+    }
+}
+
+impl tokio_postgres::types::ToSql for Bound<'_> {
     fn to_sql(
         &self,
         ty: &tokio_postgres::types::Type,
         out: &mut bytes::BytesMut,
     ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.to_string().to_sql(ty, out)
+        self.arg().pg().to_sql_checked(ty, out)
     }
-    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        <String as tokio_postgres::types::ToSql>::accepts(ty)
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true // checked by the field's own `to_sql_checked`
     }
-    tokio_postgres::types::to_sql_checked!();
+    fn to_sql_checked(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.arg().pg().to_sql_checked(ty, out)
+    }
+}
+
+/// A domain type stored as one row of a table, declared with [`record!`]: the columns (in the
+/// order of [`Record::read`] and [`Record::bind`]) are listed once, so the column list, the row
+/// mapping and the INSERT's arguments cannot drift apart.
+pub trait Record: Sized {
+    const TABLE: &'static str;
+    const COLS: &'static str;
+    /// The columns qualified with the table's alias, for joins (`f.id, f.client_id, …`).
+    const ALIASED: &'static str;
+    /// How many columns.
+    const WIDTH: usize;
+    /// The value whose columns start at `at`.
+    fn read(r: &RowRef<'_>, at: usize) -> Result<Self>;
+    /// The values of `COLS`, in order.
+    fn bind(&self) -> Vec<Bound<'_>>;
+    /// Its INSERT statement ([`Stmt::insert`]).
+    fn insert() -> &'static Stmt;
+}
+
+/// `record!(Type, "table" as "alias" { field, field: json, field: hash32, … })` implements
+/// [`Record`]: a plain field is a column of its own type, `json` is stored as JSON text,
+/// `hash32` is a 32-byte array stored as bytes.
+macro_rules! record {
+    ($ty:ident, $table:literal as $alias:literal { $f0:ident $(: $c0:ident)? $(, $f:ident $(: $c:ident)?)* $(,)? }) => {
+        impl $crate::store::sql::Record for $ty {
+            const TABLE: &'static str = $table;
+            const COLS: &'static str = concat!(stringify!($f0) $(, ", ", stringify!($f))*);
+            const ALIASED: &'static str =
+                concat!($alias, ".", stringify!($f0) $(, ", ", $alias, ".", stringify!($f))*);
+            const WIDTH: usize = [stringify!($f0) $(, stringify!($f))*].len();
+            fn read(r: &$crate::store::sql::RowRef<'_>, at: usize) -> $crate::store::Result<Self> {
+                let mut i = at;
+                let mut next = || {
+                    i += 1;
+                    i - 1
+                };
+                Ok($ty {
+                    $f0: $crate::store::sql::read_col!(r, next() $(, $c0)?),
+                    $($f: $crate::store::sql::read_col!(r, next() $(, $c)?),)*
+                })
+            }
+            fn insert() -> &'static $crate::store::sql::Stmt {
+                static INSERT: $crate::store::sql::Stmt = $crate::store::sql::Stmt::insert::<$ty>();
+                &INSERT
+            }
+            fn bind(&self) -> Vec<$crate::store::sql::Bound<'_>> {
+                vec![
+                    $crate::store::sql::bind_col!(self.$f0 $(, $c0)?),
+                    $($crate::store::sql::bind_col!(self.$f $(, $c)?),)*
+                ]
+            }
+        }
+    };
+}
+
+macro_rules! read_col {
+    ($r:ident, $i:expr) => {
+        $r.get($i)?
+    };
+    ($r:ident, $i:expr, json) => {
+        $r.json($i)?
+    };
+    ($r:ident, $i:expr, hash32) => {
+        $r.get::<Vec<u8>>($i)?
+            .try_into()
+            .map_err(|_| $crate::store::StoreError::Backend("a stored hash is not 32 bytes".into()))?
+    };
+}
+
+macro_rules! bind_col {
+    ($v:expr) => {
+        $crate::store::sql::Bound::Field(&$v)
+    };
+    ($v:expr, json) => {
+        $crate::store::sql::Bound::Text(serde_json::to_string(&$v).unwrap_or_else(|_| "[]".into()))
+    };
+    ($v:expr, hash32) => {
+        $crate::store::sql::Bound::Bytes(&$v[..])
+    };
+}
+pub(crate) use {bind_col, read_col, record};
+
+/// A record's arguments as a statement's (`Conn::exec` takes `&[&dyn Arg]`).
+pub fn refs<'a>(bound: &'a [Bound<'_>]) -> Vec<&'a dyn Arg> {
+    bound.iter().map(|b| b as &dyn Arg).collect()
 }
 
 /// The values of a statement's `$1, $2, …`, in order.
@@ -177,13 +348,6 @@ impl RowRef<'_> {
             RowRef::Sqlite(r) => T::sqlite(r, i),
             RowRef::Pg(r) => T::pg(r, i),
         }
-    }
-
-    /// A column holding a scope (validated when it was granted: a bad one is a broken row).
-    pub fn scope(&self, i: usize) -> Result<crate::domain::scope::Scope> {
-        let s: String = self.get(i)?;
-        crate::domain::scope::Scope::parse(&s)
-            .map_err(|e| StoreError::Backend(format!("stored scope {s:?} is invalid: {e}")))
     }
 
     /// A column holding JSON text (a list of redirect URIs, secrets, …).

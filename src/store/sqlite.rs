@@ -112,7 +112,7 @@ impl SqliteStore {
                 let _ = cp.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             })?;
 
-        Ok(SqlStore(Sqlite {
+        Ok(SqlStore::new(Sqlite {
             writer,
             reader: rtx,
             _stop: stop_tx,
