@@ -200,19 +200,37 @@ pub enum DeviceOutcome {
     NotFound,
 }
 
-/// What the sweeper deleted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    pub codes: u64,
-    pub sessions: u64,
-    pub families: u64,
-    pub refresh_tokens: u64,
-    pub revoked_access_tokens: u64,
-    pub audit_events: u64,
-    pub dpop_jtis: u64,
-    pub par_requests: u64,
-    pub device_codes: u64,
+/// Declares [`SweepReport`] from the list of swept tables (one count per table).
+macro_rules! sweep_report {
+    ($($table:ident),*) => {
+        /// What the sweeper deleted, per table.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct SweepReport {
+            $(pub $table: u64,)*
+        }
+
+        impl SweepReport {
+            pub fn add(&mut self, o: SweepReport) {
+                $(self.$table += o.$table;)*
+            }
+            /// True when some table filled its chunk (there may be more to delete).
+            pub fn full(&self) -> bool {
+                false $(|| self.$table >= SWEEP_CHUNK)*
+            }
+        }
+    };
 }
+sweep_report!(
+    codes,
+    sessions,
+    families,
+    refresh_tokens,
+    revoked_access_tokens,
+    audit_events,
+    dpop_jtis,
+    par_requests,
+    device_codes
+);
 
 /// How long the sweeper keeps what has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,32 +265,6 @@ impl Cutoff {
 /// Rows the sweeper deletes per table in one transaction, so that a large backlog never holds
 /// the writer (or row locks) for long.
 pub const SWEEP_CHUNK: u64 = 500;
-
-impl SweepReport {
-    pub fn add(&mut self, o: SweepReport) {
-        self.codes += o.codes;
-        self.sessions += o.sessions;
-        self.families += o.families;
-        self.refresh_tokens += o.refresh_tokens;
-        self.revoked_access_tokens += o.revoked_access_tokens;
-        self.audit_events += o.audit_events;
-        self.dpop_jtis += o.dpop_jtis;
-        self.par_requests += o.par_requests;
-        self.device_codes += o.device_codes;
-    }
-    /// True when some table filled its chunk (there may be more to delete).
-    pub fn full(&self) -> bool {
-        self.codes >= SWEEP_CHUNK
-            || self.sessions >= SWEEP_CHUNK
-            || self.families >= SWEEP_CHUNK
-            || self.revoked_access_tokens >= SWEEP_CHUNK
-            || self.audit_events >= SWEEP_CHUNK
-            || self.dpop_jtis >= SWEEP_CHUNK
-            || self.par_requests >= SWEEP_CHUNK
-            || self.device_codes >= SWEEP_CHUNK
-            || self.refresh_tokens >= SWEEP_CHUNK
-    }
-}
 
 // The store's API: the `Store` trait and its one implementation (`sql_store::SqlStore`), from
 // one table. `read` runs on a read connection, `write` in one transaction, `write_one` as one

@@ -62,20 +62,28 @@ pub static INSERT_REFRESH: Stmt = Stmt::new(
 );
 static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 WHERE id = $1");
 
+/// Revokes the live families matching `$cond` (whose placeholders come first): when at `$at`,
+/// why at `$why`.
+macro_rules! revoke {
+    ($cond:literal, $at:literal, $why:literal) => {
+        Stmt::new(concat!(
+            "UPDATE families SET revoked_at_ms = ",
+            $at,
+            ", revoked_reason = ",
+            $why,
+            " WHERE ",
+            $cond,
+            " AND revoked_at_ms IS NULL"
+        ))
+    };
+}
 // Revocations: one family, or every live family of a user / client / session / grant.
-pub static REVOKE_FAMILY: Stmt =
-    Stmt::new("UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at_ms IS NULL");
-static REVOKE_USER_FAMILY: Stmt = Stmt::new("UPDATE families SET revoked_at_ms = $3, revoked_reason = $4 WHERE id = $2 AND user_id = $1 AND revoked_at_ms IS NULL");
-static REVOKE_USER_FAMILIES: Stmt = Stmt::new(
-    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at_ms IS NULL",
-);
-static REVOKE_CLIENT_FAMILIES: Stmt = Stmt::new(
-    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE client_id = $1 AND revoked_at_ms IS NULL",
-);
-static REVOKE_SESSION_FAMILIES: Stmt = Stmt::new(
-    "UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE session_id = $1 AND revoked_at_ms IS NULL",
-);
-static REVOKE_GRANT_FAMILIES: Stmt = Stmt::new("UPDATE families SET revoked_at_ms = $3, revoked_reason = $4 WHERE user_id = $1 AND client_id = $2 AND revoked_at_ms IS NULL");
+pub static REVOKE_FAMILY: Stmt = revoke!("id = $1", "$2", "$3");
+static REVOKE_USER_FAMILY: Stmt = revoke!("id = $2 AND user_id = $1", "$3", "$4");
+static REVOKE_USER_FAMILIES: Stmt = revoke!("user_id = $1", "$2", "$3");
+static REVOKE_CLIENT_FAMILIES: Stmt = revoke!("client_id = $1", "$2", "$3");
+static REVOKE_SESSION_FAMILIES: Stmt = revoke!("session_id = $1", "$2", "$3");
+static REVOKE_GRANT_FAMILIES: Stmt = revoke!("user_id = $1 AND client_id = $2", "$3", "$4");
 
 static INSERT_AUDIT: Stmt = Stmt::new(
     "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",

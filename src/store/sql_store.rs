@@ -67,7 +67,10 @@ impl<B: Backend> SqlStore<B> {
             let round = self
                 .backend
                 .write(move |c| Box::pin(async move { ops::sweep_chunk(c, now_ms, policy).await }));
-            let r = self.guard.bounded("sweep", self.guard.timeout.saturating_mul(20), round).await?;
+            let r = self
+                .guard
+                .bounded("sweep", self.guard.timeout.saturating_mul(20), round)
+                .await?;
             total.add(r);
             if !r.full() {
                 return Ok(total);
