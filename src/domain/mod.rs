@@ -9,5 +9,6 @@ pub mod model;
 pub mod pkce;
 pub mod rar;
 pub mod redirect_uri;
+pub mod refresh_token;
 pub mod registration;
 pub mod scope;
