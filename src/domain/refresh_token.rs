@@ -127,11 +127,13 @@ pub fn read(keys: &TokenKeys, token: &str) -> Option<Presented> {
     if raw.len() == LEGACY_LEN {
         return Some(Presented::Legacy(hash(token)));
     }
-    Some(verify(keys, &raw).map_or(Presented::Forged, |(family_id, generation)| Presented::Bound {
-        family_id,
-        generation,
-        hash: hash(token),
-    }))
+    Some(
+        verify(keys, &raw).map_or(Presented::Forged, |(family_id, generation)| Presented::Bound {
+            family_id,
+            generation,
+            hash: hash(token),
+        }),
+    )
 }
 
 /// The family id and generation of a well-formed body whose tag verifies.
@@ -206,8 +208,15 @@ mod tests {
         let rotated = keys(&[5, 1]);
         assert_eq!(read(&rotated, &token).and_then(|p| p.hash()), Some(h));
         let (fresh, _) = mint(&rotated, "fam-1", 3, [7; 32]);
-        assert!(matches!(read(&rotated, &fresh), Some(Presented::Bound { generation: 3, .. })));
-        assert_eq!(read(&keys(&[5]), &token), Some(Presented::Forged), "once dropped, refused");
+        assert!(matches!(
+            read(&rotated, &fresh),
+            Some(Presented::Bound { generation: 3, .. })
+        ));
+        assert_eq!(
+            read(&keys(&[5]), &token),
+            Some(Presented::Forged),
+            "once dropped, refused"
+        );
     }
 
     #[test]

@@ -3,10 +3,9 @@
 //! proof authorises. Also RFC 7638 thumbprints and the stateless server nonces of §8.
 
 use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256, sha256};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::Value;
+use std::borrow::Cow;
 
 /// The proof algorithms we accept (and advertise in `dpop_signing_alg_values_supported`).
 pub const ALGS: &[&str] = &["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
@@ -72,57 +71,124 @@ struct Claims {
     ath: Option<String>,
 }
 
-/// `alg: "Ed25519"` (RFC 9864's fully specified name for EdDSA over Ed25519, which current
-/// clients emit): verified with aws-lc-rs, since `jsonwebtoken` knows only `EdDSA`.
-fn verify_ed25519(proof: &str, jwk: &Value) -> Result<Claims, ProofError> {
-    use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
-    let invalid = ProofError::Invalid;
-    if jwk.get("kty").and_then(Value::as_str) != Some("OKP")
-        || jwk.get("crv").and_then(Value::as_str) != Some("Ed25519")
-    {
-        return Err(invalid("DPoP proof alg Ed25519 needs an OKP Ed25519 jwk"));
-    }
-    let x = jwk
-        .get("x")
-        .and_then(Value::as_str)
-        .and_then(b64url_decode)
-        .filter(|k| k.len() == 32);
-    let x = x.ok_or(invalid("DPoP proof jwk is malformed"))?;
-    let (signed, sig) = proof
-        .rsplit_once('.')
-        .ok_or(invalid("DPoP proof is not a compact JWS"))?;
-    let sig = b64url_decode(sig).ok_or(invalid("DPoP proof signature is invalid"))?;
-    UnparsedPublicKey::new(&ED25519, &x)
-        .verify(signed.as_bytes(), &sig)
-        .map_err(|_| invalid("DPoP proof signature is invalid"))?;
-    let payload = signed
-        .split('.')
-        .nth(1)
-        .and_then(b64url_decode)
-        .ok_or(invalid("DPoP proof payload is malformed"))?;
-    serde_json::from_slice(&payload).map_err(|_| invalid("DPoP proof payload is malformed"))
+/// A proof's protected header, read once and typed (no `serde_json::Value`, no second parse).
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    jwk: Option<PublicJwk<'a>>,
 }
 
-/// Members that only a private (or symmetric) JWK has.
-const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// The members of a JWK that a public key of the supported types has, and the presence of the
+/// members only a private (or symmetric) key has.
+#[derive(Deserialize)]
+pub struct PublicJwk<'a> {
+    #[serde(borrow)]
+    kty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    crv: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    x: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    y: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    n: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    e: Option<Cow<'a, str>>,
+    d: Option<IgnoredAny>,
+    p: Option<IgnoredAny>,
+    q: Option<IgnoredAny>,
+    dp: Option<IgnoredAny>,
+    dq: Option<IgnoredAny>,
+    qi: Option<IgnoredAny>,
+    oth: Option<IgnoredAny>,
+    k: Option<IgnoredAny>,
+}
+
+impl PublicJwk<'_> {
+    fn is_private(&self) -> bool {
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k,
+        ]
+        .iter()
+        .any(|m| m.is_some())
+    }
+
+    fn member(&self, m: &Option<Cow<'_, str>>) -> Option<Vec<u8>> {
+        m.as_deref().and_then(b64url_decode)
+    }
+
+    /// Verifies `sig` over `signed` with this key under `alg`.
+    fn verify(&self, alg: &str, signed: &[u8], sig: &[u8]) -> Result<(), ProofError> {
+        use aws_lc_rs::signature::{self as s, RsaPublicKeyComponents, UnparsedPublicKey};
+        let malformed = ProofError::Invalid("DPoP proof jwk does not fit its alg or is malformed");
+        let (kty, crv) = (self.kty.as_deref(), self.crv.as_deref());
+        let ec = |curve: &str, len: usize| -> Result<Vec<u8>, ProofError> {
+            let (x, y) = (self.member(&self.x), self.member(&self.y));
+            match (kty, crv, x, y) {
+                (Some("EC"), Some(c), Some(x), Some(y)) if c == curve && x.len() == len && y.len() == len => {
+                    Ok([&[4u8][..], &x, &y].concat())
+                }
+                _ => Err(malformed.clone()),
+            }
+        };
+        let ok = match alg {
+            "ES256" => UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec("P-256", 32)?).verify(signed, sig),
+            "ES384" => UnparsedPublicKey::new(&s::ECDSA_P384_SHA384_FIXED, ec("P-384", 48)?).verify(signed, sig),
+            "EdDSA" | "Ed25519" => match (kty, crv, self.member(&self.x)) {
+                (Some("OKP"), Some("Ed25519"), Some(x)) if x.len() == 32 => {
+                    UnparsedPublicKey::new(&s::ED25519, x).verify(signed, sig)
+                }
+                _ => return Err(malformed),
+            },
+            "RS256" | "PS256" => {
+                let (Some("RSA"), Some(n), Some(e)) = (kty, self.member(&self.n), self.member(&self.e)) else {
+                    return Err(malformed);
+                };
+                let params: &s::RsaParameters = if alg == "RS256" {
+                    &s::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &s::RSA_PSS_2048_8192_SHA256
+                };
+                RsaPublicKeyComponents { n: &n, e: &e }.verify(params, signed, sig)
+            }
+            _ => return Err(ProofError::Invalid("DPoP proof alg is not supported")),
+        };
+        ok.map_err(|_| ProofError::Invalid("DPoP proof signature is invalid"))
+    }
+
+    /// RFC 7638 thumbprint (EC, RSA, OKP).
+    fn thumbprint(&self) -> Option<String> {
+        let s = |m: &Option<Cow<'_, str>>| m.as_deref().map(|v| serde_json::to_string(v).unwrap_or_default());
+        let canonical = match self.kty.as_deref()? {
+            "EC" => format!(
+                r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+                s(&self.crv)?,
+                s(&self.x)?,
+                s(&self.y)?
+            ),
+            "RSA" => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, s(&self.e)?, s(&self.n)?),
+            "OKP" => format!(r#"{{"crv":{},"kty":"OKP","x":{}}}"#, s(&self.crv)?, s(&self.x)?),
+            _ => return None,
+        };
+        Some(b64url(&sha256(canonical.as_bytes())))
+    }
+}
 
 /// RFC 7638 thumbprint of a public JWK (EC, RSA, OKP).
-pub fn thumbprint(jwk: &Value) -> Option<String> {
-    let s = |k: &str| {
-        jwk.get(k)
-            .and_then(Value::as_str)
-            .map(|v| serde_json::to_string(v).unwrap_or_default())
-    };
-    let canonical = match jwk.get("kty")?.as_str()? {
-        "EC" => format!(r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#, s("crv")?, s("x")?, s("y")?),
-        "RSA" => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, s("e")?, s("n")?),
-        "OKP" => format!(r#"{{"crv":{},"kty":"OKP","x":{}}}"#, s("crv")?, s("x")?),
-        _ => return None,
-    };
-    Some(b64url(&sha256(canonical.as_bytes())))
+pub fn thumbprint(jwk: &serde_json::Value) -> Option<String> {
+    PublicJwk::deserialize(jwk).ok()?.thumbprint()
 }
 
+/// Whether a proof's `htu` names the endpoint: the same URL once query and fragment are left
+/// out (RFC 9449 §4.3). Byte-equal strings need no parse (the common case).
 fn same_url(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
     let strip = |s: &str| {
         url::Url::parse(s).ok().map(|mut u| {
             u.set_query(None);
@@ -133,52 +199,42 @@ fn same_url(a: &str, b: &str) -> bool {
     matches!((strip(a), strip(b)), (Some(x), Some(y)) if x == y)
 }
 
-/// Checks a proof (the value of the `DPoP` header) against `expect`.
+/// Checks a proof (the value of the `DPoP` header) against `expect`. The header and the
+/// payload are each decoded and parsed once; the signature is verified with aws-lc-rs against
+/// the key in the header.
 pub fn check(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
     use ProofError::Invalid;
     if proof.len() > MAX_PROOF_LEN {
         return Err(Invalid("DPoP proof is too large"));
     }
     let mut parts = proof.split('.');
-    let (Some(h), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(Invalid("DPoP proof is not a compact JWS"));
     };
-    let header: Value = b64url_decode(h)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(Invalid("DPoP proof header is not JSON"))?;
-    if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+    let header_json = b64url_decode(h).ok_or(Invalid("DPoP proof header is not JSON"))?;
+    let header: Header<'_> = serde_json::from_slice(&header_json)
+        .map_err(|_| Invalid("DPoP proof header is not JSON, or its jwk is not an object"))?;
+    if header.typ.as_deref() != Some("dpop+jwt") {
         return Err(Invalid("DPoP proof typ must be dpop+jwt"));
     }
-    let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let alg_name = header.alg.as_deref().unwrap_or("");
     if !ALGS.contains(&alg_name) {
         return Err(Invalid(
             "DPoP proof alg is not supported: use ES256, ES384, EdDSA (or Ed25519), RS256 or PS256",
         ));
     }
-    let jwk_value = header
-        .get("jwk")
-        .filter(|v| v.is_object())
-        .ok_or(Invalid("DPoP proof has no jwk"))?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk_value.get(m).is_some()) {
+    let jwk = header.jwk.as_ref().ok_or(Invalid("DPoP proof has no jwk"))?;
+    if jwk.is_private() {
         return Err(Invalid("DPoP proof jwk must be a public key"));
     }
-    let jkt = thumbprint(jwk_value).ok_or(Invalid("DPoP proof jwk is not a supported public key"))?;
-    let claims = if alg_name == "Ed25519" {
-        verify_ed25519(proof, jwk_value)?
-    } else {
-        let jwk: Jwk = serde_json::from_value(jwk_value.clone()).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| Invalid("DPoP proof jwk is malformed"))?;
-        let alg: Algorithm = alg_name
-            .parse()
-            .map_err(|_| Invalid("DPoP proof alg is not supported"))?;
-        let mut v = Validation::new(alg);
-        v.validate_exp = false;
-        v.validate_aud = false;
-        v.required_spec_claims.clear();
-        jsonwebtoken::decode::<Claims>(proof, &key, &v)
-            .map_err(|_| Invalid("DPoP proof signature is invalid"))?
-            .claims
-    };
+    let jkt = jwk
+        .thumbprint()
+        .ok_or(Invalid("DPoP proof jwk is not a supported public key"))?;
+    let sig = b64url_decode(sig).ok_or(Invalid("DPoP proof signature is invalid"))?;
+    jwk.verify(alg_name, &proof.as_bytes()[..h.len() + 1 + payload.len()], &sig)?;
+    let claims: Claims = b64url_decode(payload)
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or(Invalid("DPoP proof payload is malformed"))?;
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
@@ -246,8 +302,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_that_does_not_fit_the_alg_is_refused_before_any_signature_check() {
+        use crate::util::b64url;
+        let proof = |header: &str| format!("{}.{}.{}", b64url(header.as_bytes()), b64url(b"{}"), b64url(&[0u8; 64]));
+        let expect = Expect {
+            htm: "POST",
+            htu: "https://as.example/oauth/token",
+            now_s: 0,
+            max_age_s: 60,
+            access_token: None,
+            nonce: NonceCheck {
+                key: b"k",
+                window_s: 300,
+                required: false,
+            },
+        };
+        let x = b64url(&[9u8; 32]);
+        let okp = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#);
+        let short_ec =
+            format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"{x}","y":"AA"}}}}"#);
+        let p384 =
+            format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-384","x":"{x}","y":"{x}"}}}}"#);
+        for h in [okp, short_ec, p384] {
+            assert_eq!(
+                check(&proof(&h), &expect),
+                Err(ProofError::Invalid(
+                    "DPoP proof jwk does not fit its alg or is malformed"
+                )),
+                "{h}"
+            );
+        }
+        let private =
+            format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}","d":"{x}"}}}}"#);
+        assert_eq!(
+            check(&proof(&private), &expect),
+            Err(ProofError::Invalid("DPoP proof jwk must be a public key"))
+        );
+        let ed = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#);
+        assert_eq!(
+            check(&proof(&ed), &expect),
+            Err(ProofError::Invalid("DPoP proof signature is invalid"))
+        );
+    }
+
+    #[test]
     fn rfc7638_example_thumbprint() {
-        let jwk: Value = serde_json::from_str(r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#).unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#).unwrap();
         assert_eq!(thumbprint(&jwk).unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
