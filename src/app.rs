@@ -17,6 +17,8 @@ pub struct App {
     pub form_secret: Vec<u8>,
     /// HMAC key for stateless DPoP nonces (shared by every process through the database).
     pub dpop_nonce_key: Vec<u8>,
+    /// The keys that authenticate refresh tokens (`refresh.token_keys`, else a database-held one).
+    pub refresh_keys: crate::domain::refresh_token::TokenKeys,
     encryption_key: Option<Vec<u8>>,
     last_forced_reload_ms: std::sync::atomic::AtomicI64,
     /// Clients' `jwks_uri` documents, fetched under the outbound policy and cached by URL.
@@ -36,6 +38,15 @@ impl App {
         let keys = Keyring::new(load_keys(&cfg, &store, encryption_key.as_deref()).await?);
         let form_secret = store.server_secret("form_hmac", random_bytes::<32>().to_vec()).await?;
         let dpop_nonce_key = store.server_secret("dpop_nonce", random_bytes::<32>().to_vec()).await?;
+        let mut token_keys = cfg.refresh.token_key_bytes();
+        if token_keys.is_empty() {
+            token_keys.push(
+                store
+                    .server_secret("refresh_token_mac", random_bytes::<32>().to_vec())
+                    .await?,
+            );
+        }
+        let refresh_keys = crate::domain::refresh_token::TokenKeys::new(&token_keys);
         let client_jwks = client_jwks_fetcher(&cfg)?;
         Ok(Arc::new(App {
             audiences: cfg.audiences(),
@@ -44,6 +55,7 @@ impl App {
             keys,
             form_secret,
             dpop_nonce_key,
+            refresh_keys,
             encryption_key,
             last_forced_reload_ms: Default::default(),
             client_jwks,

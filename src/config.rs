@@ -140,6 +140,21 @@ pub struct RefreshConfig {
     pub absolute_ttl: Dur,
     pub reuse_grace_seconds: u32,
     pub reuse_grace_count: u32,
+    /// The keys that authenticate refresh tokens (base64url, at least 32 bytes each): the
+    /// first makes new tokens, every one verifies (docs/design/refresh-token-format.md). Empty
+    /// (the default): one key generated and kept in the database, shared by every process.
+    #[serde(default)]
+    pub token_keys: Vec<String>,
+}
+
+impl RefreshConfig {
+    /// The configured token keys' bytes (validated at load).
+    pub fn token_key_bytes(&self) -> Vec<Vec<u8>> {
+        self.token_keys
+            .iter()
+            .filter_map(|k| crate::util::b64url_decode(k))
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -357,6 +372,7 @@ impl Default for Config {
                 absolute_ttl: Dur::secs(90 * 86400),
                 reuse_grace_seconds: 0,
                 reuse_grace_count: 1,
+                token_keys: vec![],
             },
             access_token: TtlConfig { ttl: Dur::secs(900) },
             id_token: TtlConfig { ttl: Dur::secs(3600) },
@@ -511,6 +527,17 @@ impl Config {
             return bad(
                 "refresh.reuse_grace_count",
                 format!("{} is above the maximum of 10", self.refresh.reuse_grace_count),
+            );
+        }
+        if self
+            .refresh
+            .token_keys
+            .iter()
+            .any(|k| crate::util::b64url_decode(k).is_none_or(|b| b.len() < 32))
+        {
+            return bad(
+                "refresh.token_keys",
+                "each key must be base64url (no padding) of at least 32 bytes".into(),
             );
         }
         if self.refresh.idle_ttl.as_secs() == 0 {

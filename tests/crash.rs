@@ -115,14 +115,6 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn sha_hex(t: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// What the database says about a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stored {
@@ -138,24 +130,14 @@ enum Stored {
 
 /// The stored state of each token, read in one go.
 fn stored(s: &Server, tokens: &[String]) -> Vec<Stored> {
-    let hashes: Vec<String> = tokens.iter().map(|t| format!("'{}'", sha_hex(t))).collect();
-    let rows = s.rows(&format!(
-        "SELECT {}, CAST(t.generation AS TEXT), CAST(f.generation AS TEXT), CAST(f.revoked_at_ms AS TEXT) \
-         FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE {} IN ({})",
-        s.hex("t.hash"),
-        s.hex("t.hash"),
-        hashes.join(",")
-    ));
-    tokens
-        .iter()
-        .map(|t| {
-            let h = sha_hex(t);
-            match rows.iter().find(|r| r[0].as_deref() == Some(h.as_str())) {
-                None => Stored::Unknown,
-                Some(r) if r[3].is_some() => Stored::Revoked,
-                Some(r) if r[1] == r[2] => Stored::Current,
-                Some(_) => Stored::Rotated,
-            }
+    s.token_rows(tokens)
+        .into_iter()
+        .map(|r| match r {
+            None => Stored::Unknown,
+            Some(r) if r.revoked => Stored::Revoked,
+            Some(r) if r.is_current() => Stored::Current,
+            Some(r) if r.generation < r.family_generation => Stored::Rotated,
+            Some(_) => Stored::Unknown,
         })
         .collect()
 }

@@ -45,6 +45,7 @@ mod common;
 
 use autional::domain::grant::{RefreshPolicy, Reject};
 use autional::domain::model::{AuthCode, AuthMethod, Client, RevocationReason, Session, User};
+use autional::domain::refresh_token;
 use autional::domain::scope::Scope;
 use autional::store::postgres::PgStore;
 use autional::store::sqlite::SqliteStore;
@@ -546,6 +547,7 @@ async fn start(store: &DynStore, c: &Case, t0: i64) -> (Model, Live) {
         let RedeemOutcome::Issued { family, .. } = out else {
             panic!("redeem: {out:?}")
         };
+        TOKENS.lock().unwrap().insert(first, (family.id.clone(), 0));
         ids.push(family.id.clone());
         // Rule 4: the absolute lifetime counts from the sign-in's auth_time (whole seconds).
         let absolute = (t0 / 1000) * 1000 + ABSOLUTE_MS;
@@ -600,9 +602,42 @@ fn presented(m: &Model, r: &Refresh) -> Presented {
     }
 }
 
+/// Every token the run issued (or offered to issue), by hash: its family and generation, as the
+/// server reads them from the token itself.
+static TOKENS: std::sync::Mutex<std::collections::BTreeMap<[u8; 32], (String, i64)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The token stored under `hash` as the grant presents it; a hash the run never issued names no
+/// family the store knows.
+fn as_presented(hash: [u8; 32]) -> refresh_token::Presented {
+    let (family_id, generation) = TOKENS
+        .lock()
+        .unwrap()
+        .get(&hash)
+        .cloned()
+        .unwrap_or_else(|| ("never-issued".into(), 0));
+    refresh_token::Presented::Bound {
+        family_id,
+        generation,
+        hash,
+    }
+}
+
 fn request(m: &Model, p: &Presented) -> RotateRequest {
+    let presented = as_presented(p.token);
+    let refresh_token::Presented::Bound {
+        family_id, generation, ..
+    } = &presented
+    else {
+        unreachable!()
+    };
+    TOKENS
+        .lock()
+        .unwrap()
+        .insert(p.new_token, (family_id.clone(), generation + 1));
     RotateRequest {
-        presented_hash: p.token,
+        new_generation: generation + 1,
+        presented,
         new_hash: p.new_token,
         client_id: p.client.into(),
         requested_scope: match p.scope {
@@ -762,7 +797,7 @@ async fn run(store: &DynStore, c: &Case, t0: i64) -> Result<(), String> {
         }
         for (n, (tok, standing)) in f.tokens.iter().enumerate() {
             let (g, fam) = store
-                .find_refresh(*tok)
+                .find_refresh(as_presented(*tok))
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("final family {i}: token #{n} unknown to the store"))?;

@@ -52,10 +52,11 @@ async fn rule1_rotation_returns_new_token_and_old_stops_working() {
     let s = Server::start(&[]).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let rt0 = t["refresh_token"].as_str().unwrap();
-    assert!(
-        rt0.starts_with("rt_") && rt0.len() == 46,
-        "rt_ + 256 bits base64url: {rt0}"
-    );
+    // `rt_` + base64url of: version, key id, generation, family id, 256 random bits, tag
+    // (docs/design/refresh-token-format.md): 84 bytes for our 22-character family ids.
+    let body = autional::util::b64url_decode(rt0.strip_prefix("rt_").unwrap()).expect("base64url");
+    assert_eq!((body.len(), body[0]), (84, 2), "{rt0}");
+    assert_eq!(common::token_family(rt0).1, 0, "the first token is generation 0");
     // JSON body.
     let r1 = ok_json(s.refresh("pub", rt0).await).await;
     let rt1 = r1["refresh_token"].as_str().unwrap();
@@ -99,21 +100,26 @@ async fn rule1_rotation_returns_new_token_and_old_stops_working() {
         .await
         .unwrap();
     let r3 = ok_json(r).await;
-    // The stored hash is SHA-256 of the token, never the token itself.
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // Only the SHA-256 of the live token is stored (in its family's row), never the token, and
+    // no row per token.
     let token = r3["refresh_token"].as_str().unwrap();
-    let stored = s.scalar_i64(&format!(
-        "SELECT COUNT(*) FROM refresh_tokens WHERE {} = '{}'",
-        s.hex("hash"),
-        hex(&common_sha(token))
-    ));
-    assert_eq!(stored, 1);
+    let held = s.token_rows(&[token.to_string()])[0].expect("its family");
+    assert!(held.is_current(), "{held:?}");
+    assert_eq!(
+        s.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM families WHERE {} LIKE '%{}%'",
+            s.hex("token_hashes"),
+            common::hex_of(&common_sha(token))
+        )),
+        1
+    );
     let plain = s.scalar_i64(&format!(
-        "SELECT COUNT(*) FROM refresh_tokens WHERE {} = '{}' OR length(hash) <> 32",
-        s.hex("hash"),
-        hex(token.as_bytes())
+        "SELECT COUNT(*) FROM families WHERE {} LIKE '%{}%'",
+        s.hex("token_hashes"),
+        common::hex_of(token.as_bytes())
     ));
     assert_eq!(plain, 0);
+    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM refresh_tokens"), 0);
     // The presented (rotated) token stops working: on /oauth/refresh invalid_grant is 401.
     err(s.refresh("pub", rt0).await, 401, "invalid_grant").await;
 }

@@ -7,8 +7,9 @@ mod common;
 
 use autional::domain::grant::RefreshPolicy;
 use autional::domain::model::{AuditEvent, AuditKind, DeviceCode, DeviceStatus, RevocationReason, User};
+use autional::domain::refresh_token::Presented;
 use autional::domain::scope::Scope;
-use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, StoreError, SweepPolicy};
+use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
 use common::store::{backends, backends_at, code, fixture, session, Fixture, PG_POOL};
@@ -27,21 +28,43 @@ const NO_GRACE: RefreshPolicy = RefreshPolicy {
     idle_ttl_ms: 3_600_000,
 };
 
-/// A family with its first refresh token (returned as its hash).
-async fn family(store: &DynStore, f: &Fixture, scope: &str) -> (String, [u8; 32]) {
+/// A family with its first refresh token (as the grant reads it: family, generation 0, hash).
+async fn family(store: &DynStore, f: &Fixture, scope: &str) -> (String, Presented) {
     let req = code(store, f, scope, 86_400_000).await;
-    let rt = req.family.refresh_hash.unwrap();
+    let rt = first_token(&req);
     match store.redeem_code(req).await.unwrap() {
         RedeemOutcome::Issued { family, .. } => (family.id, rt),
         other => panic!("redeem: {other:?}"),
     }
 }
 
-fn rotate(presented: [u8; 32], policy: RefreshPolicy) -> (RotateRequest, [u8; 32]) {
+/// The first token of the family a redemption creates.
+fn first_token(req: &autional::store::RedeemCode) -> Presented {
+    Presented::Bound {
+        family_id: req.family.id.clone(),
+        generation: 0,
+        hash: req.family.refresh_hash.unwrap(),
+    }
+}
+
+/// A presentation of `presented` with a new token for the next generation, and that token.
+fn rotate(presented: &Presented, policy: RefreshPolicy) -> (RotateRequest, Presented) {
     let new_hash = sha256(random_token().as_bytes());
+    let Presented::Bound {
+        family_id, generation, ..
+    } = presented
+    else {
+        panic!("the suite's tokens name their family")
+    };
+    let next = Presented::Bound {
+        family_id: family_id.clone(),
+        generation: generation + 1,
+        hash: new_hash,
+    };
     let req = RotateRequest {
-        presented_hash: presented,
+        presented: presented.clone(),
         new_hash,
+        new_generation: generation + 1,
         client_id: "c".into(),
         requested_scope: None,
         requested_details: None,
@@ -51,7 +74,7 @@ fn rotate(presented: [u8; 32], policy: RefreshPolicy) -> (RotateRequest, [u8; 32
         now_ms: now_ms(),
         user_agent: Some("suite".into()),
     };
-    (req, new_hash)
+    (req, next)
 }
 
 #[tokio::test]
@@ -62,8 +85,8 @@ async fn rotation_is_atomic_under_contention_exactly_one_wins() {
         // All 64 read generation 0 before any write lands (PostgreSQL: the pool's 32 are
         // blocked at their guarded write together).
         let outcomes = race(db.gate("families").await, 64, PG_POOL, |_| {
-            let store = store.clone();
-            async move { store.rotate_refresh(rotate(rt0, NO_GRACE).0).await }
+            let (store, rt0) = (store.clone(), rt0.clone());
+            async move { store.rotate_refresh(rotate(&rt0, NO_GRACE).0).await }
         })
         .await;
         let (mut issued, mut reused, mut revoked) = (0, 0, 0);
@@ -92,12 +115,12 @@ async fn concurrent_replays_one_reuse_the_rest_find_it_revoked() {
         let f = fixture(&store).await;
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
         assert!(matches!(
-            store.rotate_refresh(rotate(rt0, NO_GRACE).0).await.unwrap(),
+            store.rotate_refresh(rotate(&rt0, NO_GRACE).0).await.unwrap(),
             RotateOutcome::Issued { grace: false, .. }
         ));
         let outcomes = race(db.gate("families").await, 16, 16, |_| {
-            let store = store.clone();
-            async move { store.rotate_refresh(rotate(rt0, NO_GRACE).0).await.unwrap() }
+            let (store, rt0) = (store.clone(), rt0.clone());
+            async move { store.rotate_refresh(rotate(&rt0, NO_GRACE).0).await.unwrap() }
         })
         .await;
         let reused = outcomes
@@ -129,8 +152,8 @@ async fn grace_reissues_at_most_count_times_under_contention() {
         let f = fixture(&store).await;
         let (_, rt0) = family(&store, &f, "openid offline_access").await;
         let outcomes = race(db.gate("families").await, 40, PG_POOL, |_| {
-            let store = store.clone();
-            async move { store.rotate_refresh(rotate(rt0, policy).0).await.unwrap() }
+            let (store, rt0) = (store.clone(), rt0.clone());
+            async move { store.rotate_refresh(rotate(&rt0, policy).0).await.unwrap() }
         })
         .await;
         let rotated = outcomes
@@ -160,7 +183,7 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
     for (name, store, _keep) in backends().await {
         let f = fixture(&store).await;
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
-        let (r, rt1) = rotate(rt0, policy);
+        let (r, rt1) = rotate(&rt0, policy);
         assert!(
             matches!(
                 store.rotate_refresh(r).await.unwrap(),
@@ -168,7 +191,7 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
             ),
             "{name}"
         );
-        let (r, rt1b) = rotate(rt0, policy);
+        let (r, rt1b) = rotate(&rt0, policy);
         assert!(
             matches!(
                 store.rotate_refresh(r).await.unwrap(),
@@ -177,7 +200,7 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
             "{name}"
         );
         // Using one successor moves the family on: rt0 is now two generations old.
-        let (r, _) = rotate(rt1, policy);
+        let (r, _) = rotate(&rt1, policy);
         assert!(
             matches!(
                 store.rotate_refresh(r).await.unwrap(),
@@ -186,7 +209,7 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
             "{name}"
         );
         // The sibling rt1b is now the immediate predecessor: grace applies to it, once per count.
-        let (r, _) = rotate(rt1b, policy);
+        let (r, _) = rotate(&rt1b, policy);
         assert!(
             matches!(
                 store.rotate_refresh(r).await.unwrap(),
@@ -194,7 +217,7 @@ async fn grace_sibling_then_successor_use_makes_the_predecessor_old() {
             ),
             "{name}"
         );
-        let (r, _) = rotate(rt0, policy);
+        let (r, _) = rotate(&rt0, policy);
         assert!(
             matches!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Reused { .. }),
             "{name}: older generation"
@@ -280,19 +303,24 @@ const SHORT_LIVED_MS: i64 = 30_000;
 
 #[tokio::test]
 async fn sweeper_keeps_tables_bounded() {
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
-        // 700 families that expire within seconds (more than one sweep chunk), each rotated twice.
+        // 700 families that expire within seconds (more than one sweep chunk), each rotated twice
+        // (no token rows), each also holding three token rows of the earlier format.
         let mut expiring = Vec::new();
+        let mut legacy = Vec::new();
         for _ in 0..700 {
             let req = code(&store, &f, "openid offline_access", SHORT_LIVED_MS).await;
-            let mut rt = req.family.refresh_hash.unwrap();
+            let mut rt = first_token(&req);
             let RedeemOutcome::Issued { family, .. } = store.redeem_code(req).await.unwrap() else {
                 panic!()
             };
+            for g in 0..3 {
+                legacy.push((sha256(random_token().as_bytes()), family.id.clone(), g));
+            }
             expiring.push(family.id);
             for _ in 0..2 {
-                let (r, next) = rotate(rt, NO_GRACE);
+                let (r, next) = rotate(&rt, NO_GRACE);
                 assert!(matches!(
                     store.rotate_refresh(r).await.unwrap(),
                     RotateOutcome::Issued { .. }
@@ -300,6 +328,7 @@ async fn sweeper_keeps_tables_bounded() {
                 rt = next;
             }
         }
+        db.insert_legacy_tokens(&legacy, SHORT_LIVED_MS).await;
         let (live, live_rt) = family(&store, &f, "openid offline_access").await;
         let (revoked, _) = family(&store, &f, "openid offline_access").await;
         store
@@ -359,7 +388,11 @@ async fn sweeper_keeps_tables_bounded() {
             r.families, 700,
             "{name}: absolute-expired families go at once, in chunks: {r:?}"
         );
-        assert_eq!(r.refresh_tokens, 700 * 3, "{name}: with all their tokens: {r:?}");
+        assert_eq!(
+            r.refresh_tokens,
+            700 * 3,
+            "{name}: and the token rows past their time: {r:?}"
+        );
         assert_eq!(r.revoked_access_tokens, 1, "{name}");
         assert_eq!(r.sessions, 0, "{name}: the ended session is kept for the retention");
         assert_eq!(
@@ -386,57 +419,39 @@ async fn sweeper_keeps_tables_bounded() {
     }
 }
 
-/// Token rows of families with different absolute lifetimes are swept independently: a
-/// long-lived family's tokens, written before and after many short-lived ones, neither block the
-/// sweep of the short-lived ones nor go with them (its rotated token is still reported as reuse).
+/// Token rows of the earlier format with different lifetimes are swept independently: a
+/// long-lived family's rows, written before and after many short-lived ones, neither block the
+/// sweep of the short-lived ones nor go with them (its old token is still reported as reuse).
 #[tokio::test]
 async fn sweeping_tokens_by_lifetime_neither_blocks_nor_forgets() {
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
-        let (long, first) = family(&store, &f, "openid offline_access").await;
-        let (r, mut current) = rotate(first, NO_GRACE);
-        assert!(matches!(
-            store.rotate_refresh(r).await.unwrap(),
-            RotateOutcome::Issued { .. }
-        ));
-        for _ in 0..600 {
-            let req = code(&store, &f, "openid offline_access", SHORT_LIVED_MS).await;
-            let rt = req.family.refresh_hash.unwrap();
-            assert!(matches!(
-                store.redeem_code(req).await.unwrap(),
-                RedeemOutcome::Issued { .. }
-            ));
-            let (r, _) = rotate(rt, NO_GRACE);
-            assert!(matches!(
-                store.rotate_refresh(r).await.unwrap(),
-                RotateOutcome::Issued { .. }
-            ));
-        }
-        let (r, next) = rotate(current, NO_GRACE);
-        assert!(matches!(
-            store.rotate_refresh(r).await.unwrap(),
-            RotateOutcome::Issued { .. }
-        ));
-        current = next;
+        let (long, _) = family(&store, &f, "openid offline_access").await;
+        let t = |g: i64| (sha256(random_token().as_bytes()), long.clone(), g);
+        let (first, second) = (t(0), t(1));
+        db.insert_legacy_tokens(std::slice::from_ref(&first), 86_400_000).await;
+        let short: Vec<_> = (0..1200)
+            .map(|i| (sha256(random_token().as_bytes()), long.clone(), i % 2))
+            .collect();
+        db.insert_legacy_tokens(&short, SHORT_LIVED_MS).await;
+        db.insert_legacy_tokens(std::slice::from_ref(&second), 86_400_000).await;
 
         let r = store
             .sweep(now_ms() + SHORT_LIVED_MS + 1_000, policy(3_600_000))
             .await
             .unwrap();
-        assert_eq!(r.families, 600, "{name}: {r:?}");
         assert_eq!(
-            r.refresh_tokens,
-            600 * 2,
+            r.refresh_tokens, 1200,
             "{name}: every short-lived token, none of the long-lived: {r:?}"
         );
-        let (gen, fam) = store.find_refresh(current).await.unwrap().expect("current token kept");
-        assert_eq!((gen, fam.id.as_str()), (2, long.as_str()), "{name}");
-        let (gen, _) = store
-            .find_refresh(first)
-            .await
-            .unwrap()
-            .expect("rotated token still on record");
-        assert_eq!(gen, 0, "{name}: a replay of it is still recognised as reuse");
+        for (tok, gen) in [(first, 0), (second, 1)] {
+            let (g, fam) = store
+                .find_refresh(Presented::Legacy(tok.0))
+                .await
+                .unwrap()
+                .expect("long-lived token kept");
+            assert_eq!((g, fam.id.as_str()), (gen, long.as_str()), "{name}");
+        }
     }
 }
 
@@ -447,7 +462,7 @@ async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
         let key = sha256(b"jkt:jti-1");
         let exp = now_ms() + 60_000;
-        let (mut r, _) = rotate(rt0, NO_GRACE);
+        let (mut r, _) = rotate(&rt0, NO_GRACE);
         r.dpop_jti = Some((key, exp));
         assert!(
             matches!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Issued { .. }),
@@ -455,7 +470,7 @@ async fn dpop_jti_is_accepted_once_and_a_replay_does_not_rotate() {
         );
         let before = store.get_family(&fid).await.unwrap().unwrap();
         // The same proof again: refused before anything else, and nothing rotates or revokes.
-        let (mut r, _) = rotate(rt0, NO_GRACE);
+        let (mut r, _) = rotate(&rt0, NO_GRACE);
         r.dpop_jti = Some((key, exp));
         assert_eq!(
             store.rotate_refresh(r).await.unwrap(),
@@ -480,7 +495,7 @@ async fn one_proof_for_two_tokens_at_once_rotates_one() {
         let jti = (sha256(b"jkt:shared-jti"), now_ms() + 60_000);
         let outcomes = race(db.gate("families").await, 2, 2, |i| {
             let store = store.clone();
-            let (mut r, _) = rotate(if i == 0 { a } else { b }, NO_GRACE);
+            let (mut r, _) = rotate(if i == 0 { &a } else { &b }, NO_GRACE);
             r.dpop_jti = Some(jti);
             async move { store.rotate_refresh(r).await }
         })
@@ -498,20 +513,30 @@ async fn one_proof_for_two_tokens_at_once_rotates_one() {
 }
 
 /// Only a clash on the proof's key is a replay: any other failure of the rotating write (here a
-/// new token whose hash is already stored) is a store error, never a silent refusal.
+/// trigger planted in the database that refuses the family's update) is a store error, never a
+/// silent refusal.
 #[tokio::test]
 async fn a_failed_rotation_write_is_an_error_not_a_replay() {
-    for (name, store, _keep) in backends().await {
+    for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
-        let (_, a) = family(&store, &f, "openid offline_access").await;
-        let (_, b) = family(&store, &f, "openid offline_access").await;
-        let (mut r, _) = rotate(a, NO_GRACE);
-        r.new_hash = b;
+        let (fid, a) = family(&store, &f, "openid offline_access").await;
+        db.exec(&match db {
+            common::store::Db::Sqlite(_) => format!(
+                "CREATE TRIGGER fail_rotation BEFORE UPDATE ON families WHEN NEW.id = '{fid}' \
+                 BEGIN SELECT RAISE(ABORT, 'planted failure'); END"
+            ),
+            common::store::Db::Postgres(_) => format!(
+                "CREATE FUNCTION fail_rotation() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'planted failure'; END $$; \
+                 CREATE TRIGGER fail_rotation BEFORE UPDATE ON families FOR EACH ROW \
+                 WHEN (NEW.id = '{fid}') EXECUTE FUNCTION fail_rotation()"
+            ),
+        })
+        .await;
+        let (mut r, _) = rotate(&a, NO_GRACE);
         r.dpop_jti = Some((sha256(b"jkt:fresh"), now_ms() + 60_000));
-        assert!(
-            matches!(store.rotate_refresh(r).await, Err(StoreError::Conflict(_))),
-            "{name}"
-        );
+        let out = store.rotate_refresh(r).await;
+        assert!(out.is_err(), "{name}: {out:?}");
     }
 }
 
@@ -598,7 +623,7 @@ async fn a_failing_write_reports_its_own_error_and_spoils_nothing_else_in_its_ba
                     .await
             }
         };
-        let rot = store.rotate_refresh(rotate(rt0, NO_GRACE).0);
+        let rot = store.rotate_refresh(rotate(&rt0, NO_GRACE).0);
         let (a, b, r) = tokio::join!(dup("u1"), dup("u2"), rot);
         let conflicts = [&a, &b]
             .iter()
@@ -612,6 +637,183 @@ async fn a_failing_write_reports_its_own_error_and_spoils_nothing_else_in_its_ba
         assert!(
             matches!(r.unwrap(), RotateOutcome::Issued { .. }),
             "{name}: the rotation in the same batch committed"
+        );
+    }
+}
+
+/// The bytes of the family row's live-token hashes (`token_hashes`).
+async fn live_hash_bytes(db: &common::store::Db, fid: &str) -> i64 {
+    db.count(&match db {
+        common::store::Db::Sqlite(_) => format!("SELECT length(token_hashes) FROM families WHERE id = '{fid}'"),
+        common::store::Db::Postgres(_) => {
+            format!("SELECT octet_length(token_hashes)::bigint FROM families WHERE id = '{fid}'")
+        }
+    })
+    .await
+}
+
+/// Storage per family is bounded whatever the number of rotations (no row per token), and every
+/// earlier token is still recognised: presenting generation 3 after 100 rotations is reuse and
+/// revokes the family (SPEC §4 rules 2 and 3).
+#[tokio::test]
+async fn an_old_token_of_any_age_is_reuse_and_storage_does_not_grow() {
+    for (name, store, _keep, db) in backends_at().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let mut tokens = vec![rt0];
+        for _ in 0..100 {
+            let (r, next) = rotate(tokens.last().unwrap(), NO_GRACE);
+            assert!(matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: false, .. }
+            ));
+            tokens.push(next);
+        }
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM refresh_tokens").await,
+            0,
+            "{name}: no token rows"
+        );
+        assert_eq!(live_hash_bytes(&db, &fid).await, 32, "{name}: one live hash");
+        assert_eq!(store.find_refresh(tokens[100].clone()).await.unwrap().unwrap().0, 100);
+        let (r, _) = rotate(&tokens[3], NO_GRACE);
+        assert!(
+            matches!(store.rotate_refresh(r).await.unwrap(), RotateOutcome::Reused { .. }),
+            "{name}: a token 97 generations old is reuse"
+        );
+        let fam = store.get_family(&fid).await.unwrap().unwrap();
+        assert_eq!(fam.revoked_reason, Some(RevocationReason::RefreshTokenReuse), "{name}");
+    }
+}
+
+/// A grace re-issue adds a live sibling of the current generation; each sibling refreshes, the
+/// live set never holds more than 1 + grace count hashes, and a rotation leaves one.
+#[tokio::test]
+async fn grace_siblings_are_live_and_bounded() {
+    let policy = RefreshPolicy {
+        grace_ms: 30_000,
+        grace_count: 3,
+        idle_ttl_ms: 3_600_000,
+    };
+    for (name, store, _keep, db) in backends_at().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let (r, rt1) = rotate(&rt0, policy);
+        assert!(matches!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Issued { grace: false, .. }
+        ));
+        let mut siblings = vec![rt1];
+        for _ in 0..3 {
+            let (r, s) = rotate(&rt0, policy);
+            assert!(matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: true, .. }
+            ));
+            siblings.push(s);
+        }
+        assert_eq!(live_hash_bytes(&db, &fid).await, 4 * 32, "{name}");
+        for s in &siblings {
+            assert_eq!(
+                store.find_refresh(s.clone()).await.unwrap().map(|(g, _)| g),
+                Some(1),
+                "{name}: live"
+            );
+        }
+        let (r, _) = rotate(&siblings[2], policy);
+        assert!(matches!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Issued { grace: false, .. }
+        ));
+        assert_eq!(
+            live_hash_bytes(&db, &fid).await,
+            32,
+            "{name}: a rotation leaves one live hash"
+        );
+    }
+}
+
+/// A token that names a family's current generation (or a later one) without being one of its
+/// live tokens — what only a holder of the server key could make — is unknown: nothing changes,
+/// in particular the family is not revoked.
+#[tokio::test]
+async fn a_token_the_family_does_not_hold_changes_nothing() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let (r, _) = rotate(&rt0, NO_GRACE);
+        assert!(matches!(
+            store.rotate_refresh(r).await.unwrap(),
+            RotateOutcome::Issued { .. }
+        ));
+        let before = store.get_family(&fid).await.unwrap().unwrap();
+        for generation in [1, 2, 50] {
+            let forged = Presented::Bound {
+                family_id: fid.clone(),
+                generation,
+                hash: sha256(random_token().as_bytes()),
+            };
+            assert_eq!(store.find_refresh(forged.clone()).await.unwrap(), None, "{name}");
+            let (r, _) = rotate(&forged, NO_GRACE);
+            assert_eq!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::NotFound,
+                "{name}: {generation}"
+            );
+        }
+        assert_eq!(
+            store.get_family(&fid).await.unwrap().unwrap(),
+            before,
+            "{name}: untouched"
+        );
+    }
+}
+
+/// A database migrated from the one-row-per-token layout: a token of the earlier format still
+/// refreshes (its successor names the family and needs no row), and presenting it again after
+/// that is reuse, found by its old row.
+#[tokio::test]
+async fn a_token_of_the_earlier_format_rotates_once_into_the_new_one() {
+    for (name, store, _keep, db) in backends_at().await {
+        let f = fixture(&store).await;
+        let (fid, _) = family(&store, &f, "openid offline_access").await;
+        let old = sha256(random_token().as_bytes());
+        db.insert_legacy_tokens(&[(old, fid.clone(), 0)], 86_400_000).await;
+        let (r, next) = rotate(
+            &Presented::Bound {
+                family_id: fid.clone(),
+                generation: 0,
+                hash: old,
+            },
+            NO_GRACE,
+        );
+        let r = RotateRequest {
+            presented: Presented::Legacy(old),
+            ..r
+        };
+        assert!(
+            matches!(
+                store.rotate_refresh(r).await.unwrap(),
+                RotateOutcome::Issued { grace: false, .. }
+            ),
+            "{name}: the old token refreshes"
+        );
+        assert_eq!(
+            store.find_refresh(next.clone()).await.unwrap().map(|(g, _)| g),
+            Some(1),
+            "{name}"
+        );
+        let (r, _) = rotate(&next, NO_GRACE);
+        let replay = RotateRequest {
+            presented: Presented::Legacy(old),
+            ..r
+        };
+        assert!(
+            matches!(
+                store.rotate_refresh(replay).await.unwrap(),
+                RotateOutcome::Reused { .. }
+            ),
+            "{name}: the old token again is reuse"
         );
     }
 }

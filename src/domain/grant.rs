@@ -258,6 +258,8 @@ pub struct FamilySeed<'a> {
     pub absolute_ttl_ms: i64,
     pub user_agent: Option<&'a str>,
     pub now_ms: i64,
+    /// The hash of its first refresh token, when the client may refresh.
+    pub first_token: Option<&'a [u8; 32]>,
 }
 
 /// A fresh family at generation 0: bound to its session unless the grant has `offline_access`;
@@ -285,6 +287,18 @@ pub fn new_family(s: FamilySeed<'_>) -> Family {
         revoked_reason: None,
         last_used_at_ms: s.now_ms,
         last_user_agent: s.user_agent.map(str::to_owned),
+        token_hashes: s.first_token.map(|h| h.to_vec()).unwrap_or_default(),
+    }
+}
+
+/// Records the token issued by `decision` (stored under `hash`) among the family's live tokens:
+/// a rotation makes it the only one, a grace re-issue adds a sibling of the current generation
+/// (at most `grace_count` of them, so the set stays bounded).
+pub fn record_issued(family: &mut Family, decision: Decision, hash: &[u8; 32]) {
+    match decision {
+        Decision::Rotate => family.token_hashes = hash.to_vec(),
+        Decision::GraceReissue => family.token_hashes.extend_from_slice(hash),
+        Decision::Reuse | Decision::Reject(_) => {}
     }
 }
 
@@ -397,6 +411,7 @@ mod tests {
             revoked_reason: None,
             last_used_at_ms: 10_000,
             last_user_agent: None,
+            token_hashes: vec![],
         }
     }
     const P0: RefreshPolicy = RefreshPolicy {

@@ -247,9 +247,19 @@ pub struct Family {
     pub revoked_reason: Option<RevocationReason>,
     pub last_used_at_ms: i64,
     pub last_user_agent: Option<String>,
+    /// The SHA-256 of each live refresh token (the current generation's, grace siblings
+    /// included), concatenated: at most `1 + reuse_grace_count` (docs/design/refresh-token-format.md).
+    pub token_hashes: Vec<u8>,
 }
 
 impl Family {
+    /// Whether the token stored under `hash` is one of the family's live tokens.
+    pub fn holds(&self, hash: &[u8; 32]) -> bool {
+        self.token_hashes
+            .chunks_exact(32)
+            .fold(false, |found, h| found | crate::util::ct_eq(h, hash))
+    }
+
     pub fn is_active(&self, now_ms: i64) -> bool {
         self.revoked_at_ms.is_none() && now_ms < self.absolute_expires_at_ms
     }

@@ -4,7 +4,7 @@
 
 use super::dpop::replay_entry;
 use super::refresh::plan_family;
-use super::tokens::{granted_details, mint, new_refresh_token, Issue, TokenResponse};
+use super::tokens::{granted_details, mint, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Client, GrantType};
@@ -36,7 +36,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             ));
         }
     }
-    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
+    let (family, refresh) = plan_family(app, client, input.proof.as_ref(), input.user_agent);
     let outcome = app
         .store
         .redeem_code(RedeemCode {
@@ -47,13 +47,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             redirect_uri: input.redirect_uri.map(str::to_owned),
             code_verifier: input.code_verifier.map(str::to_owned),
             now_ms: now_ms(),
-            family: plan_family(
-                app,
-                client,
-                refresh.as_ref().map(|(_, h)| *h),
-                input.proof.as_ref(),
-                input.user_agent,
-            ),
+            family,
         })
         .await
         .map_err(|e| {
@@ -66,7 +60,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             let issue = Issue {
                 scope: &scope,
                 nonce: code.nonce.clone(),
-                refresh_token: refresh.map(|(t, _)| t),
+                refresh_token: refresh,
                 proof: input.proof.as_ref(),
                 details: granted_details(&family),
             };

@@ -3,7 +3,7 @@
 //! (`authorization_pending`), slow down, or that it was denied or expired, until tokens come.
 
 use super::refresh::plan_family;
-use super::tokens::{mint, new_refresh_token, Issue, TokenResponse};
+use super::tokens::{mint, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::device::{self, Poll};
 use crate::domain::error::{ErrorCode, OAuthError};
@@ -104,20 +104,14 @@ pub async fn poll(
         return Err(OAuthError::invalid_dpop_proof("this client must send a DPoP proof"));
     }
     super::dpop::use_proof(app, proof.as_ref()).await?;
-    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
+    let (family, refresh) = plan_family(app, client, proof.as_ref(), user_agent);
     let outcome = app
         .store
         .poll_device(PollDevice {
             device_hash: sha256(device_code.as_bytes()),
             client_id: client.id.clone(),
             now_ms: now_ms(),
-            family: plan_family(
-                app,
-                client,
-                refresh.as_ref().map(|(_, h)| *h),
-                proof.as_ref(),
-                user_agent,
-            ),
+            family,
         })
         .await
         .map_err(OAuthError::from)?;
@@ -128,7 +122,7 @@ pub async fn poll(
             let issue = Issue {
                 scope: &scope,
                 nonce: None,
-                refresh_token: refresh.map(|(t, _)| t),
+                refresh_token: refresh,
                 proof: proof.as_ref(),
                 details: None,
             };

@@ -29,8 +29,11 @@ pub async fn introspect(app: &App, client: &Client, p: &Params) -> Result<Intros
         return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
     let token = p.required("token")?;
-    if let Some(hash) = as_refresh_token(token) {
-        let found = app.store.find_refresh(hash).await.map_err(OAuthError::from)?;
+    if let Some(presented) = as_refresh_token(app, token) {
+        let found = match presented {
+            crate::domain::refresh_token::Presented::Forged => None,
+            p => app.store.find_refresh(p).await.map_err(OAuthError::from)?,
+        };
         return Ok(match found {
             Some((generation, f)) if token_state(&f, generation, now_ms(), super::refresh::grace(app)).is_active() => {
                 Introspection::Refresh(f)

@@ -6,12 +6,13 @@
 //! logging on success.
 
 use super::dpop::replay_entry;
-use super::tokens::{granted_details, mint, new_refresh_token, refresh_token_hash, Issue, TokenResponse};
+use super::tokens::{as_refresh_token, granted_details, mint, new_refresh_token, Issue, TokenResponse};
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::grant::{Grace, RefreshPolicy, Reject};
 use crate::domain::model::{Client, GrantType};
 use crate::domain::rar;
+use crate::domain::refresh_token::Presented;
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::store::{NewFamily, RotateOutcome, RotateRequest};
@@ -59,24 +60,49 @@ fn ttls(app: &App, client: &Client) -> (i64, i64) {
 }
 
 /// The plan of the family a grant of `client` starts (code exchange, device poll): its id,
-/// lifetimes and first refresh token, and — for
-/// a public client — the key of its first DPoP proof (RFC 9449 §5).
+/// lifetimes, first refresh token (generation 0, when the client may refresh) and — for a
+/// public client — the key of its first DPoP proof (RFC 9449 §5). Returns the plan and the
+/// refresh token to send.
 pub fn plan_family(
     app: &App,
     client: &Client,
-    refresh_hash: Option<[u8; 32]>,
     proof: Option<&Proof>,
     user_agent: Option<&str>,
-) -> NewFamily {
+) -> (NewFamily, Option<String>) {
     let (idle_ttl_ms, absolute_ttl_ms) = ttls(app, client);
-    NewFamily {
-        id: crate::util::random_id(),
-        refresh_hash,
+    let id = crate::util::random_id();
+    let refresh = client
+        .allows_grant(GrantType::RefreshToken)
+        .then(|| new_refresh_token(app, &id, 0));
+    let plan = NewFamily {
+        id,
+        refresh_hash: refresh.as_ref().map(|(_, h)| *h),
         idle_ttl_ms,
         absolute_ttl_ms,
         dpop_jkt: proof.filter(|_| client.is_public()).map(|p| p.jkt.clone()),
         user_agent: user_agent.map(|s| s.chars().take(256).collect()),
-    }
+    };
+    (plan, refresh.map(|(t, _)| t))
+}
+
+/// The presented refresh token and the generation its successor names (the presented one + 1;
+/// a token of the earlier format is looked up first to learn its generation). `None`: not a
+/// token of ours.
+async fn presented(app: &App, token: &str) -> Result<Option<(Presented, String, i64)>, OAuthError> {
+    let p = match as_refresh_token(app, token) {
+        None | Some(Presented::Forged) => return Ok(None),
+        Some(p) => p,
+    };
+    let (family_id, generation) = match &p {
+        Presented::Bound {
+            family_id, generation, ..
+        } => (family_id.clone(), *generation),
+        _ => match app.store.find_refresh(p.clone()).await.map_err(OAuthError::from)? {
+            Some((generation, f)) => (f.id, generation),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some((p, family_id, generation + 1)))
 }
 
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
@@ -98,12 +124,17 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         ),
         None => None,
     };
-    let (token, new_hash) = new_refresh_token();
+    let Some((presented, family_id, new_generation)) = presented(app, input.refresh_token).await? else {
+        metrics::counter!("autional_refresh_total", "outcome" => "unknown").increment(1);
+        return Err(OAuthError::invalid_grant("refresh token is invalid"));
+    };
+    let (token, new_hash) = new_refresh_token(app, &family_id, new_generation);
     let outcome = app
         .store
         .rotate_refresh(RotateRequest {
-            presented_hash: refresh_token_hash(input.refresh_token),
+            presented,
             new_hash,
+            new_generation,
             client_id: client.id.clone(),
             requested_scope: requested_scope.clone(),
             requested_details: requested_details.clone(),

@@ -16,8 +16,12 @@ fn foreign() -> OAuthError {
 /// Revokes `token` on behalf of `client` (already authenticated).
 pub async fn revoke(app: &App, client: &Client, token: &str) -> Result<(), OAuthError> {
     let store = &app.store;
-    if let Some(hash) = as_refresh_token(token) {
-        if let Some((generation, f)) = store.find_refresh(hash).await.map_err(OAuthError::from)? {
+    if let Some(presented) = as_refresh_token(app, token) {
+        let found = match presented {
+            crate::domain::refresh_token::Presented::Forged => None,
+            p => store.find_refresh(p).await.map_err(OAuthError::from)?,
+        };
+        if let Some((generation, f)) = found {
             if f.client_id != client.id {
                 return Err(foreign());
             }

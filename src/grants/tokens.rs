@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::domain::model::Family;
 use crate::domain::rar::Detail;
+use crate::domain::refresh_token::{self, Presented};
 use crate::domain::scope::Scope;
 use crate::jose::dpop::Proof;
 use crate::jose::jwt::{sign_access, sign_id, AccessClaims, Audience, Confirmation, IdClaims};
@@ -139,39 +140,20 @@ pub fn granted_details(family: &Family) -> Option<Vec<Detail>> {
         .and_then(|s| serde_json::from_str(s).ok())
 }
 
-/// What begins every refresh token of ours.
-const REFRESH_PREFIX: &str = "rt_";
-
-/// A new opaque refresh token (`rt_` + 256 random bits) and its SHA-256.
-pub fn new_refresh_token() -> (String, [u8; 32]) {
-    let token = format!("{REFRESH_PREFIX}{}", crate::util::random_token());
-    let hash = refresh_token_hash(&token);
-    (token, hash)
+/// A new refresh token of `generation` of `family_id` (`domain::refresh_token`: it names its
+/// family and generation under the server's key, around 256 random bits) and its hash.
+pub fn new_refresh_token(app: &App, family_id: &str, generation: i64) -> (String, [u8; 32]) {
+    refresh_token::mint(
+        &app.refresh_keys,
+        family_id,
+        generation,
+        crate::util::random_bytes::<32>(),
+    )
 }
 
-/// The key a presented refresh token is stored under (its SHA-256; only the hash is stored).
-pub fn refresh_token_hash(token: &str) -> [u8; 32] {
-    crate::util::sha256(token.as_bytes())
-}
-
-/// The stored key of `token` if it has the form of one of our refresh tokens, `None` for
-/// anything else (an access token, or garbage): introspection and revocation tell the two
-/// kinds apart by this.
-pub fn as_refresh_token(token: &str) -> Option<[u8; 32]> {
-    token.starts_with(REFRESH_PREFIX).then(|| refresh_token_hash(token))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_tokens_are_recognised_by_their_prefix_and_stored_by_hash() {
-        let (token, hash) = new_refresh_token();
-        assert!(token.starts_with("rt_") && token.len() > 40, "{token}");
-        assert_eq!(as_refresh_token(&token), Some(hash));
-        assert_eq!(refresh_token_hash(&token), hash);
-        assert_eq!(as_refresh_token("eyJhbGciOiJFUzI1NiJ9.e30.sig"), None);
-        assert_eq!(as_refresh_token(""), None);
-    }
+/// A presented refresh token read with the server's keys; `None` for anything that is not a
+/// refresh token (an access token, or garbage): introspection and revocation tell the two kinds
+/// apart by this.
+pub fn as_refresh_token(app: &App, token: &str) -> Option<Presented> {
+    refresh_token::read(&app.refresh_keys, token)
 }

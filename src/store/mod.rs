@@ -17,6 +17,7 @@ use crate::domain::grant::{RefreshPolicy, Reject};
 use crate::domain::model::{
     AuditEvent, AuthCode, Client, DeviceCode, Family, KeyRecord, RevocationReason, SecretHash, Session, User,
 };
+use crate::domain::refresh_token::Presented;
 use crate::domain::scope::Scope;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -107,6 +108,7 @@ impl NewFamily {
             absolute_ttl_ms: self.absolute_ttl_ms,
             user_agent: self.user_agent.as_deref(),
             now_ms,
+            first_token: self.refresh_hash.as_ref(),
         })
     }
 }
@@ -139,8 +141,11 @@ pub enum RedeemOutcome {
 
 #[derive(Clone, Debug)]
 pub struct RotateRequest {
-    pub presented_hash: [u8; 32],
+    /// The presented token (never `Presented::Forged`: that is refused before the store).
+    pub presented: Presented,
+    /// The new token's hash and the generation it names (the presented one + 1).
     pub new_hash: [u8; 32],
+    pub new_generation: i64,
     pub client_id: String,
     pub requested_scope: Option<Scope>,
     pub requested_details: Option<Vec<crate::domain::rar::Detail>>,
@@ -326,7 +331,7 @@ sql_store::store_api! {
 
     fn insert_code(code: AuthCode) -> () = write_one insert(&code);
     /// A refresh token's generation and family, for introspection and revocation.
-    fn find_refresh(hash: [u8; 32]) -> Option<(i64, Family)> = read find_refresh(&hash);
+    fn find_refresh(token: Presented) -> Option<(i64, Family)> = read find_refresh(&token);
     fn get_family(id: &str) -> Option<Family> = read get_family(&id);
     /// Revokes a family; false when it was unknown or already revoked.
     fn revoke_family(id: &str, reason: RevocationReason, now_ms: i64) -> bool =

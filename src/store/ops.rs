@@ -13,8 +13,11 @@ use super::rows;
 use super::sql::{args, refs, Conn, Record, Stmt};
 use super::*;
 use crate::domain::device::{self, Poll};
-use crate::domain::grant::{apply, check_code, decide, CodeCheck, CodeRedemption, Decision, RefreshAttempt};
+use crate::domain::grant::{
+    apply, check_code, decide, record_issued, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
+};
 use crate::domain::model::{DeviceCode, DeviceStatus, RevocationReason};
+use crate::domain::refresh_token::Presented;
 
 /// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
 /// when it was ended, else its expiry; NULL when there is no such session), as a scalar
@@ -56,11 +59,7 @@ pub static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
     Family::ALIASED,
     " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1",
 ]);
-/// Remembers a refresh token until `forget_at_ms` (see [`token_lifetime`]).
-pub static INSERT_REFRESH: Stmt = Stmt::new(
-    "INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) VALUES ($1, $2, $3, $4, $5)",
-);
-static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 WHERE id = $1");
+static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $8 WHERE id = $1");
 
 /// Revokes the live families matching `$cond` (whose placeholders come first): when at `$at`,
 /// why at `$why`.
@@ -414,7 +413,7 @@ pub async fn poll_device<C: Conn>(c: &mut C, req: &PollDevice) -> Result<DeviceO
             let family = req
                 .family
                 .build(&d.client_id, user, &d.scope, None, session, auth_time, req.now_ms);
-            insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
+            insert(c, &family).await?;
             c.exec(&DEVICE_CONSUMED, args![hash, family.id, DeviceStatus::Consumed])
                 .await?;
             d.status = DeviceStatus::Consumed;
@@ -491,41 +490,29 @@ pub async fn save_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, sc
 
 // ---- codes, families, refresh tokens ----------------------------------------------------------
 
-/// How long a refresh token row of `family` is kept: its lifetime class (the family's absolute
-/// lifetime) and when it may be forgotten (written at `now_ms`, plus that lifetime; never before
-/// the family's absolute expiry). The sweeper deletes each class from its front.
-pub fn token_lifetime(family: &Family, now_ms: i64) -> (i64, i64) {
-    let ttl_ms = family.absolute_expires_at_ms - family.auth_time * 1000;
-    (ttl_ms, now_ms.saturating_add(ttl_ms).max(family.absolute_expires_at_ms))
-}
-
-pub async fn insert_refresh<C: Conn>(
-    c: &mut C,
-    hash: &[u8; 32],
-    family: &Family,
-    generation: i64,
-    now_ms: i64,
-) -> Result<()> {
-    let (ttl_ms, forget_at_ms) = token_lifetime(family, now_ms);
-    c.exec(
-        &INSERT_REFRESH,
-        args![&hash[..], family.id, generation, ttl_ms, forget_at_ms],
-    )
-    .await?;
-    Ok(())
-}
-
-/// A new family and, when the client may refresh, its first refresh token.
-pub async fn insert_family<C: Conn>(c: &mut C, f: &Family, refresh: Option<&[u8; 32]>, now_ms: i64) -> Result<()> {
-    insert(c, f).await?;
-    if let Some(h) = refresh {
-        insert_refresh(c, h, f, f.generation, now_ms).await?;
+/// The family and generation of a presented refresh token: a token of the earlier format by
+/// its row; a token that names its family by the family row, where a token of the current
+/// generation is live only if its hash is there (docs/design/refresh-token-format.md).
+pub async fn presented<C: Conn>(c: &mut C, p: &Presented) -> Result<Option<(i64, Family)>> {
+    match p {
+        Presented::Legacy(hash) => c.one(&TOKEN_LOOKUP, args![&hash[..]], rows::token).await,
+        Presented::Bound {
+            family_id,
+            generation,
+            hash,
+        } => {
+            let Some(f) = get_family(c, family_id).await? else {
+                return Ok(None);
+            };
+            let known = *generation < f.generation || (*generation == f.generation && f.holds(hash));
+            Ok(known.then_some((*generation, f)))
+        }
+        Presented::Forged => Ok(None),
     }
-    Ok(())
 }
 
-pub async fn find_refresh<C: Conn>(c: &mut C, hash: &[u8; 32]) -> Result<Option<(i64, Family)>> {
-    c.one(&TOKEN_LOOKUP, args![&hash[..]], rows::token).await
+pub async fn find_refresh<C: Conn>(c: &mut C, token: &Presented) -> Result<Option<(i64, Family)>> {
+    presented(c, token).await
 }
 
 pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> {
@@ -630,11 +617,11 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
             return Ok(RotateOutcome::Rejected(crate::domain::grant::Reject::DpopReplay));
         }
     }
-    let Some((generation, mut family)) = find_refresh(c, &req.presented_hash).await? else {
+    let Some((generation, mut family)) = presented(c, &req.presented).await? else {
         return Ok(RotateOutcome::NotFound);
     };
     let current = family.generation;
-    let (decision, new_generation) = decide_rotation(&mut family, generation, req);
+    let decision = decide_rotation(&mut family, generation, req)?;
     match decision {
         Decision::Reject(r) => Ok(RotateOutcome::Rejected(r)),
         Decision::Reuse => {
@@ -653,12 +640,11 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
                     f.grace_used,
                     f.idle_expires_at_ms,
                     f.last_used_at_ms,
-                    f.last_user_agent
+                    f.last_user_agent,
+                    f.token_hashes
                 ],
             )
             .await?;
-            let generation = new_generation.unwrap_or(f.generation);
-            insert_refresh(c, &req.new_hash, f, generation, req.now_ms).await?;
             if let Some((key, exp)) = &req.dpop_jti {
                 use_jti(c, key, *exp).await?;
             }
@@ -670,10 +656,13 @@ pub async fn rotate_serial<C: Conn>(c: &mut C, req: &RotateRequest) -> Result<Ro
     }
 }
 
-/// Decides the presentation of generation `generation` of `family` (`domain::grant::decide`)
-/// and applies the decision to the row (`domain::grant::apply`): the decision, and the
-/// generation of the token to issue.
-pub fn decide_rotation(family: &mut Family, generation: i64, req: &RotateRequest) -> (Decision, Option<i64>) {
+/// Decides the presentation of generation `generation` of `family` (`domain::grant::decide`),
+/// applies the decision to the row (`domain::grant::apply`) and records the new token among the
+/// family's live ones (`domain::grant::record_issued`). The new token was made for
+/// `req.new_generation` before the decision (a rotation or a grace re-issue always issues the
+/// presented generation + 1); a decision that issues another generation is an error, never a
+/// token that names the wrong generation.
+pub fn decide_rotation(family: &mut Family, generation: i64, req: &RotateRequest) -> Result<Decision> {
     let attempt = RefreshAttempt {
         client_id: &req.client_id,
         requested_scope: req.requested_scope.as_ref(),
@@ -682,10 +671,15 @@ pub fn decide_rotation(family: &mut Family, generation: i64, req: &RotateRequest
         now_ms: req.now_ms,
     };
     let decision = decide(family, generation, &attempt, &req.policy);
-    (
-        decision,
-        apply(family, decision, &req.policy, req.now_ms, req.user_agent.as_deref()),
-    )
+    let issued = apply(family, decision, &req.policy, req.now_ms, req.user_agent.as_deref());
+    if issued.is_some_and(|g| g != req.new_generation) {
+        return Err(StoreError::Backend(format!(
+            "the new refresh token names generation {} but generation {issued:?} is issued",
+            req.new_generation
+        )));
+    }
+    record_issued(family, decision, &req.new_hash);
+    Ok(decision)
 }
 
 /// The code's side of `domain::grant::check_code`.
@@ -735,7 +729,7 @@ pub async fn redeem_serial<C: Conn>(c: &mut C, req: &RedeemCode) -> Result<Redee
         }
         CodeCheck::Ok => {
             let family = code_family(req, &code);
-            insert_family(c, &family, req.family.refresh_hash.as_ref(), req.now_ms).await?;
+            insert(c, &family).await?;
             c.exec(&CONSUME_CODE, args![hash, req.now_ms, family.id]).await?;
             code.consumed_at_ms = Some(req.now_ms);
             code.family_id = Some(family.id.clone());

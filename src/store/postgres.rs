@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_lifecycle.sql"),
     include_str!("../../migrations/postgres/0004_pending_grants.sql"),
     include_str!("../../migrations/postgres/0005_refresh_tokens_by_lifetime.sql"),
+    include_str!("../../migrations/postgres/0006_family_token_hashes.sql"),
 ];
 
 /// How often a rotation re-reads after losing a race before giving up. Each loss means another
@@ -135,18 +136,17 @@ static REDEEM: Stmt = Stmt::parts(&[
                 AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = codes.session_id AND s.ended_at_ms IS NULL AND s.expires_at_ms > $2 FOR SHARE) RETURNING hash), \
      f AS (INSERT INTO families (",
     Family::COLS,
-    ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM c RETURNING id, generation), \
-     t AS (INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) SELECT $22, id, generation, $23, $24 FROM f WHERE $22::bytea IS NOT NULL RETURNING family_id) \
+    ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 FROM c RETURNING id) \
      SELECT (SELECT COUNT(*) FROM f)",
 ]);
 
 /// The guarded rotation: updates the family only if nobody has since the read, records the
 /// DPoP proof's `jti` and the new token, in one statement.
 static ROTATE: Stmt = Stmt::new(
-    "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7 \
+    "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $10 \
                 WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL RETURNING id), \
      j AS (INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11::bytea, $12::bigint FROM u WHERE $11::bytea IS NOT NULL) \
-     INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) SELECT $10, id, $2, $13, $14 FROM u",
+     SELECT COUNT(*) FROM u",
 );
 
 /// Revokes a family and writes the audit event, in one statement (no event when it was
@@ -235,12 +235,9 @@ async fn redeem(c: &mut Object, req: &RedeemCode) -> Result<RedeemOutcome> {
         CodeCheck::Replayed => revoke_replayed(c, code.family_id.clone(), req.now_ms).await,
         CodeCheck::Ok => {
             let f = ops::code_family(req, &code);
-            let refresh: Option<&[u8]> = req.family.refresh_hash.as_ref().map(|h| &h[..]);
-            let (ttl_ms, forget_at_ms) = ops::token_lifetime(&f, req.now_ms);
             let family = f.bind();
             let mut a: Vec<&dyn Arg> = args![hash, req.now_ms].to_vec();
             a.extend(refs(&family));
-            a.extend(args![refresh, ttl_ms, forget_at_ms]);
             let made = c.one(&REDEEM, &a, rows::i64_col).await?;
             if made != Some(1) {
                 let now = c.one(&ops::GET_CODE, args![hash], rows::one::<AuthCode>).await?;
@@ -276,11 +273,11 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
                 return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
             }
         }
-        let Some((generation, mut family)) = ops::find_refresh(c, &req.presented_hash).await? else {
+        let Some((generation, mut family)) = ops::presented(c, &req.presented).await? else {
             return Ok(RotateOutcome::NotFound);
         };
         let (seen_generation, seen_grace) = (family.generation, family.grace_used);
-        let (decision, _) = ops::decide_rotation(&mut family, generation, req);
+        let decision = ops::decide_rotation(&mut family, generation, req)?;
         match decision {
             Decision::Reject(r) => return Ok(RotateOutcome::Rejected(r)),
             Decision::Reuse => {
@@ -306,9 +303,8 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
             }
             Decision::Rotate | Decision::GraceReissue => {
                 let f = &family;
-                let (ttl_ms, forget_at_ms) = ops::token_lifetime(f, req.now_ms);
-                let n = match c
-                    .execute(
+                let n: i64 = match c
+                    .query_one(
                         &write,
                         &[
                             &f.id,
@@ -320,16 +316,14 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
                             &f.last_user_agent,
                             &seen_generation,
                             &seen_grace,
-                            &&req.new_hash[..],
+                            &f.token_hashes,
                             &jti,
                             &jti_exp,
-                            &ttl_ms,
-                            &forget_at_ms,
                         ],
                     )
                     .await
                 {
-                    Ok(n) => n,
+                    Ok(row) => row.get(0),
                     Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
                     Err(e) => return Err(e.into()),
                 };

@@ -15,7 +15,7 @@ record!(User, "users" as "u" { id, username, password_hash, email, name, created
 record!(Family, "families" as "f" {
     id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms,
     absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms,
-    revoked_reason, last_used_at_ms, last_user_agent
+    revoked_reason, last_used_at_ms, last_user_agent, token_hashes
 });
 record!(AuthCode, "codes" as "k" {
     hash, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce, code_challenge, session_id,

@@ -118,7 +118,8 @@ owned_as_is!(
     AuthCode,
     AuditEvent,
     ParRequest,
-    PollDevice
+    PollDevice,
+    crate::domain::refresh_token::Presented
 );
 
 /// Generates the [`Store`](super::Store) trait and its implementation for [`SqlStore`] from a

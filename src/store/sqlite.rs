@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_lifecycle.sql"),
     include_str!("../../migrations/sqlite/0004_refresh_tokens_by_seq.sql"),
     include_str!("../../migrations/sqlite/0005_pending_grants.sql"),
+    include_str!("../../migrations/sqlite/0006_family_token_hashes.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;

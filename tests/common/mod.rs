@@ -477,6 +477,33 @@ impl Server {
         self.rows(&format!("SELECT CAST(({sql}) AS TEXT)")).remove(0).remove(0)
     }
 
+    /// What the database holds about each refresh token, read through the family the token
+    /// names (`None`: no such family).
+    pub fn token_rows(&self, tokens: &[String]) -> Vec<Option<TokenRow>> {
+        let named: Vec<(String, i64)> = tokens.iter().map(|t| token_family(t)).collect();
+        let ids: Vec<String> = named.iter().map(|(id, _)| format!("'{id}'")).collect();
+        let rows = self.rows(&format!(
+            "SELECT id, CAST(generation AS TEXT), CAST(revoked_at_ms AS TEXT), {} FROM families WHERE id IN ({})",
+            self.hex("token_hashes"),
+            ids.join(",")
+        ));
+        tokens
+            .iter()
+            .zip(named)
+            .map(|(t, (id, generation))| {
+                let r = rows.iter().find(|r| r[0].as_deref() == Some(id.as_str()))?;
+                let want = hex_of(&autional::util::sha256(t.as_bytes()));
+                let live = r[3].clone().unwrap_or_default();
+                Some(TokenRow {
+                    generation,
+                    family_generation: r[1].as_deref().unwrap().parse().unwrap(),
+                    revoked: r[2].is_some(),
+                    held: live.as_bytes().chunks(64).any(|h| h == want.as_bytes()),
+                })
+            })
+            .collect()
+    }
+
     /// SQL for the lowercase hex of a binary column.
     pub fn hex(&self, col: &str) -> String {
         match self.backend {
@@ -489,7 +516,7 @@ impl Server {
     pub fn snapshot(&self) -> String {
         let h = |c: &str| self.hex(c);
         let tables = [
-            ("families", "SELECT id, CAST(generation AS TEXT), CAST(grace_used AS TEXT), CAST(revoked_at_ms AS TEXT), CAST(idle_expires_at_ms AS TEXT), CAST(rotated_at_ms AS TEXT) FROM families ORDER BY id".to_string()),
+            ("families", format!("SELECT id, CAST(generation AS TEXT), CAST(grace_used AS TEXT), CAST(revoked_at_ms AS TEXT), CAST(idle_expires_at_ms AS TEXT), CAST(rotated_at_ms AS TEXT), {} FROM families ORDER BY id", h("token_hashes"))),
             ("refresh_tokens", format!("SELECT {}, family_id, CAST(generation AS TEXT) FROM refresh_tokens ORDER BY 1", h("hash"))),
             ("codes", format!("SELECT {}, CAST(consumed_at_ms AS TEXT), family_id FROM codes ORDER BY 1", h("hash"))),
             ("sessions", "SELECT id, CAST(ended_at_ms AS TEXT) FROM sessions ORDER BY id".to_string()),
@@ -843,4 +870,35 @@ pub fn form_field(html: &str, action: &str, name: &str) -> Option<String> {
     let start = html.find(&format!("action=\"{action}\""))?;
     let form = &html[start..html[start..].find("</form>").map(|e| start + e).unwrap_or(html.len())];
     hidden(form, name)
+}
+
+/// A refresh token's standing in the database (see `Server::token_rows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The generation the token names.
+    pub generation: i64,
+    pub family_generation: i64,
+    pub revoked: bool,
+    /// Its hash is among the family's live ones.
+    pub held: bool,
+}
+
+impl TokenRow {
+    /// The family's current (live, unrevoked) token.
+    pub fn is_current(&self) -> bool {
+        !self.revoked && self.held && self.generation == self.family_generation
+    }
+}
+
+/// The family id and generation a refresh token names (`domain::refresh_token`'s layout:
+/// version, key id, generation, id length, id, secret, tag), read without the server key.
+pub fn token_family(token: &str) -> (String, i64) {
+    let raw = autional::util::b64url_decode(token.strip_prefix("rt_").expect("a refresh token")).expect("base64url");
+    let generation = i64::from_be_bytes(raw[5..13].try_into().unwrap());
+    let len = raw[13] as usize;
+    (String::from_utf8(raw[14..14 + len].to_vec()).unwrap(), generation)
+}
+
+pub fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

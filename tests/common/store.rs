@@ -27,6 +27,63 @@ impl Db {
             Db::Postgres(url) => Gate::postgres(url, table).await,
         }
     }
+
+    /// Writes refresh token rows of the earlier format (one row per token, as databases made
+    /// before migration 0006 hold them: hash, family, generation), kept for `ttl_ms` from now,
+    /// straight into the table.
+    pub async fn insert_legacy_tokens(&self, rows: &[([u8; 32], String, i64)], ttl_ms: i64) {
+        let forget_at_ms = now_ms() + ttl_ms;
+        const SQL: &str = "INSERT INTO refresh_tokens (hash, family_id, generation, ttl_ms, forget_at_ms) VALUES ";
+        match self {
+            Db::Sqlite(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction().unwrap();
+                for (hash, family_id, generation) in rows {
+                    tx.execute(
+                        &format!("{SQL}(?1, ?2, ?3, ?4, ?5)"),
+                        rusqlite::params![&hash[..], family_id, generation, ttl_ms, forget_at_ms],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            Db::Postgres(url) => {
+                let c = self.pg(url).await;
+                let st = c.prepare(&format!("{SQL}($1, $2, $3, $4, $5)")).await.unwrap();
+                for (hash, family_id, generation) in rows {
+                    c.execute(&st, &[&&hash[..], family_id, generation, &ttl_ms, &forget_at_ms])
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    /// Runs SQL straight on the database (fixtures that the store API cannot make).
+    pub async fn exec(&self, sql: &str) {
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap(),
+            Db::Postgres(url) => self.pg(url).await.batch_execute(sql).await.unwrap(),
+        }
+    }
+
+    /// The one number a query returns (a count, a sum).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            Db::Postgres(url) => self.pg(url).await.query_one(sql, &[]).await.unwrap().get(0),
+        }
+    }
+
+    async fn pg(&self, url: &str) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
 }
 
 /// Both backends, each with what keeps it alive and where its data is.
