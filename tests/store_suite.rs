@@ -817,3 +817,50 @@ async fn a_token_of_the_earlier_format_rotates_once_into_the_new_one() {
         );
     }
 }
+
+/// Storage per family after 1, 100 and 10,000 rotations on both databases (issue 12): rows in
+/// `refresh_tokens`, bytes of live hashes, and the family row's size. A measurement, not a CI
+/// test: `scripts/storage-per-family` runs it and docs/design/refresh-token-format.md keeps the
+/// numbers.
+#[tokio::test]
+#[ignore = "a measurement (scripts/storage-per-family)"]
+async fn storage_per_family_report() {
+    for (name, store, _keep, db) in backends_at().await {
+        let f = fixture(&store).await;
+        let (fid, mut rt) = family(&store, &f, "openid offline_access").await;
+        let mut done = 0;
+        for target in [1, 100, 10_000] {
+            while done < target {
+                let (r, next) = rotate(&rt, NO_GRACE);
+                assert!(matches!(
+                    store.rotate_refresh(r).await.unwrap(),
+                    RotateOutcome::Issued { .. }
+                ));
+                rt = next;
+                done += 1;
+            }
+            let rows = db
+                .count(&format!(
+                    "SELECT COUNT(*) FROM refresh_tokens WHERE family_id = '{fid}'"
+                ))
+                .await;
+            let row_bytes = db
+                .count(&match db {
+                    common::store::Db::Sqlite(_) => format!(
+                        "SELECT length(id) + length(client_id) + length(user_id) + length(scope) \
+                         + ifnull(length(authorization_details), 0) + ifnull(length(dpop_jkt), 0) \
+                         + ifnull(length(session_id), 0) + ifnull(length(sid), 0) + ifnull(length(revoked_reason), 0) \
+                         + ifnull(length(last_user_agent), 0) + length(token_hashes) + 8 * 9 FROM families WHERE id = '{fid}'"
+                    ),
+                    common::store::Db::Postgres(_) => {
+                        format!("SELECT pg_column_size(f.*)::bigint FROM families f WHERE id = '{fid}'")
+                    }
+                })
+                .await;
+            println!(
+                "STORAGE {name} rotations={done} token_rows={rows} live_hash_bytes={} family_row_bytes={row_bytes}",
+                live_hash_bytes(&db, &fid).await
+            );
+        }
+    }
+}
