@@ -688,3 +688,41 @@ async fn a_copy_of_the_database_holds_no_refresh_token() {
     let live = autional::util::sha256(issued.last().unwrap().as_bytes());
     assert!(contains(&live), "the live token's hash is stored");
 }
+
+/// Replacing the refresh-token key keeps sessions (SPEC §5, docs/design/refresh-token-format.md):
+/// with the new key first and the old one kept second, a token made under the old key still
+/// refreshes and an old one of its family is still reuse; once the old key is dropped its
+/// tokens are refused as not ours, and nothing is revoked for them.
+#[tokio::test]
+async fn a_new_refresh_token_key_keeps_sessions_while_the_old_one_is_kept() {
+    let b64 = |b: u8| autional::util::b64url(&[b; 32]);
+    let (k1, k2) = (b64(0x41), b64(0x42));
+    let mut s = Server::start(&[("AUTIONAL_REFRESH__TOKEN_KEYS", &format!("[{k1}]"))]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let a0 = t["refresh_token"].as_str().unwrap().to_string();
+    let a1 = ok_json(s.refresh("pub", &a0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let b0 = t["refresh_token"].as_str().unwrap().to_string();
+
+    s.restart(&[("AUTIONAL_REFRESH__TOKEN_KEYS", &format!("[{k2}, {k1}]"))])
+        .await;
+    let a2 = ok_json(s.refresh("pub", &a1).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(a2[3..12], a1[3..12], "the new token is made under the new key");
+    err(s.refresh("pub", &a0).await, 401, "invalid_grant").await;
+    let a = s.token_rows(std::slice::from_ref(&a2))[0].unwrap();
+    assert!(a.revoked, "an old token made under the kept key is still reuse: {a:?}");
+
+    s.restart(&[("AUTIONAL_REFRESH__TOKEN_KEYS", &format!("[{k2}]"))]).await;
+    err(s.refresh("pub", &b0).await, 401, "invalid_grant").await;
+    let b = s.token_rows(std::slice::from_ref(&b0))[0].unwrap();
+    assert!(
+        b.is_current(),
+        "a token of a dropped key is refused, its family untouched: {b:?}"
+    );
+}
