@@ -105,6 +105,28 @@ async fn presented(app: &App, token: &str) -> Result<Option<(Presented, String, 
     Ok(Some((p, family_id, generation + 1)))
 }
 
+/// The outcomes `autional_refresh_total` counts.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Rotated,
+    Grace,
+    Reuse,
+    Rejected,
+    Unknown,
+}
+
+/// Counts a refresh by outcome. The counters are registered once, at the first refresh (after
+/// the recorder is installed at start-up), so the hot path does no registry lookup, label
+/// allocation or key hashing.
+fn counted(o: Outcome) {
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; 5]> = std::sync::OnceLock::new();
+    let c = COUNTERS.get_or_init(|| {
+        ["rotated", "grace", "reuse", "rejected", "unknown"]
+            .map(|o| metrics::counter!("autional_refresh_total", "outcome" => o))
+    });
+    c[o as usize].increment(1);
+}
+
 pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::unauthorized_client(
@@ -125,7 +147,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         None => None,
     };
     let Some((presented, family_id, new_generation)) = presented(app, input.refresh_token).await? else {
-        metrics::counter!("autional_refresh_total", "outcome" => "unknown").increment(1);
+        counted(Outcome::Unknown);
         return Err(OAuthError::invalid_grant("refresh token is invalid"));
     };
     let (token, new_hash) = new_refresh_token(app, &family_id, new_generation);
@@ -151,8 +173,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         })?;
     match outcome {
         RotateOutcome::Issued { family, grace } => {
-            metrics::counter!("autional_refresh_total", "outcome" => if grace { "grace" } else { "rotated" })
-                .increment(1);
+            counted(if grace { Outcome::Grace } else { Outcome::Rotated });
             let scope = requested_scope.unwrap_or_else(|| family.scope.clone());
             let granted = granted_details(&family);
             let details = match (&granted, requested_details) {
@@ -169,14 +190,14 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             Ok(mint(app, &family, issue))
         }
         RotateOutcome::Reused { family_id } => {
-            metrics::counter!("autional_refresh_total", "outcome" => "reuse").increment(1);
+            counted(Outcome::Reuse);
             tracing::warn!(family = %family_id, client = %client.id, "refresh token reuse: family revoked");
             Err(OAuthError::invalid_grant(
                 "refresh token was already used; the grant has been revoked",
             ))
         }
         RotateOutcome::Rejected(r) => {
-            metrics::counter!("autional_refresh_total", "outcome" => "rejected").increment(1);
+            counted(Outcome::Rejected);
             Err(match r {
                 Reject::InvalidScope => OAuthError::invalid_scope(r.description()),
                 Reject::InvalidAuthorizationDetails => OAuthError::invalid_authorization_details(r.description()),
@@ -185,7 +206,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             })
         }
         RotateOutcome::NotFound => {
-            metrics::counter!("autional_refresh_total", "outcome" => "unknown").increment(1);
+            counted(Outcome::Unknown);
             Err(OAuthError::invalid_grant("refresh token is invalid"))
         }
     }
