@@ -331,7 +331,7 @@ sql_store::store_api! {
 
     fn insert_code(code: AuthCode) -> () = write_one insert(&code);
     /// A refresh token's generation and family, for introspection and revocation.
-    fn find_refresh(token: Presented) -> Option<(i64, Family)> = read find_refresh(&token);
+    fn find_refresh(token: Presented) -> Option<(i64, Family)> = read presented(&token);
     fn get_family(id: &str) -> Option<Family> = read get_family(&id);
     /// Revokes a family; false when it was unknown or already revoked.
     fn revoke_family(id: &str, reason: RevocationReason, now_ms: i64) -> bool =

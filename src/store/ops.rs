@@ -54,7 +54,7 @@ static LIST_USER_FAMILIES: Stmt = Stmt::parts(&[
     " FROM families WHERE user_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
 ]);
 /// A refresh token's generation and its family's row, by the token's hash.
-pub static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
+static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
     "SELECT t.generation, ",
     Family::ALIASED,
     " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1",
@@ -77,7 +77,7 @@ macro_rules! revoke {
     };
 }
 // Revocations: one family, or every live family of a user / client / session / grant.
-pub static REVOKE_FAMILY: Stmt = revoke!("id = $1", "$2", "$3");
+static REVOKE_FAMILY: Stmt = revoke!("id = $1", "$2", "$3");
 static REVOKE_USER_FAMILY: Stmt = revoke!("id = $2 AND user_id = $1", "$3", "$4");
 static REVOKE_USER_FAMILIES: Stmt = revoke!("user_id = $1", "$2", "$3");
 static REVOKE_CLIENT_FAMILIES: Stmt = revoke!("client_id = $1", "$2", "$3");
@@ -164,7 +164,7 @@ static REVOKE_ACCESS_TOKEN: Stmt =
     Stmt::new("INSERT INTO revoked_access_tokens (jti, expires_at_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING");
 static ACCESS_TOKEN_REVOKED: Stmt = Stmt::new("SELECT 1 FROM revoked_access_tokens WHERE jti = $1");
 
-pub static JTI_SEEN: Stmt = Stmt::new("SELECT 1 FROM dpop_jtis WHERE key = $1");
+static JTI_SEEN: Stmt = Stmt::new("SELECT 1 FROM dpop_jtis WHERE key = $1");
 static USE_JTI: Stmt =
     Stmt::new("INSERT INTO dpop_jtis (key, expires_at_ms) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING");
 
@@ -509,10 +509,6 @@ pub async fn presented<C: Conn>(c: &mut C, p: &Presented) -> Result<Option<(i64,
         }
         Presented::Forged => Ok(None),
     }
-}
-
-pub async fn find_refresh<C: Conn>(c: &mut C, token: &Presented) -> Result<Option<(i64, Family)>> {
-    presented(c, token).await
 }
 
 pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> {

@@ -211,15 +211,9 @@ impl tokio_postgres::types::ToSql for Bound<'_> {
         self.arg().pg().to_sql_checked(ty, out)
     }
     fn accepts(_: &tokio_postgres::types::Type) -> bool {
-        true // checked by the field's own `to_sql_checked`
+        true // `to_sql` checks with the field's own `to_sql_checked`
     }
-    fn to_sql_checked(
-        &self,
-        ty: &tokio_postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.arg().pg().to_sql_checked(ty, out)
-    }
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// A domain type stored as one row of a table, declared with [`record!`]: the columns (in the
