@@ -3,7 +3,7 @@
 //! access token while its signature, expiry, revocation list, family and client say so
 //! (`grants::access_token::active`). Only confidential clients may ask.
 
-use super::tokens::as_refresh_token;
+use super::tokens::find_refresh;
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::grant::token_state;
@@ -29,11 +29,7 @@ pub async fn introspect(app: &App, client: &Client, p: &Params) -> Result<Intros
         return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
     }
     let token = p.required("token")?;
-    if let Some(presented) = as_refresh_token(app, token) {
-        let found = match presented {
-            crate::domain::refresh_token::Presented::Forged => None,
-            p => app.store.find_refresh(p).await.map_err(OAuthError::from)?,
-        };
+    if let Some(found) = find_refresh(app, token).await? {
         return Ok(match found {
             Some((generation, f)) if token_state(&f, generation, now_ms(), super::refresh::grace(app)).is_active() => {
                 Introspection::Refresh(f)

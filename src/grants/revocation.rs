@@ -2,7 +2,7 @@
 //! itself. A token of another client is refused; an unknown, invalid or already revoked token
 //! is answered as revoked (nothing to do).
 
-use super::tokens::as_refresh_token;
+use super::tokens::find_refresh;
 use crate::app::App;
 use crate::domain::error::OAuthError;
 use crate::domain::grant::{token_state, TokenState};
@@ -16,15 +16,9 @@ fn foreign() -> OAuthError {
 /// Revokes `token` on behalf of `client` (already authenticated).
 pub async fn revoke(app: &App, client: &Client, token: &str) -> Result<(), OAuthError> {
     let store = &app.store;
-    if let Some(presented) = as_refresh_token(app, token) {
-        let found = match presented {
-            crate::domain::refresh_token::Presented::Forged => None,
-            p => store.find_refresh(p).await.map_err(OAuthError::from)?,
-        };
-        if let Some((generation, f)) = found {
-            if f.client_id != client.id {
-                return Err(foreign());
-            }
+    match find_refresh(app, token).await? {
+        Some(Some((_, f))) if f.client_id != client.id => return Err(foreign()),
+        Some(Some((generation, f))) => {
             let now = now_ms();
             // Whatever the token's own state (current, rotated, expired), its family ends;
             // a revoked family has nothing left to end.
@@ -34,8 +28,11 @@ pub async fn revoke(app: &App, client: &Client, token: &str) -> Result<(), OAuth
                     .await
                     .map_err(OAuthError::from)?;
             }
+            return Ok(());
         }
-        return Ok(());
+        // A refresh token nobody knows (unknown, forged): nothing to revoke.
+        Some(None) => return Ok(()),
+        None => {}
     }
     // Access tokens: only a valid one of ours can be revoked; anything else is already useless.
     if let Ok(c) = super::access_token::verify(app, token).await {

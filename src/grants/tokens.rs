@@ -3,6 +3,7 @@
 //! recognised here only.
 
 use crate::app::App;
+use crate::domain::error::OAuthError;
 use crate::domain::model::Family;
 use crate::domain::rar::Detail;
 use crate::domain::refresh_token::{self, Presented};
@@ -152,8 +153,18 @@ pub fn new_refresh_token(app: &App, family_id: &str, generation: i64) -> (String
 }
 
 /// A presented refresh token read with the server's keys; `None` for anything that is not a
-/// refresh token (an access token, or garbage): introspection and revocation tell the two kinds
-/// apart by this.
+/// refresh token (an access token, or garbage).
 pub fn as_refresh_token(app: &App, token: &str) -> Option<Presented> {
     refresh_token::read(&app.refresh_keys, token)
+}
+
+/// For introspection and revocation: `None` when `token` is not a refresh token (they then try
+/// it as an access token), else its generation and family if the store knows it. A forged
+/// token is known to nobody, without a store call.
+pub async fn find_refresh(app: &App, token: &str) -> Result<Option<Option<(i64, Family)>>, OAuthError> {
+    Ok(match as_refresh_token(app, token) {
+        None => None,
+        Some(Presented::Forged) => Some(None),
+        Some(p) => Some(app.store.find_refresh(p).await.map_err(OAuthError::from)?),
+    })
 }
