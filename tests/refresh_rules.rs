@@ -17,6 +17,14 @@ async fn ok_json(r: reqwest::Response) -> Value {
     body
 }
 
+/// Refreshes `rt` as the public client `pub` (expecting 200) and returns the new refresh token.
+async fn rotated(s: &Server, rt: &str) -> String {
+    ok_json(s.refresh("pub", rt).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn err(r: reqwest::Response, status: u16, error: &str) -> Value {
     let got = r.status().as_u16();
     let cc = r
@@ -667,8 +675,7 @@ async fn a_copy_of_the_database_holds_no_refresh_token() {
         let mut rt = t["refresh_token"].as_str().unwrap().to_string();
         for _ in 0..3 {
             issued.push(rt.clone());
-            let r = ok_json(s.refresh("pub", &rt).await).await;
-            rt = r["refresh_token"].as_str().unwrap().to_string();
+            rt = rotated(&s, &rt).await;
         }
         issued.push(rt);
     }
@@ -700,19 +707,13 @@ async fn a_new_refresh_token_key_keeps_sessions_while_the_old_one_is_kept() {
     let mut s = Server::start(&[("AUTIONAL_REFRESH__TOKEN_KEYS", &format!("[{k1}]"))]).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let a0 = t["refresh_token"].as_str().unwrap().to_string();
-    let a1 = ok_json(s.refresh("pub", &a0).await).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a1 = rotated(&s, &a0).await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let b0 = t["refresh_token"].as_str().unwrap().to_string();
 
     s.restart(&[("AUTIONAL_REFRESH__TOKEN_KEYS", &format!("[{k2}, {k1}]"))])
         .await;
-    let a2 = ok_json(s.refresh("pub", &a1).await).await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a2 = rotated(&s, &a1).await;
     assert_ne!(a2[3..12], a1[3..12], "the new token is made under the new key");
     err(s.refresh("pub", &a0).await, 401, "invalid_grant").await;
     let a = s.token_rows(std::slice::from_ref(&a2))[0].unwrap();
@@ -725,4 +726,37 @@ async fn a_new_refresh_token_key_keeps_sessions_while_the_old_one_is_kept() {
         b.is_current(),
         "a token of a dropped key is refused, its family untouched: {b:?}"
     );
+}
+
+/// SPEC §5: nobody without the server key can make a token that the server takes for one of its
+/// own. A real family's latest token with its generation lowered (believed, it would be a reuse
+/// and revoke the family) or its tag altered is refused at refresh, inactive at introspection
+/// and a no-op at revocation; the family and its current token are untouched.
+#[tokio::test]
+async fn a_forged_old_token_revokes_nothing() {
+    let s = Server::start(&[]).await;
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt1 = rotated(&s, t["refresh_token"].as_str().unwrap()).await;
+    let rt2 = rotated(&s, &rt1).await;
+    let body = autional::util::b64url_decode(&rt2[3..]).unwrap();
+    let mut older = body.clone();
+    older[12] = 0; // generation 2 → 0 (big-endian, bytes 5..13)
+    let mut retagged = body.clone();
+    *retagged.last_mut().unwrap() ^= 1;
+    for forged in [older, retagged] {
+        let forged = format!("rt_{}", autional::util::b64url(&forged));
+        err(s.refresh("pub", &forged).await, 401, "invalid_grant").await;
+        assert_eq!(s.introspect(&forged).await["active"], false);
+        let r = s
+            .http
+            .post(s.url("/oauth/revoke"))
+            .form(&[("token", forged.as_str()), ("client_id", "pub")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let row = s.token_rows(std::slice::from_ref(&rt2))[0].unwrap();
+    assert!(row.is_current(), "the family is untouched: {row:?}");
+    rotated(&s, &rt2).await;
 }
