@@ -77,6 +77,16 @@ fn rotate(presented: &Presented, policy: RefreshPolicy) -> (RotateRequest, Prese
     (req, next)
 }
 
+/// Presents `presented` and expects a new token (a rotation, or a grace re-issue when `grace`):
+/// returns it.
+async fn issued(store: &DynStore, presented: &Presented, policy: RefreshPolicy, grace: bool) -> Presented {
+    let (r, next) = rotate(presented, policy);
+    match store.rotate_refresh(r).await.unwrap() {
+        RotateOutcome::Issued { grace: g, .. } if g == grace => next,
+        other => panic!("expected a new token (grace {grace}): {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn rotation_is_atomic_under_contention_exactly_one_wins() {
     for (name, store, _keep, db) in backends_at().await {
@@ -662,12 +672,7 @@ async fn an_old_token_of_any_age_is_reuse_and_storage_does_not_grow() {
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
         let mut tokens = vec![rt0];
         for _ in 0..100 {
-            let (r, next) = rotate(tokens.last().unwrap(), NO_GRACE);
-            assert!(matches!(
-                store.rotate_refresh(r).await.unwrap(),
-                RotateOutcome::Issued { grace: false, .. }
-            ));
-            tokens.push(next);
+            tokens.push(issued(&store, tokens.last().unwrap(), NO_GRACE, false).await);
         }
         assert_eq!(
             db.count("SELECT COUNT(*) FROM refresh_tokens").await,
@@ -698,19 +703,9 @@ async fn grace_siblings_are_live_and_bounded() {
     for (name, store, _keep, db) in backends_at().await {
         let f = fixture(&store).await;
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
-        let (r, rt1) = rotate(&rt0, policy);
-        assert!(matches!(
-            store.rotate_refresh(r).await.unwrap(),
-            RotateOutcome::Issued { grace: false, .. }
-        ));
-        let mut siblings = vec![rt1];
+        let mut siblings = vec![issued(&store, &rt0, policy, false).await];
         for _ in 0..3 {
-            let (r, s) = rotate(&rt0, policy);
-            assert!(matches!(
-                store.rotate_refresh(r).await.unwrap(),
-                RotateOutcome::Issued { grace: true, .. }
-            ));
-            siblings.push(s);
+            siblings.push(issued(&store, &rt0, policy, true).await);
         }
         assert_eq!(live_hash_bytes(&db, &fid).await, 4 * 32, "{name}");
         for s in &siblings {
@@ -720,11 +715,7 @@ async fn grace_siblings_are_live_and_bounded() {
                 "{name}: live"
             );
         }
-        let (r, _) = rotate(&siblings[2], policy);
-        assert!(matches!(
-            store.rotate_refresh(r).await.unwrap(),
-            RotateOutcome::Issued { grace: false, .. }
-        ));
+        issued(&store, &siblings[2], policy, false).await;
         assert_eq!(
             live_hash_bytes(&db, &fid).await,
             32,
@@ -741,11 +732,7 @@ async fn a_token_the_family_does_not_hold_changes_nothing() {
     for (name, store, _keep) in backends().await {
         let f = fixture(&store).await;
         let (fid, rt0) = family(&store, &f, "openid offline_access").await;
-        let (r, _) = rotate(&rt0, NO_GRACE);
-        assert!(matches!(
-            store.rotate_refresh(r).await.unwrap(),
-            RotateOutcome::Issued { .. }
-        ));
+        issued(&store, &rt0, NO_GRACE, false).await;
         let before = store.get_family(&fid).await.unwrap().unwrap();
         for generation in [1, 2, 50] {
             let forged = Presented::Bound {
@@ -831,12 +818,7 @@ async fn storage_per_family_report() {
         let mut done = 0;
         for target in [1, 100, 10_000] {
             while done < target {
-                let (r, next) = rotate(&rt, NO_GRACE);
-                assert!(matches!(
-                    store.rotate_refresh(r).await.unwrap(),
-                    RotateOutcome::Issued { .. }
-                ));
-                rt = next;
+                rt = issued(&store, &rt, NO_GRACE, false).await;
                 done += 1;
             }
             let rows = db
@@ -862,5 +844,28 @@ async fn storage_per_family_report() {
                 live_hash_bytes(&db, &fid).await
             );
         }
+    }
+}
+
+/// The new token is made before the store decides, for the presented generation + 1; a
+/// request whose new token names another generation is a store error and changes nothing
+/// (never a token that names the wrong generation, which a later presentation would misread).
+#[tokio::test]
+async fn a_new_token_naming_the_wrong_generation_is_refused_and_changes_nothing() {
+    for (name, store, _keep) in backends().await {
+        let f = fixture(&store).await;
+        let (fid, rt0) = family(&store, &f, "openid offline_access").await;
+        let before = store.get_family(&fid).await.unwrap().unwrap();
+        for wrong in [0, 2, 7] {
+            let (mut r, _) = rotate(&rt0, NO_GRACE);
+            r.new_generation = wrong;
+            assert!(store.rotate_refresh(r).await.is_err(), "{name}: generation {wrong}");
+        }
+        assert_eq!(
+            store.get_family(&fid).await.unwrap().unwrap(),
+            before,
+            "{name}: untouched"
+        );
+        issued(&store, &rt0, NO_GRACE, false).await;
     }
 }
