@@ -780,6 +780,25 @@ mod tests {
     }
 
     #[test]
+    fn refresh_token_keys_must_be_base64url_of_at_least_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |keys: &str| {
+            std::fs::write(&file, format!("[refresh]\ntoken_keys = {keys}\n")).unwrap();
+            Config::load(Some(&file), Some("sqlite:///tmp/x.db"))
+        };
+        let good = crate::util::b64url(&[7u8; 32]);
+        let short = crate::util::b64url(&[7u8; 31]);
+        let cfg = load(&format!("[\"{good}\"]")).unwrap();
+        assert_eq!(cfg.refresh.token_key_bytes(), [vec![7u8; 32]]);
+        for bad in [format!("[\"{good}\", \"{short}\"]"), "[\"not base64!\"]".into()] {
+            let e = load(&bad).unwrap_err();
+            assert!(e.contains("refresh.token_keys"), "{bad}: {e}");
+        }
+        assert!(load("[]").unwrap().refresh.token_key_bytes().is_empty());
+    }
+
+    #[test]
     fn sqlite_urls_map_to_paths() {
         let mut c = Config {
             database_url: "sqlite:///tmp/x.db".into(),
