@@ -350,6 +350,9 @@ pub struct StoreConfig {
     pub sweep_interval: Dur,
     /// PostgreSQL connections per server process.
     pub pg_pool_size: usize,
+    /// How many families a PostgreSQL server process remembers after rotating them, so that
+    /// their next refresh is one round trip (`store::recent`); 0 turns it off.
+    pub pg_recent_families: usize,
     /// How long ended sessions, revoked families and expired codes are kept before the sweeper
     /// deletes them.
     pub sweep_retention: Dur,
@@ -429,6 +432,7 @@ impl Default for Config {
                 readers: 2,
                 sweep_interval: Dur::secs(60),
                 pg_pool_size: 16,
+                pg_recent_families: 32_768,
                 sweep_retention: Dur::secs(3600),
                 audit_retention: Dur::secs(90 * 86400),
                 timeout: Dur::secs(3),

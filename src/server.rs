@@ -19,9 +19,11 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
         DatabaseLocation::Sqlite(path) => {
             Arc::new(SqliteStore::open(&path, cfg.store.max_batch, cfg.store.readers)?.with_timeout(timeout))
         }
-        DatabaseLocation::Postgres(url) => {
-            Arc::new(PgStore::open(&url, cfg.store.pg_pool_size).await?.with_timeout(timeout))
-        }
+        DatabaseLocation::Postgres(url) => Arc::new(
+            PgStore::open(&url, cfg.store.pg_pool_size, cfg.store.pg_recent_families)
+                .await?
+                .with_timeout(timeout),
+        ),
     })
 }
 

@@ -405,7 +405,7 @@ async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite: DynStore = Arc::new(SqliteStore::open(&dir.path().join("m.db"), 256, 2).unwrap());
     let pg = common::PgDb::create();
-    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, 4).await.unwrap());
+    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, 4, 1024).await.unwrap());
     let all = vec![
         Backend {
             name: "sqlite",

@@ -9,11 +9,13 @@ use autional::domain::grant::RefreshPolicy;
 use autional::domain::model::{AuditEvent, AuditKind, DeviceCode, DeviceStatus, RevocationReason, User};
 use autional::domain::refresh_token::Presented;
 use autional::domain::scope::Scope;
+use autional::store::postgres::PgStore;
 use autional::store::{DynStore, ParRequest, RedeemOutcome, RotateOutcome, RotateRequest, SweepPolicy};
 use autional::util::{now_ms, random_id, random_token, sha256};
 use common::race::race;
 use common::store::{backends, backends_at, code, fixture, session, Fixture, PG_POOL};
 use futures::future::join_all;
+use std::sync::Arc;
 
 fn policy(retention_ms: i64) -> SweepPolicy {
     SweepPolicy {
@@ -867,5 +869,53 @@ async fn a_new_token_naming_the_wrong_generation_is_refused_and_changes_nothing(
             "{name}: untouched"
         );
         issued(&store, &rt0, NO_GRACE, false).await;
+    }
+}
+
+/// PostgreSQL decides a refresh on the state a process remembers writing (one round trip), and
+/// that state may be stale when another process has rotated the family since. Two stores on one
+/// database stand for two processes, and `a` remembers generation 1 after `b` moved the family
+/// on: (1) a remembered "current" token that is no longer current is not rotated again: the
+/// guarded write fails and the decision is taken again on the row it returned (reuse); (2) a
+/// refusal is never taken on a remembered state: where `a` would see generation 1 idle-expired,
+/// the family has moved on, and presenting it is reuse, not `Expired`.
+#[tokio::test]
+async fn a_state_one_process_remembers_is_decided_again_after_another_changed_it() {
+    for (_, a, _keep, db) in backends_at().await {
+        let common::store::Db::Postgres(url) = &db else {
+            continue;
+        };
+        let b: DynStore = Arc::new(PgStore::open(url, 4, 1024).await.unwrap());
+        let short = RefreshPolicy {
+            idle_ttl_ms: 300,
+            ..NO_GRACE
+        };
+        let f = fixture(&a).await;
+        // (1) `a` rotates 0 → 1 and remembers generation 1; `b` rotates 1 → 2.
+        let (fid, rt0) = family(&a, &f, "openid offline_access").await;
+        let rt1 = issued(&a, &rt0, NO_GRACE, false).await;
+        issued(&b, &rt1, NO_GRACE, false).await;
+        let (r, _) = rotate(&rt1, NO_GRACE);
+        let out = a.rotate_refresh(r).await.unwrap();
+        assert!(
+            matches!(out, RotateOutcome::Reused { .. }),
+            "a stale current token is reuse: {out:?}"
+        );
+        assert!(a.get_family(&fid).await.unwrap().unwrap().revoked_at_ms.is_some());
+
+        // (2) `a` rotates with a short idle time and remembers generation 1; `b` rotates 1 → 2
+        // with a long one; past `a`'s idle expiry, generation 1 is presented to `a`.
+        let (fid, rt0) = family(&a, &f, "openid offline_access").await;
+        let rt1 = issued(&a, &rt0, short, false).await;
+        issued(&b, &rt1, NO_GRACE, false).await;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let (r, _) = rotate(&rt1, NO_GRACE);
+        let out = a.rotate_refresh(r).await.unwrap();
+        assert!(
+            matches!(out, RotateOutcome::Reused { .. }),
+            "decided on the family as it is, not as remembered: {out:?}"
+        );
+        let fam = a.get_family(&fid).await.unwrap().unwrap();
+        assert_eq!(fam.revoked_reason, Some(RevocationReason::RefreshTokenReuse));
     }
 }

@@ -12,7 +12,7 @@
 //! forged one (a guessed family id, any generation) is refused before the store is asked, so it
 //! can revoke nothing. The store keeps only the SHA-256 of the family's live tokens (the current
 //! generation's, grace siblings included): a copy of the database yields no token that
-//! refreshes. See docs/design/refresh-rotation.md §12 for the threat model.
+//! refreshes. See docs/design/refresh-token-format.md for the threat model.
 //!
 //! Tokens of the earlier format (`rt_` + 32 random bytes, one stored row per token) are
 //! [`Presented::Legacy`]: they keep working until they are rotated once.

@@ -6,6 +6,7 @@
 pub mod guard;
 pub mod ops;
 pub mod postgres;
+pub mod recent;
 pub mod rows;
 pub mod sql;
 pub mod sql_store;

@@ -496,18 +496,29 @@ pub async fn save_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, sc
 pub async fn presented<C: Conn>(c: &mut C, p: &Presented) -> Result<Option<(i64, Family)>> {
     match p {
         Presented::Legacy(hash) => c.one(&TOKEN_LOOKUP, args![&hash[..]], rows::token).await,
+        Presented::Bound { family_id, .. } => {
+            let Some(f) = get_family(c, family_id).await? else {
+                return Ok(None);
+            };
+            Ok(known(p, &f).map(|g| (g, f)))
+        }
+        Presented::Forged => Ok(None),
+    }
+}
+
+/// The generation of a token that names its family, if `f` is that family and knows the token:
+/// an earlier generation, or the current one with its hash among the live ones.
+pub fn known(p: &Presented, f: &Family) -> Option<i64> {
+    match p {
         Presented::Bound {
             family_id,
             generation,
             hash,
-        } => {
-            let Some(f) = get_family(c, family_id).await? else {
-                return Ok(None);
-            };
+        } if *family_id == f.id => {
             let known = *generation < f.generation || (*generation == f.generation && f.holds(hash));
-            Ok(known.then_some((*generation, f)))
+            known.then_some(*generation)
         }
-        Presented::Forged => Ok(None),
+        _ => None,
     }
 }
 

@@ -3,20 +3,24 @@
 //! when it has more than one statement. Two are PostgreSQL's own, because several processes
 //! write at once and a transaction would cost round trips on the hot path:
 //!
-//! - Refresh rotation is a read followed by one guarded write (`UPDATE families … WHERE
-//!   generation = $seen AND grace_used = $seen AND revoked_at_ms IS NULL` chained to the INSERT
-//!   of the new token in one statement). Under READ COMMITTED a racing loser's guard matches no
-//!   row, so it re-reads and is classified again (grace or reuse): no serialization failure can
-//!   surface as a 500, and of N racing processes exactly one wins.
+//! - Refresh rotation is decided in Rust (`ops::decide_rotation`, as on SQLite) and written by
+//!   one guarded statement (`UPDATE families … WHERE generation = $seen AND grace_used = $seen
+//!   AND revoked_at_ms IS NULL`, with the DPoP `jti` insert). Under READ COMMITTED a racing
+//!   loser's guard matches no row and the statement returns the family as it is, to be decided
+//!   again (grace or reuse): no serialization failure can surface as a 500, and of N racing
+//!   processes exactly one wins. The decision is taken on the state this process wrote last
+//!   when it remembers it (`store::recent`): one round trip in the common case.
 //! - Code redemption consumes the code, creates the family and its first token in one
 //!   statement guarded on the code being unconsumed and its session live.
 
+use super::recent::Recent;
 use super::rows;
-use super::sql::{args, refs, Arg, Conn, Record, Stmt};
+use super::sql::{args, refs, Arg, Conn, Record, RowRef, Stmt};
 use super::sql_store::{Backend, Op, SqlStore};
 use super::*;
 use crate::domain::grant::{check_code, CodeCheck, Decision, Reject};
 use crate::domain::model::{AuditKind, RevocationReason};
+use crate::domain::refresh_token::Presented;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -29,16 +33,18 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_family_token_hashes.sql"),
 ];
 
-/// How often a rotation re-reads after losing a race before giving up. Each loss means another
-/// request wrote the family; per generation at most 1 + `reuse_grace_count` (≤ 10) writes can
-/// succeed, so a loser settles long before this.
-const MAX_RACE_RETRIES: usize = 32;
+/// How many attempts a rotation makes before giving up. Each failed attempt means another
+/// request wrote the family (or the state it remembered was stale); at most 43 are possible
+/// (docs/design/refresh-rotation.md §7), so a rotation settles long before this.
+const MAX_RACE_RETRIES: usize = 64;
 
 /// The PostgreSQL store: the shared operations on the [`Postgres`] backend.
 pub type PgStore = SqlStore<Postgres>;
 
 pub struct Postgres {
     pool: Pool,
+    /// The families this process rotated last (one-round-trip refreshes).
+    recent: Recent,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -59,7 +65,8 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 impl PgStore {
     /// Connects (`pool_size` connections at most) and applies pending migrations under an
     /// advisory lock, so that several processes starting at once migrate once.
-    pub async fn open(url: &str, pool_size: usize) -> anyhow::Result<PgStore> {
+    /// `recent_families` bounds how many rotated families it remembers (`store::recent`).
+    pub async fn open(url: &str, pool_size: usize, recent_families: usize) -> anyhow::Result<PgStore> {
         let pg: tokio_postgres::Config = url.parse().map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
         let mgr = Manager::from_config(
             pg,
@@ -94,7 +101,10 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(SqlStore::new(Postgres { pool }))
+        Ok(SqlStore::new(Postgres {
+            pool,
+            recent: Recent::new(recent_families),
+        }))
     }
 }
 
@@ -140,14 +150,36 @@ static REDEEM: Stmt = Stmt::parts(&[
      SELECT (SELECT COUNT(*) FROM f)",
 ]);
 
-/// The guarded rotation: updates the family only if nobody has since the read, records the
-/// DPoP proof's `jti` and the new token, in one statement.
-static ROTATE: Stmt = Stmt::new(
+/// The guarded rotation, in one statement: updates the family only if its generation, grace
+/// count and revocation are still those the decision saw, records the DPoP proof's `jti`, and
+/// reports how many rows it changed. When it changed none, the same round trip also returns the
+/// family as it is now (`$1`) and whether the proof's `jti` was used before, to decide again on.
+static ROTATE: Stmt = Stmt::parts(&[
     "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $10 \
                 WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL RETURNING id), \
      j AS (INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11::bytea, $12::bigint FROM u WHERE $11::bytea IS NOT NULL) \
-     SELECT COUNT(*) FROM u",
-);
+     SELECT w.n, w.n = 0 AND $11::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM dpop_jtis WHERE key = $11), ",
+    Family::ALIASED,
+    " FROM (SELECT COUNT(*) AS n FROM u) w LEFT JOIN families f ON w.n = 0 AND f.id = $1",
+]);
+
+/// The family a rotation decides on, and whether the proof's `jti` (`$2`) was used before, in
+/// one round trip; the same row shape as [`ROTATE`]'s when it changed nothing.
+static READ_FOR_ROTATION: Stmt = Stmt::parts(&[
+    "SELECT 0::bigint, $2::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM dpop_jtis WHERE key = $2), ",
+    Family::ALIASED,
+    " FROM (SELECT 1) o LEFT JOIN families f ON f.id = $1",
+]);
+
+/// A row of [`ROTATE`] or [`READ_FOR_ROTATION`]: rows changed, whether the proof's `jti` was
+/// used before, and the family (unless it changed a row, or the family does not exist).
+fn rotation_row(r: &RowRef<'_>) -> Result<(i64, bool, Option<Family>)> {
+    let family = match r.get::<Option<String>>(2)? {
+        Some(_) => Some(Family::read(r, 2)?),
+        None => None,
+    };
+    Ok((r.get(0)?, r.get(1)?, family))
+}
 
 /// Revokes a family and writes the audit event, in one statement (no event when it was
 /// already revoked).
@@ -194,11 +226,15 @@ impl Backend for Postgres {
     }
 
     async fn rotate(&self, req: RotateRequest) -> Result<RotateOutcome> {
-        rotate(&mut self.conn().await?, &req).await
+        rotate(&mut self.conn().await?, &req, &self.recent).await
     }
 
     async fn redeem(&self, req: RedeemCode) -> Result<RedeemOutcome> {
-        redeem(&mut self.conn().await?, &req).await
+        let outcome = redeem(&mut self.conn().await?, &req).await?;
+        if let RedeemOutcome::Issued { family, .. } = &outcome {
+            self.recent.put(family);
+        }
+        Ok(outcome)
     }
 }
 
@@ -257,31 +293,155 @@ async fn redeem(c: &mut Object, req: &RedeemCode) -> Result<RedeemOutcome> {
     }
 }
 
-/// The refresh grant's atomic step: read, decide, one guarded write; a lost race is read and
-/// classified again. The proof's jti is recorded only by the rotating write (the same
-/// statement): a refused refresh records nothing. A used proof is refused before anything else,
-/// also after a lost race (the winner of an exact replay has recorded it by then); the unique
-/// key refuses a concurrent use of one proof for two tokens (the whole write rolls back). See
-/// docs/design/dpop.md.
-async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
+/// What a rotation decides on: a token's generation and its family, and whether the family was
+/// read just now (else it is the state this process wrote last, `Postgres::recent`).
+struct Sight {
+    generation: i64,
+    family: Family,
+    fresh: bool,
+}
+
+/// Where the state of a just-read family leads: a sight to decide on, or an outcome without
+/// a decision (a used proof, an unknown family, a token the family does not hold).
+fn settle(req: &RotateRequest, jti_used: bool, family: Option<Family>) -> std::result::Result<Sight, RotateOutcome> {
+    if jti_used {
+        return Err(RotateOutcome::Rejected(Reject::DpopReplay));
+    }
+    let family = family.ok_or(RotateOutcome::NotFound)?;
+    let generation = ops::known(&req.presented, &family).ok_or(RotateOutcome::NotFound)?;
+    Ok(Sight {
+        generation,
+        family,
+        fresh: true,
+    })
+}
+
+/// Reads the presented token's family (and whether the proof was used) for a decision.
+async fn read_sight(
+    c: &mut Object,
+    req: &RotateRequest,
+    jti: Option<&[u8]>,
+) -> Result<std::result::Result<Sight, RotateOutcome>> {
+    match &req.presented {
+        Presented::Bound { family_id, .. } => {
+            let row = c.one(&READ_FOR_ROTATION, args![family_id, jti], rotation_row).await?;
+            let (_, used, family) = row.unwrap_or((0, false, None));
+            Ok(settle(req, used, family))
+        }
+        // A token of the earlier format is found by its row (two round trips; it is rotated
+        // once into the current format).
+        _ => {
+            let used = match jti {
+                Some(k) => ops::jti_seen(c, k.try_into().expect("a jti key is 32 bytes")).await?,
+                None => false,
+            };
+            if used {
+                return Ok(Err(RotateOutcome::Rejected(Reject::DpopReplay)));
+            }
+            Ok(match ops::presented(c, &req.presented).await? {
+                Some((generation, family)) => Ok(Sight {
+                    generation,
+                    family,
+                    fresh: true,
+                }),
+                None => Err(RotateOutcome::NotFound),
+            })
+        }
+    }
+}
+
+/// The refresh grant's atomic step. The decision is `ops::decide_rotation`'s, as on SQLite; what
+/// is PostgreSQL's own is how it is made atomic across processes: the write is guarded by the
+/// state the decision saw, and a lost race is decided again on the row the failed write
+/// returned. In the common case (this process rotated the family last) the decision is taken on
+/// the state it remembers and the refresh is one round trip; otherwise a read comes first
+/// (docs/design/refresh-rotation.md §12).
+///
+/// A decision that writes nothing (refusal, reuse) is only taken on a state read just now. The
+/// proof's jti is recorded only by the rotating write (the same statement): a refused refresh
+/// records nothing. A used proof is refused before anything else, also after a lost race (the
+/// winner of an exact replay has recorded it by then); the unique key refuses a concurrent use
+/// of one proof for two tokens (the whole statement rolls back). See docs/design/dpop.md.
+async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<RotateOutcome> {
     let jti: Option<&[u8]> = req.dpop_jti.as_ref().map(|(k, _)| &k[..]);
     let jti_exp: Option<i64> = req.dpop_jti.as_ref().map(|(_, e)| *e);
     let write = c.prepare_cached(ROTATE.pg()).await?;
+    let mut sight = match &req.presented {
+        Presented::Bound { family_id, .. } => recent.get(family_id).and_then(|family| {
+            let generation = ops::known(&req.presented, &family)?;
+            Some(Sight {
+                generation,
+                family,
+                fresh: false,
+            })
+        }),
+        _ => None,
+    };
     for _ in 0..MAX_RACE_RETRIES {
-        if let Some((k, _)) = &req.dpop_jti {
-            if ops::jti_seen(c, k).await? {
-                return Ok(RotateOutcome::Rejected(Reject::DpopReplay));
-            }
-        }
-        let Some((generation, mut family)) = ops::presented(c, &req.presented).await? else {
-            return Ok(RotateOutcome::NotFound);
+        let s = match sight.take() {
+            Some(s) => s,
+            None => match read_sight(c, req, jti).await? {
+                Ok(s) => s,
+                Err(outcome) => return Ok(outcome),
+            },
         };
+        let (generation, mut family) = (s.generation, s.family);
         let (seen_generation, seen_grace) = (family.generation, family.grace_used);
         let decision = ops::decide_rotation(&mut family, generation, req)?;
         match decision {
+            Decision::Rotate | Decision::GraceReissue => {
+                let f = &family;
+                let row = c
+                    .query_opt(
+                        &write,
+                        &[
+                            &f.id,
+                            &f.generation,
+                            &f.rotated_at_ms,
+                            &f.grace_used,
+                            &f.idle_expires_at_ms,
+                            &f.last_used_at_ms,
+                            &f.last_user_agent,
+                            &seen_generation,
+                            &seen_grace,
+                            &f.token_hashes,
+                            &jti,
+                            &jti_exp,
+                        ],
+                    )
+                    .await;
+                let (n, used, now) = match row {
+                    Ok(Some(row)) => rotation_row(&RowRef::Pg(&row))?,
+                    Ok(None) => (0, false, None),
+                    Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
+                    Err(e) => return Err(e.into()),
+                };
+                if n == 1 {
+                    recent.put(&family);
+                    return Ok(RotateOutcome::Issued {
+                        family: Box::new(family),
+                        grace: decision == Decision::GraceReissue,
+                    });
+                }
+                // The family changed since that state (another request or process wrote it):
+                // decide again on the row the statement returned.
+                if s.fresh {
+                    metrics::counter!("autional_store_rotation_retries_total").increment(1);
+                }
+                if !matches!(req.presented, Presented::Bound { .. }) {
+                    continue;
+                }
+                match settle(req, used, now) {
+                    Ok(fresh) => sight = Some(fresh),
+                    Err(outcome) => return Ok(outcome),
+                }
+            }
+            // Decided on a remembered state: read, and decide again.
+            _ if !s.fresh => {}
             Decision::Reject(r) => return Ok(RotateOutcome::Rejected(r)),
             Decision::Reuse => {
                 let event = AuditEvent::refresh_reuse(&family, generation, seen_generation);
+                recent.forget(&family.id);
                 let n = c
                     .exec(
                         &REVOKE_AND_AUDIT,
@@ -299,41 +459,6 @@ async fn rotate(c: &mut Object, req: &RotateRequest) -> Result<RotateOutcome> {
                 }
                 // Revoked since the read (a concurrent replay, logout or revocation): only
                 // the revocation that landed is reuse; classify again (`Revoked`).
-                metrics::counter!("autional_store_rotation_retries_total").increment(1);
-            }
-            Decision::Rotate | Decision::GraceReissue => {
-                let f = &family;
-                let n: i64 = match c
-                    .query_one(
-                        &write,
-                        &[
-                            &f.id,
-                            &f.generation,
-                            &f.rotated_at_ms,
-                            &f.grace_used,
-                            &f.idle_expires_at_ms,
-                            &f.last_used_at_ms,
-                            &f.last_user_agent,
-                            &seen_generation,
-                            &seen_grace,
-                            &f.token_hashes,
-                            &jti,
-                            &jti_exp,
-                        ],
-                    )
-                    .await
-                {
-                    Ok(row) => row.get(0),
-                    Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
-                    Err(e) => return Err(e.into()),
-                };
-                if n == 1 {
-                    return Ok(RotateOutcome::Issued {
-                        family: Box::new(family),
-                        grace: decision == Decision::GraceReissue,
-                    });
-                }
-                // Lost a race: the family changed since the read. Classify again.
                 metrics::counter!("autional_store_rotation_retries_total").increment(1);
             }
         }

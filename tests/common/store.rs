@@ -93,7 +93,7 @@ pub async fn backends_at() -> Vec<(&'static str, DynStore, Box<dyn std::any::Any
     let sqlite: DynStore = Arc::new(SqliteStore::open(&path, 256, 2).unwrap());
     let pg = super::PgDb::create();
     let url = pg.url.clone();
-    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, PG_POOL).await.unwrap());
+    let postgres: DynStore = Arc::new(PgStore::open(&pg.url, PG_POOL, 1024).await.unwrap());
     // Warm the pool: every connection open (and signed in) before any race starts.
     for r in join_all((0..PG_POOL).map(|_| postgres.ping())).await {
         r.unwrap();
