@@ -23,6 +23,17 @@
 //! after start-up and seeding (a header line), and at the end of each level (the last column).
 //! `--soak SECONDS` runs one level for that long instead, sampling throughput and RSS every
 //! 10 s. `--json FILE` appends one JSON object per table row to FILE (for plots).
+//!
+//! On PostgreSQL the last column is PostgreSQL's own CPU per refresh (every `postgres` process
+//! of the machine, from /proc, over the measured window), beside the server's.
+//!
+//! `--families N` writes N token families into the database before the server starts, as they
+//! look after 10 rotations each (`seed.rs`): the chains then run over a database that has served
+//! N users. With `--cold` there are no hot chains: C workers refresh families picked at random
+//! out of those N (each worker its own share of them, so no two present one token at once), so
+//! nearly every refresh reads and writes a page that is not in any cache.
+
+mod seed;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -113,6 +124,12 @@ struct Args {
     /// Append one JSON object per table row (one line each) to FILE (not in --soak mode).
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
+    /// Seed this many token families (each at generation 10) into the database before the run.
+    #[arg(long, default_value_t = 0)]
+    families: usize,
+    /// Refresh families picked at random out of --families instead of C hot chains.
+    #[arg(long)]
+    cold: bool,
 }
 
 struct Node {
@@ -223,6 +240,7 @@ fn start_node(args: &Args, db: &str, issuer: Option<&str>) -> Result<Node> {
         .env("AUTIONAL_ISSUER", issuer.unwrap_or(&url))
         .env("AUTIONAL_LOG", "error")
         .env("AUTIONAL_RATE_LIMIT__ENABLED", "false")
+        .env("AUTIONAL_REFRESH__TOKEN_KEYS", format!("[{}]", seed::TOKEN_KEY))
         .arg("serve")
         .stdout(Stdio::piped())
         .spawn()?;
@@ -244,6 +262,18 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
         .trim()
         .parse()?;
     Ok(ticks / hz)
+}
+
+/// CPU seconds of every PostgreSQL process on this machine (`comm` = `postgres`: the
+/// postmaster, its backends, the WAL writer, the checkpointer, …).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|pid| cpu_seconds(pid).unwrap_or(0.0))
+        .sum()
 }
 
 /// Resident set size of a process (VmRSS of /proc/<pid>/status), in MiB.
@@ -591,6 +621,8 @@ struct Level {
     latencies_us: Vec<u32>,
     seconds: f64,
     cpu_s: f64,
+    /// PostgreSQL's CPU over the same window (PostgreSQL runs only).
+    pg_cpu_s: Option<f64>,
     /// The servers' RSS at the end of the level, in MiB (summed over the processes).
     rss_mib: f64,
 }
@@ -697,26 +729,104 @@ async fn run_chains(
     futures::future::join_all(tasks).await
 }
 
+/// What a level runs: C hot chains, or C workers over the seeded families (`--cold`).
+enum Load {
+    Chains(Vec<Chain>),
+    Cold { workers: usize },
+}
+
+/// `--cold`: `workers` tasks, each refreshing families picked at random out of its share of the
+/// seeded ones (family i belongs to worker i mod workers) until the window ends; a family's
+/// current token is the seeded one until the worker has rotated it. A refused refresh counts as
+/// an error and the worker goes on with another family.
+async fn run_cold(
+    http: &reqwest::Client,
+    nodes: &[Node],
+    workers: usize,
+    families: usize,
+    window: Window,
+) -> Vec<ChainResult> {
+    let url = |w: usize| format!("{}/oauth/refresh", nodes[w % nodes.len()].url);
+    let keys = Arc::new(seed::keys());
+    let tasks = (0..workers).map(|w| {
+        let (http, url, keys) = (http.clone(), url(w), keys.clone());
+        async move {
+            let share = (families / workers).max(1);
+            let mut rotated: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let mut lat = Vec::with_capacity(1 << 16);
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= window.end {
+                    break;
+                }
+                // xorshift64*: uniform enough to spread the load over the share.
+                rng ^= rng >> 12;
+                rng ^= rng << 25;
+                rng ^= rng >> 27;
+                let i = w + workers * (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % share as u64) as usize;
+                let rt = rotated.get(&i).cloned().unwrap_or_else(|| seed::token(&keys, i).0);
+                let r = http
+                    .post(&url)
+                    .json(&json!({"refresh_token": rt, "client_id": "bench"}))
+                    .send()
+                    .await;
+                let next = match r {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => match r.json::<Value>().await {
+                        Ok(body) => next_refresh_token(&body, false),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+                match next {
+                    Some(next) => {
+                        rotated.insert(i, next);
+                        if t0 >= window.measure_from {
+                            ok += 1;
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        }
+                    }
+                    None => errors += 1,
+                }
+            }
+            ChainResult {
+                ok,
+                errors,
+                latencies_us: lat,
+            }
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
 /// C chains for warm-up + duration; returns the measured part.
-async fn run_level(http: &reqwest::Client, nodes: &[Node], chains: Vec<Chain>, args: &Args) -> Result<Level> {
+async fn run_level(http: &reqwest::Client, nodes: &[Node], load: Load, args: &Args) -> Result<Level> {
     let window = Window::after_warmup(args, args.duration);
     let cpu_pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let postgres = args.backend == "postgres" && args.target == Target::Autional;
     let cpu_probe = tokio::spawn(async move {
         tokio::time::sleep_until(window.measure_from.into()).await;
+        let pg_before = if postgres { postgres_cpu_seconds() } else { 0.0 };
         let before: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
         tokio::time::sleep_until(window.end.into()).await;
         let after: f64 = cpu_pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
-        after - before
+        let pg = postgres.then(|| postgres_cpu_seconds() - pg_before);
+        (after - before, pg)
     });
     let counter = Arc::new(AtomicU64::new(0));
-    let results = run_chains(http, nodes, chains, args.target, window, counter, true).await;
-    let cpu_s = cpu_probe.await?;
+    let results = match load {
+        Load::Chains(chains) => run_chains(http, nodes, chains, args.target, window, counter, true).await,
+        Load::Cold { workers } => run_cold(http, nodes, workers, args.families, window).await,
+    };
+    let (cpu_s, pg_cpu_s) = cpu_probe.await?;
     let mut level = Level {
         ok: 0,
         errors: 0,
         latencies_us: Vec::new(),
         seconds: args.duration as f64,
         cpu_s,
+        pg_cpu_s,
         rss_mib: nodes_rss_mib(nodes),
     };
     for r in results {
@@ -801,7 +911,7 @@ fn pct(v: &[u32], p: f64) -> f64 {
 }
 
 /// Starts autional on a fresh database with the bench's user and public client.
-fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Option<PgGuard>)> {
+async fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Option<PgGuard>)> {
     let (db, pg_guard) = match args.backend.as_str() {
         "sqlite" => (format!("sqlite://{}/bench.db", dir.display()), None),
         "postgres" => {
@@ -840,6 +950,18 @@ fn start_autional(args: &Args, dir: &std::path::Path) -> Result<(Vec<Node>, Opti
         ],
         "",
     )?;
+    if args.families > 0 {
+        let t = Instant::now();
+        match args.backend.as_str() {
+            "sqlite" => seed::sqlite(db.trim_start_matches("sqlite://"), args.families, "bench", "bench")?,
+            _ => seed::postgres(&db, args.families, "bench", "bench").await?,
+        }
+        eprintln!(
+            "# seeded {} families in {:.1} s",
+            args.families,
+            t.elapsed().as_secs_f64()
+        );
+    }
     let first = start_node(args, &db, None)?;
     let issuer = first.url.clone();
     let mut nodes = vec![first];
@@ -902,9 +1024,16 @@ fn calibrate() -> Result<()> {
         key.verify_sig(&msg, &sig).map_err(|_| anyhow::anyhow!("verify"))?;
     }
     let verify_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+        .map_err(|_| anyhow::anyhow!("public key"))?;
+    let t = Instant::now();
+    for _ in 0..n {
+        key.verify_sig(&msg, &sig).map_err(|_| anyhow::anyhow!("verify"))?;
+    }
+    let parsed_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
     println!(
-        "# ES256 on this CPU (aws-lc-rs, one thread): sign {sign_us:.1} µs, verify {verify_us:.1} µs; \
-         crypto floor of a refresh: {:.0} µs ({:.0} µs with DPoP)",
+        "# ES256 on this CPU (aws-lc-rs, one thread): sign {sign_us:.1} µs, verify {verify_us:.1} µs \
+         ({parsed_us:.1} µs with the key parsed once); crypto floor of a refresh: {:.0} µs ({:.0} µs with DPoP)",
         2.0 * sign_us,
         2.0 * sign_us + verify_us
     );
@@ -917,8 +1046,8 @@ fn print_header(args: &Args, nodes: &[Node], first_c: usize) {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let what = match args.target {
         Target::Autional => format!(
-            "target=autional backend={} nodes={} dpop={}",
-            args.backend, args.nodes, args.dpop
+            "target=autional backend={} nodes={} dpop={} families={} cold={}",
+            args.backend, args.nodes, args.dpop, args.families, args.cold
         ),
         Target::Peer => format!(
             "target=peer (node-oidc-provider {}, better-sqlite3 {}, node {}) adapter={} dpop={}",
@@ -955,7 +1084,11 @@ fn print_header(args: &Args, nodes: &[Node], first_c: usize) {
         String::new()
     };
     println!(
-        "# idle server RSS after start-up and seeding {first_c} chain(s): {:.1} MiB{split}",
+        "# idle server RSS after start-up and seeding {}: {:.1} MiB{split}",
+        match args.cold {
+            true => format!("{} families", args.families),
+            false => format!("{first_c} chain(s)"),
+        },
         nodes_rss_mib(nodes)
     );
 }
@@ -970,6 +1103,8 @@ struct Row {
     cpu_us: f64,
     errors: u64,
     rss_mib: f64,
+    /// PostgreSQL's CPU µs per refresh (PostgreSQL runs only).
+    pg_cpu_us: Option<f64>,
 }
 
 impl Row {
@@ -987,6 +1122,9 @@ impl Row {
             },
             errors: l.errors,
             rss_mib: l.rss_mib,
+            pg_cpu_us: l
+                .pg_cpu_s
+                .map(|s| if l.ok > 0 { s * 1e6 / l.ok as f64 } else { f64::NAN }),
         }
     }
 
@@ -994,7 +1132,7 @@ impl Row {
     /// read by position by bench/run; new columns go at the end.
     fn markdown(&self) -> String {
         format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.3} | {} | {:.1} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.3} | {} | {:.1} | {} |",
             self.c,
             self.rps,
             self.p50_ms,
@@ -1003,7 +1141,8 @@ impl Row {
             self.cpu_us,
             self.cpu_us / 1000.0,
             self.errors,
-            self.rss_mib
+            self.rss_mib,
+            self.pg_cpu_us.map_or("–".to_string(), |u| format!("{u:.0}"))
         )
     }
 
@@ -1031,6 +1170,9 @@ impl Row {
             "cpu_us": round(self.cpu_us, 1),
             "errors": self.errors,
             "rss_mib": round(self.rss_mib, 1),
+            "pg_cpu_us": self.pg_cpu_us.map(|u| round(u, 1)),
+            "families": args.families,
+            "cold": args.cold,
             "commit": run.commit,
             "date": run.date,
             "label": series_label(args),
@@ -1075,6 +1217,12 @@ fn series_label(args: &Args) -> String {
     if args.dpop {
         label.push_str(" dpop");
     }
+    if args.families > 0 {
+        label.push_str(&format!(" +{} families", args.families));
+    }
+    if args.cold {
+        label.push_str(" cold");
+    }
     if args.pin.is_none() {
         label.push_str(" unpinned");
     }
@@ -1118,9 +1266,12 @@ async fn main() -> Result<()> {
     if args.soak == Some(0) {
         bail!("--soak needs at least 1 second");
     }
+    if args.cold && (args.families == 0 || args.dpop || args.soak.is_some() || args.target != Target::Autional) {
+        bail!("--cold needs --families, and runs bearer refreshes on autional, not a soak");
+    }
     let dir = tempfile::tempdir()?;
     let (nodes, _pg_guard) = match args.target {
-        Target::Autional => start_autional(&args, dir.path())?,
+        Target::Autional => start_autional(&args, dir.path()).await?,
         Target::Peer => {
             if args.nodes > 1 || args.backend != "sqlite" {
                 bail!("--target peer runs one process; its storage is chosen with --peer-adapter");
@@ -1138,7 +1289,10 @@ async fn main() -> Result<()> {
         Target::Peer => String::new(),
     };
     // The first level's chains come before the header, so that the idle RSS includes seeding.
-    let mut seeded = Some(seed_chains(&http, &issuer, &cookies, &args, first_c).await?);
+    let mut seeded = match args.cold {
+        true => None,
+        false => Some(seed_chains(&http, &issuer, &cookies, &args, first_c).await?),
+    };
     print_header(&args, &nodes, first_c);
     if let Some(seconds) = args.soak {
         let chains = seeded.take().unwrap_or_default();
@@ -1146,15 +1300,19 @@ async fn main() -> Result<()> {
     }
     let run = RunInfo::now();
     println!(
-        "| C | refreshes/s | p50 ms | p90 ms | p99 ms | server CPU µs/refresh | server CPU s/1000 | errors | RSS MiB |"
+        "| C | refreshes/s | p50 ms | p90 ms | p99 ms | server CPU µs/refresh | server CPU s/1000 | errors | RSS MiB | PostgreSQL CPU µs/refresh |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &c in &args.concurrency {
-        let chains = match seeded.take() {
-            Some(chains) => chains,
-            None => seed_chains(&http, &issuer, &cookies, &args, c).await?,
+        let load = if args.cold {
+            Load::Cold { workers: c }
+        } else {
+            Load::Chains(match seeded.take() {
+                Some(chains) => chains,
+                None => seed_chains(&http, &issuer, &cookies, &args, c).await?,
+            })
         };
-        let l = run_level(&http, &nodes, chains, &args).await?;
+        let l = run_level(&http, &nodes, load, &args).await?;
         let row = Row::of(c, &l);
         println!("{}", row.markdown());
         if let Some(path) = &args.json {

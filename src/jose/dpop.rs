@@ -25,9 +25,16 @@ pub struct Proof {
 }
 
 impl Proof {
-    /// The key under which the `jti` is remembered: per key, so that two clients cannot collide.
+    /// The key under which the `jti` is remembered: the proof's `iat` (8 bytes, big-endian),
+    /// then 24 bytes of the SHA-256 of its key's thumbprint and `jti` (per key, so that two
+    /// clients cannot collide). Keys grow with time, so recording a proof appends to the right
+    /// edge of the index instead of writing a random page (docs/design/dpop.md §4). A replay
+    /// is the same signed proof, hence the same `iat` and the same key.
     pub fn replay_key(&self) -> [u8; 32] {
-        sha256(format!("{}:{}", self.jkt, self.jti).as_bytes())
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&(self.iat.max(0) as u64).to_be_bytes());
+        key[8..].copy_from_slice(&sha256(format!("{}:{}", self.jkt, self.jti).as_bytes())[..24]);
+        key
     }
 }
 
@@ -300,6 +307,27 @@ pub fn nonce_valid(key: &[u8], window_s: i64, now_s: i64, nonce: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_keys_grow_with_iat_and_name_the_key_and_jti() {
+        let p = |jkt: &str, jti: &str, iat: i64| Proof {
+            jkt: jkt.into(),
+            alg: "ES256".into(),
+            jti: jti.into(),
+            iat,
+        };
+        let a = p("k1", "j", 1_700_000_000);
+        assert_eq!(a.replay_key(), a.clone().replay_key(), "a replay has the same key");
+        assert_ne!(a.replay_key(), p("k2", "j", a.iat).replay_key(), "per key");
+        assert_ne!(a.replay_key(), p("k1", "j2", a.iat).replay_key(), "per jti");
+        // Later proofs sort after earlier ones, whatever their jti: appended, not scattered.
+        let mut keys: Vec<[u8; 32]> = (0..100)
+            .map(|i| p("k1", &format!("z{}", 100 - i), a.iat + i).replay_key())
+            .collect();
+        let in_order = keys.clone();
+        keys.sort();
+        assert_eq!(keys, in_order);
+    }
 
     #[test]
     fn a_key_that_does_not_fit_the_alg_is_refused_before_any_signature_check() {

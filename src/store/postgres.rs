@@ -6,8 +6,7 @@
 //! - Refresh rotation is decided in Rust (`ops::decide_rotation`, as on SQLite) and written by
 //!   one guarded statement (`UPDATE families … WHERE generation = $seen AND grace_used = $seen
 //!   AND revoked_at_ms IS NULL`, with the DPoP `jti` insert). Under READ COMMITTED a racing
-//!   loser's guard matches no row and the statement returns the family as it is, to be decided
-//!   again (grace or reuse): no serialization failure can surface as a 500, and of N racing
+//!   loser's guard matches no row; it reads the family and decides again (grace or reuse): no serialization failure can surface as a 500, and of N racing
 //!   processes exactly one wins. The decision is taken on the state this process wrote last
 //!   when it remembers it (`store::recent`): one round trip in the common case.
 //! - Code redemption consumes the code, creates the family and its first token in one
@@ -34,7 +33,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// How many attempts a rotation makes before giving up. Each failed attempt means another
-/// request wrote the family (or the state it remembered was stale); at most 43 are possible
+/// request wrote the family (or the state it remembered was stale); at most 22 are possible
 /// (docs/design/refresh-rotation.md §7), so a rotation settles long before this.
 const MAX_RACE_RETRIES: usize = 64;
 
@@ -150,35 +149,38 @@ static REDEEM: Stmt = Stmt::parts(&[
      SELECT (SELECT COUNT(*) FROM f)",
 ]);
 
-/// The guarded rotation, in one statement: updates the family only if its generation, grace
-/// count and revocation are still those the decision saw, records the DPoP proof's `jti`, and
-/// reports how many rows it changed. When it changed none, the same round trip also returns the
-/// family as it is now (`$1`) and whether the proof's `jti` was used before, to decide again on.
-static ROTATE: Stmt = Stmt::parts(&[
-    "WITH u AS (UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $10 \
-                WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL RETURNING id), \
-     j AS (INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11::bytea, $12::bigint FROM u WHERE $11::bytea IS NOT NULL) \
-     SELECT w.n, w.n = 0 AND $11::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM dpop_jtis WHERE key = $11), ",
-    Family::ALIASED,
-    " FROM (SELECT COUNT(*) AS n FROM u) w LEFT JOIN families f ON w.n = 0 AND f.id = $1",
+/// The guarded rotation: updates the family only if its generation, grace count and revocation
+/// are still those the decision saw. One row changed: it rotated; none: the family changed since.
+const GUARDED_UPDATE: &str =
+    "UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, \
+     last_used_at_ms = $6, last_user_agent = $7, token_hashes = $10 \
+     WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL";
+static ROTATE: Stmt = Stmt::parts(&[GUARDED_UPDATE]);
+/// The same, recording the DPoP proof's `jti` in the same statement (the row count is the
+/// inserted `jti`'s: 1 if and only if the family was updated).
+static ROTATE_WITH_JTI: Stmt = Stmt::parts(&[
+    "WITH u AS (",
+    GUARDED_UPDATE,
+    " RETURNING id) INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11, $12 FROM u",
 ]);
 
-/// The family a rotation decides on, and whether the proof's `jti` (`$2`) was used before, in
-/// one round trip; the same row shape as [`ROTATE`]'s when it changed nothing.
-static READ_FOR_ROTATION: Stmt = Stmt::parts(&[
-    "SELECT 0::bigint, $2::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM dpop_jtis WHERE key = $2), ",
+/// The family a rotation decides on (no row: there is none).
+static READ_FOR_ROTATION: Stmt = Stmt::parts(&["SELECT false, ", Family::COLS, " FROM families WHERE id = $1"]);
+/// The same, with whether the proof's `jti` (`$2`) was used before, in one round trip.
+static READ_FOR_ROTATION_WITH_JTI: Stmt = Stmt::parts(&[
+    "SELECT EXISTS (SELECT 1 FROM dpop_jtis WHERE key = $2), ",
     Family::ALIASED,
     " FROM (SELECT 1) o LEFT JOIN families f ON f.id = $1",
 ]);
 
-/// A row of [`ROTATE`] or [`READ_FOR_ROTATION`]: rows changed, whether the proof's `jti` was
-/// used before, and the family (unless it changed a row, or the family does not exist).
-fn rotation_row(r: &RowRef<'_>) -> Result<(i64, bool, Option<Family>)> {
-    let family = match r.get::<Option<String>>(2)? {
-        Some(_) => Some(Family::read(r, 2)?),
+/// A row of [`READ_FOR_ROTATION`] or [`READ_FOR_ROTATION_WITH_JTI`]: whether the proof's `jti`
+/// was used before, and the family (if there is one).
+fn rotation_row(r: &RowRef<'_>) -> Result<(bool, Option<Family>)> {
+    let family = match r.get::<Option<String>>(1)? {
+        Some(_) => Some(Family::read(r, 1)?),
         None => None,
     };
-    Ok((r.get(0)?, r.get(1)?, family))
+    Ok((r.get(0)?, family))
 }
 
 /// Revokes a family and writes the audit event, in one statement (no event when it was
@@ -316,7 +318,8 @@ fn settle(req: &RotateRequest, jti_used: bool, family: Option<Family>) -> std::r
     })
 }
 
-/// Reads the presented token's family (and whether the proof was used) for a decision.
+/// Reads the presented token's family (and whether the proof was used) for a decision: one
+/// round trip.
 async fn read_sight(
     c: &mut Object,
     req: &RotateRequest,
@@ -324,8 +327,14 @@ async fn read_sight(
 ) -> Result<std::result::Result<Sight, RotateOutcome>> {
     match &req.presented {
         Presented::Bound { family_id, .. } => {
-            let row = c.one(&READ_FOR_ROTATION, args![family_id, jti], rotation_row).await?;
-            let (_, used, family) = row.unwrap_or((0, false, None));
+            let row = match jti {
+                Some(k) => {
+                    c.one(&READ_FOR_ROTATION_WITH_JTI, args![family_id, k], rotation_row)
+                        .await?
+                }
+                None => c.one(&READ_FOR_ROTATION, args![family_id], rotation_row).await?,
+            };
+            let (used, family) = row.unwrap_or((false, None));
             Ok(settle(req, used, family))
         }
         // A token of the earlier format is found by its row (two round trips; it is rotated
@@ -352,10 +361,10 @@ async fn read_sight(
 
 /// The refresh grant's atomic step. The decision is `ops::decide_rotation`'s, as on SQLite; what
 /// is PostgreSQL's own is how it is made atomic across processes: the write is guarded by the
-/// state the decision saw, and a lost race is decided again on the row the failed write
-/// returned. In the common case (this process rotated the family last) the decision is taken on
-/// the state it remembers and the refresh is one round trip; otherwise a read comes first
-/// (docs/design/refresh-rotation.md §12).
+/// state the decision saw, and a lost race reads the family and decides again. In the common
+/// case (this process rotated the family last) the decision is taken on the state it remembers
+/// and the refresh is one round trip; otherwise a read comes first
+/// (docs/design/refresh-rotation.md §7).
 ///
 /// A decision that writes nothing (refusal, reuse) is only taken on a state read just now. The
 /// proof's jti is recorded only by the rotating write (the same statement): a refused refresh
@@ -365,7 +374,13 @@ async fn read_sight(
 async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<RotateOutcome> {
     let jti: Option<&[u8]> = req.dpop_jti.as_ref().map(|(k, _)| &k[..]);
     let jti_exp: Option<i64> = req.dpop_jti.as_ref().map(|(_, e)| *e);
-    let write = c.prepare_cached(ROTATE.pg()).await?;
+    let write = c
+        .prepare_cached(if jti.is_some() {
+            ROTATE_WITH_JTI.pg()
+        } else {
+            ROTATE.pg()
+        })
+        .await?;
     let mut sight = match &req.presented {
         Presented::Bound { family_id, .. } => recent.get(family_id).and_then(|family| {
             let generation = ops::known(&req.presented, &family)?;
@@ -391,28 +406,22 @@ async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<
         match decision {
             Decision::Rotate | Decision::GraceReissue => {
                 let f = &family;
-                let row = c
-                    .query_opt(
-                        &write,
-                        &[
-                            &f.id,
-                            &f.generation,
-                            &f.rotated_at_ms,
-                            &f.grace_used,
-                            &f.idle_expires_at_ms,
-                            &f.last_used_at_ms,
-                            &f.last_user_agent,
-                            &seen_generation,
-                            &seen_grace,
-                            &f.token_hashes,
-                            &jti,
-                            &jti_exp,
-                        ],
-                    )
-                    .await;
-                let (n, used, now) = match row {
-                    Ok(Some(row)) => rotation_row(&RowRef::Pg(&row))?,
-                    Ok(None) => (0, false, None),
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+                    &f.id,
+                    &f.generation,
+                    &f.rotated_at_ms,
+                    &f.grace_used,
+                    &f.idle_expires_at_ms,
+                    &f.last_used_at_ms,
+                    &f.last_user_agent,
+                    &seen_generation,
+                    &seen_grace,
+                    &f.token_hashes,
+                    &jti,
+                    &jti_exp,
+                ];
+                let n = match c.execute(&write, &params[..if jti.is_some() { 12 } else { 10 }]).await {
+                    Ok(n) => n,
                     Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
                     Err(e) => return Err(e.into()),
                 };
@@ -424,16 +433,9 @@ async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<
                     });
                 }
                 // The family changed since that state (another request or process wrote it):
-                // decide again on the row the statement returned.
+                // read it and decide again.
                 if s.fresh {
                     metrics::counter!("autional_store_rotation_retries_total").increment(1);
-                }
-                if !matches!(req.presented, Presented::Bound { .. }) {
-                    continue;
-                }
-                match settle(req, used, now) {
-                    Ok(fresh) => sight = Some(fresh),
-                    Err(outcome) => return Ok(outcome),
                 }
             }
             // Decided on a remembered state: read, and decide again.
