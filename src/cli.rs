@@ -4,17 +4,20 @@
 //! profile).
 
 use crate::config::Config;
-use crate::domain::model::{AuthMethod, Client, SecretHash};
-use crate::domain::registration::{apply, Field, Metadata, Policy, Profile};
+use crate::domain::model::{AuthMethod, SecretHash};
+use crate::domain::registration::{Field, Metadata};
 use crate::grants::accounts::{self, NewUser};
-use crate::grants::clients;
+use crate::grants::clients::{self, CreateError, OperatorRequest};
 use crate::jose::keys::generate;
-use crate::store::{DynStore, StoreError};
-use crate::util::{b64_decode, now_ms, random_id, random_token, sha256};
+use crate::store::DynStore;
+use crate::util::{b64_decode, now_ms, random_token, sha256};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `client create`'s default `--scope`.
+const DEFAULT_CLIENT_SCOPE: &str = "openid profile email offline_access";
 
 #[derive(Parser)]
 #[command(
@@ -81,7 +84,7 @@ struct ClientCreate {
     /// Replaces the default `authorization_code refresh_token`.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
-    #[arg(long, default_value = "openid profile email offline_access")]
+    #[arg(long, default_value = DEFAULT_CLIENT_SCOPE)]
     scope: String,
     /// A JWK Set {"keys":[…]} of the client's public keys.
     #[arg(long, value_name = "FILE")]
@@ -106,6 +109,10 @@ struct ClientCreate {
     refresh_absolute_ttl: Option<crate::config::Dur>,
     #[arg(long)]
     client_id: Option<String>,
+    /// An admin client: `client_credentials` only, with the admin API's scopes (`admin:read
+    /// admin:write`, or one of them with --scope), for the admin listener (`admin.listen`).
+    #[arg(long)]
+    admin: bool,
 }
 
 #[derive(Subcommand)]
@@ -276,9 +283,9 @@ fn flag(f: Field) -> &'static str {
     }
 }
 
-/// `client create`'s flags as RFC 7591 metadata, validated by the same function as dynamic
-/// registration with the operator's profile (`domain::registration`), and the secret to show.
-fn operator_client(a: &ClientCreate, cfg: &Config) -> anyhow::Result<(Client, Option<String>)> {
+/// `client create`'s flags as RFC 7591 metadata and the operator's settings, for
+/// `grants::clients::create` (the one validator, shared with the admin API).
+fn operator_request(a: &ClientCreate) -> anyhow::Result<OperatorRequest> {
     let method = match a.auth_method.as_deref() {
         Some(m) => m,
         None if a.public => "none",
@@ -298,6 +305,9 @@ fn operator_client(a: &ClientCreate, cfg: &Config) -> anyhow::Result<(Client, Op
         Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(path)?)?),
         None => None,
     };
+    // An admin client's scope is the admin scopes unless --scope names one of them (the
+    // default --scope is the user-facing one).
+    let scope = (!a.admin || a.scope != DEFAULT_CLIENT_SCOPE).then(|| a.scope.clone());
     let meta = Metadata {
         client_id: None,
         redirect_uris: a.redirect_uris.clone(),
@@ -305,36 +315,33 @@ fn operator_client(a: &ClientCreate, cfg: &Config) -> anyhow::Result<(Client, Op
         grant_types: (!a.grant_types.is_empty()).then(|| a.grant_types.clone()),
         response_types: None,
         client_name: Some(a.name.clone()),
-        scope: Some(a.scope.clone()),
+        scope,
         jwks,
         jwks_uri: a.jwks_uri.clone(),
         post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
         dpop_bound_access_tokens: a.dpop_bound,
         require_pushed_authorization_requests: a.require_par,
     };
-    let policy = Policy {
-        profile: Profile::Operator,
-        custom_scopes: &cfg.scopes.custom,
-        allowed_grant_types: &[],
-        allowed_scopes: &[],
-    };
-    let mut client = Client::blank(a.client_id.clone().unwrap_or_else(random_id), now_ms());
-    apply(&meta, &mut client, &policy).map_err(|e| anyhow::anyhow!("{}: {}", flag(e.field), e.description))?;
-    client.refresh_idle_ttl_s = a.refresh_idle_ttl.map(|d| d.as_secs());
-    client.refresh_absolute_ttl_s = a.refresh_absolute_ttl.map(|d| d.as_secs());
-    let secret = clients::issue_secret(&mut client);
-    Ok((client, secret))
+    Ok(OperatorRequest {
+        meta,
+        client_id: a.client_id.clone(),
+        admin: a.admin,
+        refresh_idle_ttl_s: a.refresh_idle_ttl.map(|d| d.as_secs()),
+        refresh_absolute_ttl_s: a.refresh_absolute_ttl.map(|d| d.as_secs()),
+    })
 }
 
 async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Result<()> {
     match c {
         ClientCmd::Create(a) => {
-            let (client, secret) = operator_client(&a, cfg)?;
-            let id = client.id.clone();
-            store.insert_client(client).await.map_err(|e| match e {
-                StoreError::Conflict(_) => anyhow::anyhow!("a client with id {id} already exists"),
-                e => e.into(),
-            })?;
+            let (client, secret) = clients::create(cfg, store, operator_request(&a)?)
+                .await
+                .map_err(|e| match e {
+                    CreateError::Invalid(e) => anyhow::anyhow!("{}: {}", flag(e.field), e.description),
+                    CreateError::Exists(id) => anyhow::anyhow!("a client with id {id} already exists"),
+                    CreateError::Store(e) => e.into(),
+                })?;
+            let id = client.id;
             let mut out = serde_json::json!({"client_id": id});
             if let Some(s) = secret {
                 out["client_secret"] = serde_json::json!(s);

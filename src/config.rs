@@ -98,6 +98,23 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub client_auth: ClientAuthConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AdminConfig {
+    /// Where the admin API (`/admin/oauth/...`, SPEC §8) is served: a listener of its own, never
+    /// the public one. An empty value turns it off.
+    pub listen: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Some("127.0.0.1:8081".into()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -427,6 +444,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             client_auth: ClientAuthConfig::default(),
+            admin: AdminConfig::default(),
             store: StoreConfig {
                 max_batch: 256,
                 readers: 2,
@@ -508,6 +526,20 @@ impl Config {
                 return bad(
                     "metrics.listen",
                     "must differ from listen (metrics are not public)".into(),
+                );
+            }
+        }
+        if self.admin.listen.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            self.admin.listen = None;
+        }
+        if let Some(a) = &self.admin.listen {
+            if a.parse::<SocketAddr>().is_err() {
+                return bad("admin.listen", format!("`{a}` is not an address like 127.0.0.1:8081"));
+            }
+            if *a == self.listen || self.metrics.listen.as_ref() == Some(a) {
+                return bad(
+                    "admin.listen",
+                    "must differ from listen and metrics.listen (the admin API is not public)".into(),
                 );
             }
         }
@@ -663,6 +695,17 @@ impl Config {
             .get_or_insert_with(|| format!("{}/api", self.issuer.trim_end_matches('/')));
         if !absolute(api) {
             return bad("scopes.api_audience", format!("`{api}` is not an absolute URI"));
+        }
+        if let Some(s) = self
+            .scopes
+            .custom
+            .iter()
+            .find(|s| crate::domain::admin::is_admin_scope(s))
+        {
+            return bad(
+                "scopes.custom",
+                format!("`{s}` is reserved for admin clients (`autional client create --admin`)"),
+            );
         }
         for (scope, aud) in &self.scopes.audiences {
             if !self.scopes.custom.contains(scope) {

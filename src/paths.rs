@@ -28,3 +28,6 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const DEMO_CALLBACK: &str = "/demo/callback";
 pub const METRICS: &str = "/metrics";
+/// The admin API (on `admin.listen` only).
+pub const ADMIN_CLIENTS: &str = "/admin/oauth/clients";
+pub const ADMIN_CLIENT: &str = "/admin/oauth/clients/{client_id}";

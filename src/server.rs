@@ -1,6 +1,7 @@
 //! `autional serve`: opens the store, loads keys, starts background work (sweeper, key reload,
 //! rate-limit housekeeping) and serves HTTP (`listener`: timeouts, connection cap) until
-//! SIGINT/SIGTERM, plus Prometheus metrics on their own listener when `metrics.listen` is set.
+//! SIGINT/SIGTERM, plus Prometheus metrics on their own listener when `metrics.listen` is set,
+//! and the admin API on its own when `admin.listen` is (the default).
 
 use crate::app::App;
 use crate::config::{Config, DatabaseLocation};
@@ -95,6 +96,14 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
         None => None,
     };
+    let admin_listener = match &app.cfg.admin.listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin.listen {a}: {e}"))?,
+        ),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     // One signal, several listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -116,6 +125,17 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         }
         tokio::spawn(crate::listener::serve(l, router, limits, stopped(stop_rx.clone())))
     });
+    let admin_task = admin_listener.map(|l| {
+        let router = crate::http::admin_router(state.clone());
+        let limits = crate::listener::Limits {
+            max_connections: ADMIN_CONNECTIONS,
+            ..crate::listener::Limits::from_config(&app.cfg.http)
+        };
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(addr = %a, "admin API served");
+        }
+        tokio::spawn(crate::listener::serve(l, router, limits, stopped(stop_rx.clone())))
+    });
     println!("listening on http://{addr}");
     tracing::info!(%addr, issuer = %app.cfg.issuer, "autional serving");
     crate::listener::serve(
@@ -125,7 +145,7 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         stopped(stop_rx),
     )
     .await?;
-    if let Some(t) = metrics_task {
+    for t in [metrics_task, admin_task].into_iter().flatten() {
         let _ = t.await;
     }
     Ok(())
@@ -133,6 +153,8 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
 
 /// Connections the metrics listener serves at once (scrapers, not the public).
 const METRICS_CONNECTIONS: usize = 16;
+/// Connections the admin listener serves at once (operators and their tools).
+const ADMIN_CONNECTIONS: usize = 64;
 
 async fn shutdown() {
     let term = async {

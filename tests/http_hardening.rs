@@ -234,6 +234,7 @@ async fn sigterm_answers_the_request_in_flight_then_exits() {
         .env("AUTIONAL_LISTEN", addr.to_string())
         .env("AUTIONAL_ISSUER", format!("http://{addr}"))
         .env("AUTIONAL_LOG", "warn")
+        .env("AUTIONAL_ADMIN__LISTEN", "")
         .arg("serve")
         .stdout(std::process::Stdio::piped())
         .spawn()

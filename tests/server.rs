@@ -31,6 +31,8 @@ fn bad_config_stops_startup_with_one_line_naming_the_key() {
             "registration.allowed_scopes",
         ),
         (("AUTIONAL_SCOPES__API_AUDIENCE", "not a uri"), "scopes.api_audience"),
+        (("AUTIONAL_SCOPES__CUSTOM", "[api.read, admin:write]"), "scopes.custom"),
+        (("AUTIONAL_ADMIN__LISTEN", "not an address"), "admin.listen"),
     ] {
         let mut vars = vec![("AUTIONAL_DATABASE_URL", db.as_str())];
         vars.retain(|(k, _)| *k != env.0);
@@ -363,6 +365,7 @@ async fn demo_mode_prints_a_working_walkthrough() {
         .env("AUTIONAL_LISTEN", format!("127.0.0.1:{port}"))
         .env("AUTIONAL_ISSUER", &base)
         .env("AUTIONAL_LOG", "warn")
+        .env("AUTIONAL_ADMIN__LISTEN", "")
         .args(["serve", "--demo"])
         .stdout(Stdio::piped())
         .spawn()

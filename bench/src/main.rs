@@ -241,6 +241,7 @@ fn start_node(args: &Args, db: &str, issuer: Option<&str>) -> Result<Node> {
         .env("AUTIONAL_LOG", "error")
         .env("AUTIONAL_RATE_LIMIT__ENABLED", "false")
         .env("AUTIONAL_REFRESH__TOKEN_KEYS", format!("[{}]", seed::TOKEN_KEY))
+        .env("AUTIONAL_ADMIN__LISTEN", "")
         .arg("serve")
         .stdout(Stdio::piped())
         .spawn()?;

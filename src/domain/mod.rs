@@ -1,6 +1,7 @@
 //! Pure rules of the authorization server: no IO, no async, no HTTP, no SQL.
 //! Everything here is exhaustively unit-tested and called by the grant modules and the stores.
 
+pub mod admin;
 pub mod audience;
 pub mod device;
 pub mod error;

@@ -97,6 +97,10 @@ pub enum Profile {
     /// An anonymous registrant (RFC 7591): bounded by `registration.allowed_*`; `jwks_uri` is
     /// https only.
     Registrant,
+    /// The operator's admin client (`client create --admin`): the `client_credentials` grant
+    /// only, a confidential client, and scopes among the admin scopes only (`domain::admin`),
+    /// which no other profile may ask for.
+    Admin,
 }
 
 /// What may be asked for: the profile, and the configuration it reads (`registration.*` and
@@ -114,15 +118,23 @@ pub struct Policy<'a> {
 
 impl Policy<'_> {
     fn grant_allowed(&self, g: &str) -> bool {
-        self.profile == Profile::Operator || self.allowed_grant_types.iter().any(|a| a == g)
+        match self.profile {
+            Profile::Operator => true,
+            Profile::Admin => g == "client_credentials",
+            Profile::Registrant => self.allowed_grant_types.iter().any(|a| a == g),
+        }
     }
     fn scope_allowed(&self, s: &str) -> bool {
-        self.profile == Profile::Operator || self.allowed_scopes.iter().any(|a| a == s)
+        match self.profile {
+            Profile::Operator => !super::admin::is_admin_scope(s),
+            Profile::Admin => super::admin::is_admin_scope(s),
+            Profile::Registrant => !super::admin::is_admin_scope(s) && self.allowed_scopes.iter().any(|a| a == s),
+        }
     }
     /// The schemes a `jwks_uri` may use.
     fn jwks_uri_schemes(&self) -> &'static [&'static str] {
         match self.profile {
-            Profile::Operator => &["https", "http"],
+            Profile::Operator | Profile::Admin => &["https", "http"],
             Profile::Registrant => &["https"],
         }
     }
@@ -152,6 +164,7 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
     // Without grant_types: the RFC 7591 default, less what the policy does not open.
     let grants: Vec<String> = match &m.grant_types {
         Some(g) => g.clone(),
+        None if policy.profile == Profile::Admin => vec!["client_credentials".to_string()],
         None => ["authorization_code", "refresh_token"]
             .into_iter()
             .filter(|g| policy.grant_allowed(g))
@@ -232,7 +245,7 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
                 Field::JwksUri,
                 match policy.profile {
                     Profile::Registrant => "jwks_uri must be an absolute https URI",
-                    Profile::Operator => "jwks_uri must be an absolute https (or http) URI",
+                    Profile::Operator | Profile::Admin => "jwks_uri must be an absolute https (or http) URI",
                 },
             ));
         }
@@ -242,6 +255,9 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
     }
     let scope = match m.scope.as_deref() {
         Some(s) => Scope::parse(s).map_err(|e| meta(Field::Scope, e))?,
+        None if policy.profile == Profile::Admin => {
+            Scope::parse(&super::admin::SCOPES.join(" ")).map_err(|e| meta(Field::Scope, e))?
+        }
         // Without scope: the OpenID user scopes the policy opens.
         None => Scope::parse(
             &super::scope::SUPPORTED
@@ -253,7 +269,22 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         )
         .map_err(|e| meta(Field::Scope, e))?,
     };
-    let unknown = scope.unknown(policy.custom_scopes);
+    let admin_scopes: Vec<&str> = scope.iter().filter(|s| super::admin::is_admin_scope(s)).collect();
+    if policy.profile != Profile::Admin && !admin_scopes.is_empty() {
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::Scope,
+            format!(
+                "scope `{}` is reserved for admin clients (`autional client create --admin`)",
+                admin_scopes.join(" ")
+            ),
+        ));
+    }
+    let unknown: Vec<&str> = scope
+        .unknown(policy.custom_scopes)
+        .into_iter()
+        .filter(|s| !(policy.profile == Profile::Admin && super::admin::is_admin_scope(s)))
+        .collect();
     if !unknown.is_empty() {
         return Err(invalid(
             ErrorCode::InvalidClientMetadata,
@@ -262,6 +293,16 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         ));
     }
     let refused: Vec<&str> = scope.iter().filter(|s| !policy.scope_allowed(s)).collect();
+    if policy.profile == Profile::Admin && (!refused.is_empty() || scope.is_empty()) {
+        return Err(invalid(
+            ErrorCode::InvalidClientMetadata,
+            Field::Scope,
+            format!(
+                "an admin client's scope is one or both of {}",
+                super::admin::SCOPES.join(" ")
+            ),
+        ));
+    }
     if !refused.is_empty() {
         return Err(invalid(
             ErrorCode::InvalidClientMetadata,
@@ -342,6 +383,44 @@ mod tests {
 
     const USER_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
     const OIDC: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+    #[test]
+    fn admin_scopes_only_for_the_admin_profile_and_only_them_there() {
+        // Nobody else can ask for them, even where every scope is open.
+        let ask = serde_json::json!({"grant_types": ["client_credentials"], "scope": "api.read admin:write"});
+        let open = &["api.read", "admin:write", "admin:read"];
+        for profile in [Profile::Registrant, Profile::Operator] {
+            let e = run_as(profile, ask.clone(), &["client_credentials"], open).unwrap_err();
+            assert_eq!(e.field, Field::Scope, "{profile:?}");
+            assert!(
+                e.description.contains("reserved for admin clients"),
+                "{}",
+                e.description
+            );
+        }
+        // The admin profile: both by default, client_credentials only, confidential, admin only.
+        let c = run_as(Profile::Admin, serde_json::json!({}), &[], &[]).unwrap();
+        assert_eq!(c.grant_types, ["client_credentials"]);
+        assert_eq!(c.scope, "admin:read admin:write");
+        let narrow = serde_json::json!({"grant_types": ["client_credentials"], "scope": "admin:read"});
+        assert_eq!(run_as(Profile::Admin, narrow, &[], &[]).unwrap().scope, "admin:read");
+        let e = run_as(Profile::Admin, ask, &[], &[]).unwrap_err();
+        assert!(
+            e.description.contains("one or both of admin:read admin:write"),
+            "{}",
+            e.description
+        );
+        let code =
+            serde_json::json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://a.example/cb"]});
+        let e = run_as(Profile::Admin, code, &[], &[]).unwrap_err();
+        assert_eq!(e.field, Field::GrantTypes);
+        // Confidential: a public client cannot use client_credentials, an admin's only grant.
+        let public = serde_json::json!({"token_endpoint_auth_method": "none"});
+        assert_eq!(
+            run_as(Profile::Admin, public, &[], &[]).unwrap_err().field,
+            Field::GrantTypes
+        );
+    }
 
     #[test]
     fn the_default_policy_refuses_client_credentials_and_api_scopes() {

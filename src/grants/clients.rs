@@ -1,9 +1,12 @@
-//! Creating clients, whoever asks (the operator's `client create`, dynamic registration): after
-//! `domain::registration::apply` has filled a `Client::blank` from validated metadata, its first
-//! secret (shown once, stored as SHA-256).
+//! Creating clients, whoever asks (the operator's `client create` and admin API, dynamic
+//! registration): after `domain::registration::apply` has filled a `Client::blank` from
+//! validated metadata, its first secret (shown once, stored as SHA-256).
 
+use crate::config::Config;
 use crate::domain::model::{AuthMethod, Client, SecretHash};
-use crate::util::{random_token, sha256};
+use crate::domain::registration::{apply, Invalid, Metadata, Policy, Profile};
+use crate::store::{DynStore, StoreError};
+use crate::util::{now_ms, random_id, random_token, sha256};
 
 /// Gives `client` its first secret when its method uses one; returns the secret to show once.
 pub fn issue_secret(client: &mut Client) -> Option<String> {
@@ -20,4 +23,53 @@ pub fn issue_secret(client: &mut Client) -> Option<String> {
         })
         .collect();
     secret
+}
+
+/// A client the operator asks for (CLI `client create`, admin API `POST /admin/oauth/clients`).
+pub struct OperatorRequest {
+    pub meta: Metadata,
+    /// The id to give it (else a random one).
+    pub client_id: Option<String>,
+    /// An admin client (`--admin`, `domain::admin`): the admin profile instead of the operator's.
+    pub admin: bool,
+    /// This client's refresh lifetimes (seconds, > 0), overriding `refresh.*`.
+    pub refresh_idle_ttl_s: Option<i64>,
+    pub refresh_absolute_ttl_s: Option<i64>,
+}
+
+/// Why the operator's client was not made.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The metadata is invalid (the field and why).
+    Invalid(Invalid),
+    /// A client with this id exists.
+    Exists(String),
+    Store(StoreError),
+}
+
+/// Validates, makes and stores an operator's client: the one validator of client metadata
+/// (`domain::registration::apply`) with the operator's (or the admin) profile. Returns it and
+/// its secret, to be shown once.
+pub async fn create(
+    cfg: &Config,
+    store: &DynStore,
+    req: OperatorRequest,
+) -> Result<(Client, Option<String>), CreateError> {
+    let policy = Policy {
+        profile: if req.admin { Profile::Admin } else { Profile::Operator },
+        custom_scopes: &cfg.scopes.custom,
+        allowed_grant_types: &[],
+        allowed_scopes: &[],
+    };
+    let mut client = Client::blank(req.client_id.unwrap_or_else(random_id), now_ms());
+    apply(&req.meta, &mut client, &policy).map_err(CreateError::Invalid)?;
+    client.refresh_idle_ttl_s = req.refresh_idle_ttl_s;
+    client.refresh_absolute_ttl_s = req.refresh_absolute_ttl_s;
+    let secret = issue_secret(&mut client);
+    let id = client.id.clone();
+    store.insert_client(client.clone()).await.map_err(|e| match e {
+        StoreError::Conflict(_) => CreateError::Exists(id),
+        e => CreateError::Store(e),
+    })?;
+    Ok((client, secret))
 }

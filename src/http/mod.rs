@@ -1,6 +1,7 @@
 //! HTTP layer (axum): routing, extractors, one module per endpoint group, pages. It turns
 //! requests into typed inputs for `grants`, and typed outcomes into responses and headers.
 
+mod admin;
 mod authorize;
 mod body;
 pub mod cookies;
@@ -49,6 +50,11 @@ pub fn metrics_router(state: AppState) -> Router {
         .route(paths::METRICS, get(health::metrics))
         .fallback(error::not_found)
         .with_state(state)
+}
+
+/// The admin listener's routes (`admin.listen`): the admin API only (`http::admin`).
+pub fn admin_router(state: AppState) -> Router {
+    admin::router(state)
 }
 
 pub fn router(state: AppState) -> Router {

@@ -122,6 +122,8 @@ struct Node {
     base: String,
     /// The node's Prometheus endpoint (`metrics.listen`).
     metrics: String,
+    /// The node's admin API root (`admin.listen`), e.g. `http://127.0.0.1:1234`.
+    admin: String,
 }
 
 pub struct Server {
@@ -294,11 +296,17 @@ impl Server {
                 Some((_, v)) => v.clone(),
                 None => format!("127.0.0.1:{}", free_port()),
             };
+            // And its admin API (`admin.listen`, on by default at a fixed port).
+            let admin = match self.env.iter().find(|(k, _)| k == "AUTIONAL_ADMIN__LISTEN") {
+                Some((_, v)) => v.clone(),
+                None => format!("127.0.0.1:{}", free_port()),
+            };
             let mut child = self
                 .command()
                 .env("AUTIONAL_LISTEN", format!("127.0.0.1:{port}"))
                 .env("AUTIONAL_ISSUER", &issuer)
                 .env("AUTIONAL_METRICS__LISTEN", &metrics)
+                .env("AUTIONAL_ADMIN__LISTEN", &admin)
                 .arg("serve")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -315,6 +323,7 @@ impl Server {
                     child,
                     base: url,
                     metrics: format!("http://{metrics}/metrics"),
+                    admin: format!("http://{admin}"),
                 });
                 return;
             }
@@ -353,6 +362,11 @@ impl Server {
 
     pub fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The URL of `path` on node `i`'s admin listener (`admin.listen`).
+    pub fn admin_url(&self, i: usize, path: &str) -> String {
+        format!("{}{path}", self.nodes[i].admin)
     }
 
     /// The first node's Prometheus endpoint (its `metrics.listen`).
@@ -397,6 +411,11 @@ impl Server {
     /// Runs a CLI command on this server's database; returns its stdout parsed as JSON.
     pub fn cli(&self, args: &[&str]) -> Value {
         self.run_cli_stdin(args, "")
+    }
+
+    /// A CLI command on this server's database, whatever its outcome.
+    pub fn run_cli_raw(&self, args: &[&str]) -> std::process::Output {
+        self.command().args(args).stdin(Stdio::null()).output().unwrap()
     }
 
     pub fn run_cli_stdin(&self, args: &[&str], stdin: &str) -> Value {

@@ -1,0 +1,429 @@
+//! The admin API (SPEC §8, docs/design/admin-api.md): `/admin/oauth/...` on a listener of its
+//! own (`admin.listen`), JSON in and out, in the reference service's envelope
+//! (`{code, message, data, timestamp}`; lists `{code, message, items, total, pagination,
+//! timestamp}`; errors `SimpleResponse {code, message, timestamp}`). Every request carries an
+//! access token of ours, issued by `client_credentials` to an admin client, with the scope the
+//! operation needs (`domain::admin`). The handlers parse and serialize; clients are made by
+//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
+
+use super::AppState;
+use crate::domain::admin::{permits, Need};
+use crate::domain::error::OAuthError;
+use crate::domain::model::Client;
+use crate::domain::registration::{Field, Metadata};
+use crate::domain::scope::Scope;
+use crate::grants::access_token;
+use crate::grants::clients::{self, CreateError, OperatorRequest};
+use crate::jose::jwt::AccessClaims;
+use crate::paths;
+use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256, now_ms};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// The admin listener's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::ADMIN_CLIENTS, get(list_clients).post(create_client))
+        .route(paths::ADMIN_CLIENT, get(get_client).delete(delete_client))
+        .fallback(|| async { fail(StatusCode::NOT_FOUND, "no such admin endpoint") })
+        .with_state(state)
+}
+
+/// Most items on one page of a list.
+const MAX_PAGE_SIZE: usize = 100;
+const DEFAULT_PAGE_SIZE: usize = 20;
+
+// ---- the envelope ---------------------------------------------------------------------------
+
+fn timestamp() -> i64 {
+    now_ms() / 1000
+}
+
+fn respond(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    super::error::no_store(&mut resp);
+    resp
+}
+
+/// A result: `{code, message, data, timestamp}`.
+fn ok(status: StatusCode, data: Value) -> Response {
+    respond(
+        status,
+        json!({"code": status.as_u16(), "message": "success", "data": data, "timestamp": timestamp()}),
+    )
+}
+
+/// An error: `SimpleResponse {code, message, timestamp}`.
+fn fail(status: StatusCode, message: &str) -> Response {
+    respond(
+        status,
+        json!({"code": status.as_u16(), "message": message, "timestamp": timestamp()}),
+    )
+}
+
+/// An error of a grant or the store, with its status (503 for a failing database).
+fn from_oauth(e: OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    fail(status, e.description.as_deref().unwrap_or(e.code.as_str()))
+}
+
+// ---- authentication -------------------------------------------------------------------------
+
+/// A 401/403 with a Bearer challenge (RFC 6750 §3) and the envelope's error body.
+fn challenge(status: StatusCode, error: Option<&str>, description: &str, scope: Option<&str>) -> Response {
+    let mut c = "Bearer realm=\"autional-admin\"".to_string();
+    if let Some(e) = error {
+        c.push_str(&format!(", error=\"{e}\", error_description=\"{description}\""));
+    }
+    if let Some(s) = scope {
+        c.push_str(&format!(", scope=\"{s}\""));
+    }
+    let mut resp = fail(
+        status,
+        if description.is_empty() {
+            "an admin access token is required"
+        } else {
+            description
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// The caller's access token, if it is active, a client's own (`client_credentials`), sent as
+/// a Bearer token, and carries the scope `need` asks for.
+async fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> Result<AccessClaims, Response> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(auth) = auth else {
+        return Err(challenge(StatusCode::UNAUTHORIZED, None, "", None));
+    };
+    let token = match auth.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
+        _ => {
+            return Err(challenge(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_request"),
+                "use the Bearer scheme",
+                None,
+            ))
+        }
+    };
+    let invalid = |d: &str| challenge(StatusCode::UNAUTHORIZED, Some("invalid_token"), d, None);
+    let claims = match access_token::active(&st.app, token).await {
+        Ok(Some((c, None))) => c,
+        Ok(Some((_, Some(_)))) => return Err(invalid("a user's access token cannot call the admin API")),
+        Ok(None) => return Err(invalid("the access token is invalid, expired or revoked")),
+        Err(e) => return Err(from_oauth(e)),
+    };
+    if claims.cnf.is_some() {
+        return Err(invalid("the admin API takes Bearer tokens; this one is DPoP-bound"));
+    }
+    if !permits(&Scope::parse(&claims.scope).unwrap_or_default(), need) {
+        return Err(challenge(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            &format!("this operation needs the scope {}", need.scope()),
+            Some(need.scope()),
+        ));
+    }
+    Ok(claims)
+}
+
+// ---- clients ----------------------------------------------------------------------------------
+
+/// A client as the reference lists it (`OAuthClientItem`); fields this server does not keep are
+/// null. Never a secret or its hash.
+fn client_item(c: &Client) -> Value {
+    let at = c.created_at_ms / 1000;
+    json!({
+        "id": c.id,
+        "client_id": c.id,
+        "name": c.name,
+        "is_confidential": !c.is_public(),
+        "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types,
+        "scopes": c.scope.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "client_auth_methods": [c.auth_method.as_str()],
+        "jwks_uri": c.jwks_uri,
+        "logo_url": null,
+        "website": null,
+        "privacy_policy": null,
+        "terms_url": null,
+        "fapi_profile": null,
+        "cors_origins": [],
+        "secret_last_four": null,
+        "status": "active",
+        "tenant_id": null,
+        "created_at": at,
+        "updated_at": at,
+        "deleted_at": null,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "dpop_bound_access_tokens": c.dpop_bound,
+        "require_pushed_authorization_requests": c.require_par,
+    })
+}
+
+/// An opaque position in a list (after `last_id`), authenticated so that a changed cursor is
+/// refused rather than silently listing from elsewhere.
+fn cursor_for(st: &AppState, last_id: &str) -> String {
+    let tag = hmac_sha256(&st.app.form_secret, format!("admin-cursor\0{last_id}").as_bytes());
+    format!("{}.{}", b64url(last_id.as_bytes()), b64url(&tag[..16]))
+}
+
+fn cursor_id(st: &AppState, cursor: &str) -> Option<String> {
+    let (id, tag) = cursor.split_once('.')?;
+    let id = String::from_utf8(b64url_decode(id)?).ok()?;
+    let want = hmac_sha256(&st.app.form_secret, format!("admin-cursor\0{id}").as_bytes());
+    ct_eq(&b64url_decode(tag)?, &want[..16]).then_some(id)
+}
+
+/// `page_size` (1–100, default 20), or why not.
+fn page_size(q: &HashMap<String, String>) -> Result<usize, String> {
+    match q.get("page_size") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            _ => Err(format!("page_size must be an integer from 1 to {MAX_PAGE_SIZE}")),
+        },
+    }
+}
+
+/// Refuses query parameters the operation does not know (a typo must not widen a listing).
+fn known_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), String> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(format!("unknown query parameter `{k}` (known: {})", known.join(", "))),
+        None => Ok(()),
+    }
+}
+
+/// `GET /admin/oauth/clients?name=&status=&page_size=&cursor=` (or `page=`): clients by id,
+/// `name` a case-insensitive substring; `pagination.next_cursor` continues the list.
+async fn list_clients(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    if let Err(e) = known_params(&q, &["name", "status", "page", "page_size", "cursor"]) {
+        return fail(StatusCode::BAD_REQUEST, &e);
+    }
+    let size = match page_size(&q) {
+        Ok(n) => n,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    match q.get("status").map(String::as_str) {
+        None | Some("active") => {}
+        Some("inactive") => return list_page(Vec::new(), 0, size, None),
+        Some(_) => return fail(StatusCode::BAD_REQUEST, "status must be active or inactive"),
+    }
+    let after = match (q.get("cursor"), q.get("page")) {
+        (Some(_), Some(_)) => return fail(StatusCode::BAD_REQUEST, "give cursor or page, not both"),
+        (Some(c), None) => match cursor_id(&st, c) {
+            Some(id) => Some(id),
+            None => return fail(StatusCode::BAD_REQUEST, "cursor is invalid (not one this server made)"),
+        },
+        _ => None,
+    };
+    let page = match q.get("page").map(|p| p.parse::<usize>()) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return fail(StatusCode::BAD_REQUEST, "page must be an integer from 1"),
+    };
+    let mut all = match st.app.store.list_clients().await {
+        Ok(c) => c,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    if let Some(n) = q.get("name").map(|n| n.to_lowercase()) {
+        all.retain(|c| c.name.to_lowercase().contains(&n));
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let total = all.len();
+    let start = match &after {
+        Some(id) => all.partition_point(|c| c.id.as_str() <= id.as_str()),
+        None => (page - 1).saturating_mul(size).min(total),
+    };
+    let items: Vec<&Client> = all[start..].iter().take(size).collect();
+    let next = (start + items.len() < total)
+        .then(|| items.last().map(|c| cursor_for(&st, &c.id)))
+        .flatten();
+    list_page(items.into_iter().map(client_item).collect(), total, size, next)
+}
+
+fn list_page(items: Vec<Value>, total: usize, size: usize, next: Option<String>) -> Response {
+    respond(
+        StatusCode::OK,
+        json!({
+            "code": 200,
+            "message": "success",
+            "items": items,
+            "total": total,
+            "pagination": {"page_size": size, "next_cursor": next},
+            "timestamp": timestamp(),
+        }),
+    )
+}
+
+/// `GET /admin/oauth/clients/{client_id}`.
+async fn get_client(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    match st.app.store.get_client(&id).await {
+        Ok(Some(c)) => ok(StatusCode::OK, client_item(&c)),
+        Ok(None) => fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+/// `DELETE /admin/oauth/clients/{client_id}`: the client, its grants revoked, its codes gone
+/// (the store's cascade, as `autional client delete`).
+async fn delete_client(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    match st.app.store.delete_client(&id, now_ms()).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+/// The reference's `CreateClientRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateClientRequest {
+    name: String,
+    redirect_uris: Vec<String>,
+    #[serde(default = "yes")]
+    is_confidential: bool,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    client_auth_methods: Option<Vec<String>>,
+    /// A JWK Set, as a JSON string.
+    #[serde(default)]
+    jwks: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
+    // Accepted names of the reference that this server does not keep yet: refused when set.
+    #[serde(default)]
+    logo_url: Option<String>,
+    #[serde(default)]
+    website: Option<String>,
+    #[serde(default)]
+    privacy_policy: Option<String>,
+    #[serde(default)]
+    terms_url: Option<String>,
+    #[serde(default)]
+    fapi_profile: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The request as RFC 7591 metadata for the one validator.
+fn metadata(r: CreateClientRequest) -> Result<Metadata, String> {
+    let unsupported = [
+        ("logo_url", &r.logo_url),
+        ("website", &r.website),
+        ("privacy_policy", &r.privacy_policy),
+        ("terms_url", &r.terms_url),
+        ("fapi_profile", &r.fapi_profile),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, v)| v.is_some()) {
+        return Err(format!("{name}: not supported by this server"));
+    }
+    let method = match r.client_auth_methods.as_deref() {
+        None | Some([]) if r.is_confidential => "client_secret_basic".to_string(),
+        None | Some([]) => "none".to_string(),
+        Some([m]) => m.clone(),
+        Some(_) => return Err("client_auth_methods: a client authenticates with exactly one method".into()),
+    };
+    if r.is_confidential == (method == "none") {
+        return Err(format!(
+            "client_auth_methods: `{method}` contradicts is_confidential = {}",
+            r.is_confidential
+        ));
+    }
+    let jwks = match r.jwks {
+        Some(j) => Some(serde_json::from_str(&j).map_err(|e| format!("jwks: not a JWK Set in JSON ({e})"))?),
+        None => None,
+    };
+    Ok(Metadata {
+        client_id: None,
+        redirect_uris: r.redirect_uris,
+        token_endpoint_auth_method: Some(method),
+        grant_types: r.grant_types,
+        response_types: None,
+        client_name: Some(r.name),
+        scope: r.scopes.map(|s| s.join(" ")),
+        jwks,
+        jwks_uri: r.jwks_uri,
+        post_logout_redirect_uris: r.post_logout_redirect_uris,
+        dpop_bound_access_tokens: r.dpop_bound_access_tokens,
+        require_pushed_authorization_requests: r.require_pushed_authorization_requests,
+    })
+}
+
+/// The request's name of a metadata field (the reference's where it differs from RFC 7591's).
+fn field_name(f: Field) -> &'static str {
+    match f {
+        Field::Scope => "scopes",
+        Field::TokenEndpointAuthMethod => "client_auth_methods",
+        f => f.name(),
+    }
+}
+
+/// `POST /admin/oauth/clients`: 201 with the client and its secret (shown once).
+async fn create_client(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    let req: CreateClientRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+    };
+    let meta = match metadata(req) {
+        Ok(m) => m,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let request = OperatorRequest {
+        meta,
+        client_id: None,
+        admin: false,
+        refresh_idle_ttl_s: None,
+        refresh_absolute_ttl_s: None,
+    };
+    match clients::create(&st.app.cfg, &st.app.store, request).await {
+        Ok((client, secret)) => {
+            let mut data = client_item(&client);
+            data["client_secret"] = json!(secret);
+            ok(StatusCode::CREATED, data)
+        }
+        Err(CreateError::Invalid(e)) => fail(
+            StatusCode::BAD_REQUEST,
+            &format!("{}: {}", field_name(e.field), e.description),
+        ),
+        Err(CreateError::Exists(id)) => fail(StatusCode::CONFLICT, &format!("a client with id {id} already exists")),
+        Err(CreateError::Store(e)) => from_oauth(OAuthError::from(e)),
+    }
+}

@@ -1,0 +1,478 @@
+//! The admin API (SPEC §8) over HTTP, on the backend the run selects: who may call it (an admin
+//! client's `client_credentials` token with the right scope, nobody else; nothing changes when
+//! refused), the clients it manages (list with cursor pagination and a name filter, get,
+//! create through the one metadata validator, delete with its cascade), its envelope, and the
+//! admin scopes no other client can obtain.
+
+mod common;
+
+use common::Server;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const CLIENTS: &str = "/admin/oauth/clients";
+
+/// An admin client (`client create --admin`, optionally narrowed with `--scope`) and an access
+/// token it got with `client_credentials`.
+async fn admin_token(s: &Server, id: &str, scope: Option<&str>) -> String {
+    let mut args = vec!["client", "create", "--name", "Admin", "--admin", "--client-id", id];
+    if let Some(sc) = scope {
+        args.extend(["--scope", sc]);
+    }
+    let secret = s.cli(&args)["client_secret"].as_str().unwrap().to_string();
+    client_token(s, id, &secret, None).await
+}
+
+/// A `client_credentials` token of `id`.
+async fn client_token(s: &Server, id: &str, secret: &str, scope: Option<&str>) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(sc) = scope {
+        form.push(("scope", sc));
+    }
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn call(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut req = s.http.request(method, s.admin_url(0, path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, body, headers)
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Who may call it. Refused: no token, another scheme, a token that is not ours, a normal
+/// client's token, a user's, the read scope on a write; every refusal is a 401/403 with a
+/// Bearer challenge and the envelope's error body, and changes nothing.
+#[tokio::test]
+async fn only_an_admin_clients_token_with_the_right_scope_gets_in() {
+    let s = Server::start(&[]).await;
+    let write = admin_token(&s, "adm", None).await;
+    let read = admin_token(&s, "adm-ro", Some("admin:read")).await;
+    // A normal confidential client that may use client_credentials, with an API scope.
+    let api = s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "Api",
+        "--client-id",
+        "api",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "profile",
+    ]);
+    let api_token = client_token(&s, "api", api["client_secret"].as_str().unwrap(), None).await;
+    let user_token = s.tokens("pub", "openid profile").await.0["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expired = {
+        let t = admin_token(&s, "adm-short", None).await;
+        s.cli(&["client", "delete", "adm-short"]);
+        t
+    };
+    let clients = "SELECT id FROM clients ORDER BY id";
+    let before = (s.rows(clients), s.snapshot());
+
+    // (what, method, path, token, status, error in the challenge)
+    type Case<'a> = (
+        &'a str,
+        reqwest::Method,
+        &'a str,
+        Option<&'a str>,
+        StatusCode,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no token",
+            reqwest::Method::GET,
+            CLIENTS,
+            None,
+            StatusCode::UNAUTHORIZED,
+            None,
+        ),
+        (
+            "garbage",
+            reqwest::Method::GET,
+            CLIENTS,
+            Some("not-a-token"),
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+        ),
+        (
+            "a normal client's token",
+            reqwest::Method::GET,
+            CLIENTS,
+            Some(&api_token),
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+        ),
+        (
+            "a user's token",
+            reqwest::Method::GET,
+            CLIENTS,
+            Some(&user_token),
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+        ),
+        (
+            "a deleted admin client's token",
+            reqwest::Method::GET,
+            CLIENTS,
+            Some(&expired),
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+        ),
+        (
+            "read scope on a delete",
+            reqwest::Method::DELETE,
+            "/admin/oauth/clients/api",
+            Some(&read),
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+        ),
+        (
+            "read scope on a create",
+            reqwest::Method::POST,
+            CLIENTS,
+            Some(&read),
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+        ),
+        (
+            "a normal client's token on a delete",
+            reqwest::Method::DELETE,
+            "/admin/oauth/clients/conf",
+            Some(&api_token),
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+        ),
+    ];
+    for (what, method, path, token, status, error) in cases {
+        let body =
+            (method == reqwest::Method::POST).then(|| json!({"name": "X", "redirect_uris": ["https://x.example/cb"]}));
+        let (got, body, headers) = call(&s, method, path, token, body).await;
+        assert_eq!(got, status, "{what}: {body}");
+        assert_eq!(body["code"], status.as_u16(), "{what}: envelope {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+        let challenge = headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert!(challenge.starts_with("Bearer "), "{what}: challenge {challenge:?}");
+        if let Some(e) = error {
+            assert!(challenge.contains(&format!("error=\"{e}\"")), "{what}: {challenge}");
+        }
+    }
+    assert_eq!(
+        (s.rows(clients), s.snapshot()),
+        before,
+        "no refused call changed anything"
+    );
+
+    // The read scope reads; the write scope reads and writes.
+    assert_eq!(
+        call(&s, reqwest::Method::GET, CLIENTS, Some(&read), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&s, reqwest::Method::GET, CLIENTS, Some(&write), None).await.0,
+        StatusCode::OK
+    );
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        "/admin/oauth/clients/api",
+        Some(&write),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    // The public listener does not serve it.
+    let r = s.http.get(s.url(CLIENTS)).bearer_auth(&write).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// The admin scopes belong to admin clients only: registration refuses them, an operator's
+/// ordinary client cannot be given them, a client cannot ask for more than it has.
+#[tokio::test]
+async fn nobody_else_can_obtain_the_admin_scopes() {
+    let s = Server::start(&[
+        ("AUTIONAL_REGISTRATION__ENABLED", "true"),
+        (
+            "AUTIONAL_REGISTRATION__ALLOWED_GRANT_TYPES",
+            "[authorization_code, refresh_token, client_credentials]",
+        ),
+    ])
+    .await;
+    let r = s
+        .http
+        .post(s.url("/oauth/register"))
+        .json(&json!({"redirect_uris": ["https://rp.example/cb"], "grant_types": ["client_credentials"], "scope": "admin:write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata", "{body}");
+    let out = s.run_cli_raw(&[
+        "client",
+        "create",
+        "--name",
+        "X",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "admin:read",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reserved for admin clients"));
+    // A read-only admin client cannot get the write scope.
+    let secret = s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "RO",
+        "--admin",
+        "--scope",
+        "admin:read",
+        "--client-id",
+        "ro",
+    ])["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth("ro", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "admin:write")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    // An admin client has no user-facing grant.
+    let out = s.run_cli_raw(&[
+        "client",
+        "create",
+        "--name",
+        "X",
+        "--admin",
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        "https://x.example/cb",
+    ]);
+    assert!(!out.status.success());
+}
+
+/// Clients: list (by id, name filter, cursor pages, tampered cursor refused), get, create
+/// (validated by the one validator, the field named; the secret shown once), delete (its grants
+/// revoked), unknown ids 404.
+#[tokio::test]
+async fn clients_are_listed_read_created_and_deleted() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let get = |path: String| {
+        let (s, t) = (&s, &t);
+        async move { call(s, reqwest::Method::GET, &path, Some(t), None).await }
+    };
+    // The standard fixtures plus the admin client.
+    let (st, all, _) = get(format!("{CLIENTS}?page_size=100")).await;
+    assert_eq!(st, StatusCode::OK, "{all}");
+    assert_eq!(all["code"], 200);
+    let everyone = ids(&all);
+    assert!(everyone.contains(&"conf".to_string()) && everyone.contains(&"adm".to_string()));
+    assert_eq!(all["total"], everyone.len());
+    let mut sorted = everyone.clone();
+    sorted.sort();
+    assert_eq!(everyone, sorted, "by id");
+    // Pages of 2 through the cursor give every client once, in order.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{CLIENTS}?page_size=2&cursor={c}"),
+            None => format!("{CLIENTS}?page_size=2"),
+        };
+        let (st, page, _) = get(path).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        seen.extend(ids(&page));
+        match page["pagination"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, everyone);
+    // A cursor that was changed (another id, a bit flipped in its tag) is refused.
+    let (_, first, _) = get(format!("{CLIENTS}?page_size=1")).await;
+    let good = first["pagination"]["next_cursor"].as_str().unwrap().to_string();
+    let (id_part, tag) = good.split_once('.').unwrap();
+    let other_id = format!("{}.{tag}", base64url("zzz"));
+    let mut flipped = tag.to_string();
+    flipped.replace_range(0..1, if tag.starts_with('A') { "B" } else { "A" });
+    for bad in [
+        other_id,
+        format!("{id_part}.{flipped}"),
+        "garbage".to_string(),
+        String::new(),
+    ] {
+        let (st, body, _) = get(format!("{CLIENTS}?cursor={bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "cursor {bad:?}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("cursor"), "{body}");
+    }
+    for (q, word) in [
+        ("page_size=0", "page_size"),
+        ("page_size=101", "page_size"),
+        ("pagesize=5", "unknown query parameter"),
+        ("status=gone", "status"),
+    ] {
+        let (st, body, _) = get(format!("{CLIENTS}?{q}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(word), "{q}: {body}");
+    }
+    // The name filter (case-insensitive substring).
+    let (_, conf, _) = get(format!("{CLIENTS}?name=CONFID")).await;
+    assert_eq!(ids(&conf), ["conf"]);
+
+    // Get one; an unknown id is 404.
+    let (st, one, _) = get(format!("{CLIENTS}/conf")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(one["data"]["client_id"], "conf");
+    assert_eq!(one["data"]["is_confidential"], true);
+    assert!(one["data"].get("client_secret").is_none() && !one.to_string().contains(&s.conf_secret));
+    let (st, body, _) = get(format!("{CLIENTS}/nobody")).await;
+    assert_eq!((st, body["code"].as_u64()), (StatusCode::NOT_FOUND, Some(404)));
+
+    // Create: invalid metadata names the field and stores nothing.
+    let create = |body: Value| {
+        let (s, t) = (&s, &t);
+        async move { call(s, reqwest::Method::POST, CLIENTS, Some(t), Some(body)).await }
+    };
+    let count = everyone.len();
+    for (body, field) in [
+        (
+            json!({"name": "A", "redirect_uris": ["http://evil.example/cb"]}),
+            "redirect_uris",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "scopes": ["openid", "nope"]}),
+            "scopes",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "scopes": ["admin:write"]}),
+            "scopes",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "grant_types": ["password"]}),
+            "grant_types",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "is_confidential": false, "client_auth_methods": ["client_secret_basic"]}),
+            "client_auth_methods",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "jwks": "{not json"}),
+            "jwks",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "logo_url": "https://a.example/l.png"}),
+            "logo_url",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "colour": "red"}),
+            "colour",
+        ),
+        (json!({"redirect_uris": ["https://a.example/cb"]}), "name"),
+    ] {
+        let (st, resp, _) = create(body.clone()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert!(
+            resp["message"].as_str().unwrap().contains(field),
+            "{body}: names {field}: {resp}"
+        );
+    }
+    let (_, after, _) = get(format!("{CLIENTS}?page_size=100")).await;
+    assert_eq!(ids(&after).len(), count, "nothing stored");
+    let (st, made, _) = create(
+        json!({"name": "Shop", "redirect_uris": ["https://shop.example/cb"], "scopes": ["openid", "offline_access"]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let id = made["data"]["client_id"].as_str().unwrap().to_string();
+    let secret = made["data"]["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(made["data"]["scopes"], json!(["offline_access", "openid"]));
+    // The secret works at the token endpoint, and is not shown again.
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, again, _) = get(format!("{CLIENTS}/{id}")).await;
+    assert!(!again.to_string().contains(&secret));
+
+    // Delete: its grants stop working; a second delete and an unknown id are 404.
+    let (tokens, _) = s.tokens("pub", "openid offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let (st, _, _) = call(&s, reqwest::Method::DELETE, "/admin/oauth/clients/pub", Some(&t), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let r = s.refresh("pub", rt).await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(s.introspect(rt).await["active"], false);
+    for path in ["/admin/oauth/clients/pub", "/admin/oauth/clients/nobody"] {
+        let (st, body, _) = call(&s, reqwest::Method::DELETE, path, Some(&t), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let (st, body, _) = get("/admin/oauth/nothing".into()).await;
+    assert_eq!((st, body["code"].as_u64()), (StatusCode::NOT_FOUND, Some(404)));
+}
+
+fn base64url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
