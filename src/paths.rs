@@ -31,3 +31,6 @@ pub const METRICS: &str = "/metrics";
 /// The admin API (on `admin.listen` only).
 pub const ADMIN_CLIENTS: &str = "/admin/oauth/clients";
 pub const ADMIN_CLIENT: &str = "/admin/oauth/clients/{client_id}";
+pub const ADMIN_CLIENT_TOKENS: &str = "/admin/oauth/clients/{client_id}/tokens";
+pub const ADMIN_USER_TOKENS: &str = "/admin/oauth/tokens/user/{user_id}";
+pub const ADMIN_GRANT: &str = "/admin/oauth/tokens/{grant_id}";

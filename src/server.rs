@@ -114,27 +114,32 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    let metrics_task = metrics_listener.map(|l| {
-        let router = crate::http::metrics_router(state.clone());
+    // The private listeners: their own router and a small connection cap each.
+    let side = |l: tokio::net::TcpListener, router: axum::Router, max_connections: usize, what: &'static str| {
         let limits = crate::listener::Limits {
-            max_connections: METRICS_CONNECTIONS,
+            max_connections,
             ..crate::listener::Limits::from_config(&app.cfg.http)
         };
         if let Ok(a) = l.local_addr() {
-            tracing::info!(addr = %a, "metrics served");
+            tracing::info!(addr = %a, "{what} served");
         }
         tokio::spawn(crate::listener::serve(l, router, limits, stopped(stop_rx.clone())))
+    };
+    let metrics_task = metrics_listener.map(|l| {
+        side(
+            l,
+            crate::http::metrics_router(state.clone()),
+            METRICS_CONNECTIONS,
+            "metrics",
+        )
     });
     let admin_task = admin_listener.map(|l| {
-        let router = crate::http::admin_router(state.clone());
-        let limits = crate::listener::Limits {
-            max_connections: ADMIN_CONNECTIONS,
-            ..crate::listener::Limits::from_config(&app.cfg.http)
-        };
-        if let Ok(a) = l.local_addr() {
-            tracing::info!(addr = %a, "admin API served");
-        }
-        tokio::spawn(crate::listener::serve(l, router, limits, stopped(stop_rx.clone())))
+        side(
+            l,
+            crate::http::admin_router(state.clone()),
+            ADMIN_CONNECTIONS,
+            "admin API",
+        )
     });
     println!("listening on http://{addr}");
     tracing::info!(%addr, issuer = %app.cfg.issuer, "autional serving");

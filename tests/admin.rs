@@ -476,3 +476,210 @@ fn base64url(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+/// Grants: a client's and a user's live grants are listed; one grant, all of a client's and all
+/// of a user's are revoked, and a revoked grant stops working at once at `/oauth/refresh`,
+/// introspection and userinfo; a delayed revocation (`grace_period`) is refused for now and
+/// changes nothing; unknown ids are 404; the read scope cannot revoke.
+#[tokio::test]
+async fn grants_are_listed_and_revoked_and_stop_working_at_once() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let read = admin_token(&s, "adm-ro", Some("admin:read")).await;
+    let grant = |client: &'static str| {
+        let s = &s;
+        async move {
+            let (tokens, _) = s.tokens(client, "openid offline_access").await;
+            let at = tokens["access_token"].as_str().unwrap().to_string();
+            let rt = tokens["refresh_token"].as_str().unwrap().to_string();
+            (common::claims(&at)["sub"].as_str().unwrap().to_string(), at, rt)
+        }
+    };
+    let (alice, at1, rt1) = grant("pub").await;
+    let (_, at2, rt2) = grant("pub").await;
+    let (_, at3, rt3) = grant("pub2").await;
+    let works = |at: String, rt: String| {
+        let s = &s;
+        async move {
+            let userinfo = s.userinfo(&at).await.status() == StatusCode::OK;
+            let introspected = s.introspect(&rt).await["active"] == true;
+            (userinfo, introspected)
+        }
+    };
+    let listed = |path: String, token: String| {
+        let s = &s;
+        async move {
+            let (st, body, _) = call(s, reqwest::Method::GET, &path, Some(&token), None).await;
+            assert_eq!(st, StatusCode::OK, "{path}: {body}");
+            body["items"].as_array().unwrap().clone()
+        }
+    };
+    let client_grants = listed("/admin/oauth/clients/pub/tokens".into(), read.clone()).await;
+    assert_eq!(client_grants.len(), 2);
+    assert!(client_grants
+        .iter()
+        .all(|g| g["user_id"] == alice.as_str() && g["token_type"] == "refresh_token"));
+    assert_eq!(
+        listed(format!("/admin/oauth/tokens/user/{alice}"), read.clone())
+            .await
+            .len(),
+        3
+    );
+
+    // Refused: unknown ids, the read scope, a delayed revocation; nothing changes.
+    let before = s.snapshot();
+    for (path, token, status) in [
+        ("/admin/oauth/clients/nobody/tokens", &t, StatusCode::NOT_FOUND),
+        ("/admin/oauth/tokens/user/nobody", &t, StatusCode::NOT_FOUND),
+        ("/admin/oauth/tokens/no-such-grant", &t, StatusCode::NOT_FOUND),
+        ("/admin/oauth/clients/pub/tokens", &read, StatusCode::FORBIDDEN),
+        (
+            "/admin/oauth/clients/pub/tokens?grace_period=30",
+            &t,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/admin/oauth/clients/pub/tokens?grace_period=soon",
+            &t,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/admin/oauth/clients/pub/tokens?grace=0", &t, StatusCode::BAD_REQUEST),
+    ] {
+        let (st, body, _) = call(&s, reqwest::Method::DELETE, path, Some(token), None).await;
+        assert_eq!(st, status, "{path}: {body}");
+    }
+    assert_eq!(s.snapshot(), before, "refusals change nothing");
+
+    // One grant.
+    let g1 = client_grants
+        .iter()
+        .find(|g| common::token_family(&rt1).0 == g["grant_id"].as_str().unwrap())
+        .expect("the first grant is listed")["grant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/oauth/tokens/{g1}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(works(at1.clone(), rt1.clone()).await, (false, false), "revoked at once");
+    assert!(s.refresh("pub", &rt1).await.status().is_client_error());
+    assert_eq!(works(at2.clone(), rt2.clone()).await, (true, true), "the others work");
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/oauth/tokens/{g1}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "already revoked");
+
+    // All of a client's: pub's second grant ends, pub2's does not.
+    let (st, body, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        "/admin/oauth/clients/pub/tokens",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["revoked_refresh_tokens"], 1);
+    assert_eq!(works(at2, rt2.clone()).await, (false, false));
+    assert!(s.refresh("pub", &rt2).await.status().is_client_error());
+    assert_eq!(works(at3.clone(), rt3.clone()).await, (true, true));
+    assert_eq!(s.audit_count("admin.grants_revoked"), 1);
+
+    // All of a user's.
+    let (st, body, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/oauth/tokens/user/{alice}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["revoked_refresh_tokens"], 1);
+    assert_eq!(works(at3, rt3.clone()).await, (false, false));
+    assert!(s.refresh("pub2", &rt3).await.status().is_client_error());
+    assert!(listed(format!("/admin/oauth/tokens/user/{alice}"), read)
+        .await
+        .is_empty());
+}
+
+/// Revoking all of a user's grants while 32 refresh chains of that user run concurrently: once
+/// the revocation has answered, no chain can refresh any more, whatever it had done meanwhile.
+#[tokio::test]
+async fn revoking_a_users_grants_under_32_racing_chains_leaves_none_alive() {
+    // 32 sign-ins in a row from one address would meet the sign-in rate limit.
+    let s = Server::start(&[("AUTIONAL_RATE_LIMIT__ENABLED", "false")]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let mut chains = Vec::new();
+    let mut alice = String::new();
+    for _ in 0..32 {
+        let (tokens, _) = s.tokens("pub", "openid offline_access").await;
+        alice = common::claims(tokens["access_token"].as_str().unwrap())["sub"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        chains.push(tokens["refresh_token"].as_str().unwrap().to_string());
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refreshed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s = std::sync::Arc::new(s);
+    let runners: Vec<_> = chains
+        .into_iter()
+        .map(|mut rt| {
+            let (s, stop, refreshed) = (s.clone(), stop.clone(), refreshed.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let r = s.refresh("pub", &rt).await;
+                    if r.status() != StatusCode::OK {
+                        break;
+                    }
+                    refreshed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    rt = r.json::<Value>().await.unwrap()["refresh_token"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                }
+                rt
+            })
+        })
+        .collect();
+    // Let every chain get going, then revoke in the middle of the traffic.
+    while refreshed.load(std::sync::atomic::Ordering::SeqCst) < 64 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (st, body, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/admin/oauth/tokens/user/{alice}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let during = refreshed.load(std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut alive = 0;
+    for r in runners {
+        let rt = r.await.unwrap();
+        if s.refresh("pub", &rt).await.status() == StatusCode::OK {
+            alive += 1;
+        }
+    }
+    assert!(during >= 64, "the chains were running when the revocation came");
+    assert_eq!(alive, 0, "no chain refreshes after the revocation answered");
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NULL"),
+        0
+    );
+}

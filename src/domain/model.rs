@@ -53,6 +53,8 @@ named! {
         ClientDeleted = "client_deleted",
         /// The user withdrew consent to the client.
         ConsentRevoked = "consent_revoked",
+        /// An operator revoked it through the admin API.
+        RevokedByAdmin = "revoked_by_admin",
     }
 }
 
@@ -62,6 +64,8 @@ named! {
         RefreshReuseDetected = "refresh.reuse_detected",
         CodeReplayDetected = "code.replay_detected",
         LoginFailed = "login.failed",
+        /// An operator revoked grants through the admin API (detail: what and how many).
+        GrantsRevoked = "admin.grants_revoked",
     }
 }
 
@@ -320,6 +324,17 @@ impl AuditEvent {
             detail: Some(format!(
                 "{{\"presented_generation\":{presented},\"current_generation\":{current}}}"
             )),
+        }
+    }
+
+    /// An operator revoked `count` grants of a client or of a user through the admin API.
+    pub fn grants_revoked(client_id: Option<&str>, user_id: Option<&str>, count: u64) -> AuditEvent {
+        AuditEvent {
+            kind: AuditKind::GrantsRevoked,
+            client_id: client_id.map(str::to_owned),
+            user_id: user_id.map(str::to_owned),
+            family_id: None,
+            detail: Some(format!("{{\"revoked_grants\":{count}}}")),
         }
     }
 

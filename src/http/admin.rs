@@ -9,18 +9,19 @@
 use super::AppState;
 use crate::domain::admin::{permits, Need};
 use crate::domain::error::OAuthError;
-use crate::domain::model::Client;
+use crate::domain::model::{Client, Family, RevocationReason};
 use crate::domain::registration::{Field, Metadata};
 use crate::domain::scope::Scope;
 use crate::grants::access_token;
 use crate::grants::clients::{self, CreateError, OperatorRequest};
 use crate::jose::jwt::AccessClaims;
 use crate::paths;
+use crate::store::GrantsOf;
 use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256, now_ms};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +32,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(paths::ADMIN_CLIENTS, get(list_clients).post(create_client))
         .route(paths::ADMIN_CLIENT, get(get_client).delete(delete_client))
+        .route(
+            paths::ADMIN_CLIENT_TOKENS,
+            get(list_client_grants).delete(revoke_client_grants),
+        )
+        .route(
+            paths::ADMIN_USER_TOKENS,
+            get(list_user_grants).delete(revoke_user_grants),
+        )
+        .route(paths::ADMIN_GRANT, delete(revoke_grant))
         .fallback(|| async { fail(StatusCode::NOT_FOUND, "no such admin endpoint") })
         .with_state(state)
 }
@@ -204,6 +214,38 @@ fn known_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), Strin
     }
 }
 
+/// One page of `items` as the query asks (`page_size`, and `cursor` or `page`), in the order of
+/// their ids: the page, how many in all, and the cursor of the next page.
+fn paginate<T>(
+    st: &AppState,
+    q: &HashMap<String, String>,
+    mut items: Vec<T>,
+    id: fn(&T) -> &str,
+) -> Result<(Vec<T>, usize, usize, Option<String>), String> {
+    let size = page_size(q)?;
+    let after = match (q.get("cursor"), q.get("page")) {
+        (Some(_), Some(_)) => return Err("give cursor or page, not both".into()),
+        (Some(c), None) => Some(cursor_id(st, c).ok_or("cursor is invalid (not one this server made)")?),
+        _ => None,
+    };
+    let page = match q.get("page").map(|p| p.parse::<usize>()) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return Err("page must be an integer from 1".into()),
+    };
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    let total = items.len();
+    let start = match &after {
+        Some(last) => items.partition_point(|x| id(x) <= last.as_str()),
+        None => (page - 1).saturating_mul(size).min(total),
+    };
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let next = (start + page.len() < total)
+        .then(|| page.last().map(|x| cursor_for(st, id(x))))
+        .flatten();
+    Ok((page, total, size, next))
+}
+
 /// `GET /admin/oauth/clients?name=&status=&page_size=&cursor=` (or `page=`): clients by id,
 /// `name` a case-insensitive substring; `pagination.next_cursor` continues the list.
 async fn list_clients(
@@ -217,46 +259,21 @@ async fn list_clients(
     if let Err(e) = known_params(&q, &["name", "status", "page", "page_size", "cursor"]) {
         return fail(StatusCode::BAD_REQUEST, &e);
     }
-    let size = match page_size(&q) {
-        Ok(n) => n,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
-    };
-    match q.get("status").map(String::as_str) {
-        None | Some("active") => {}
-        Some("inactive") => return list_page(Vec::new(), 0, size, None),
-        Some(_) => return fail(StatusCode::BAD_REQUEST, "status must be active or inactive"),
-    }
-    let after = match (q.get("cursor"), q.get("page")) {
-        (Some(_), Some(_)) => return fail(StatusCode::BAD_REQUEST, "give cursor or page, not both"),
-        (Some(c), None) => match cursor_id(&st, c) {
-            Some(id) => Some(id),
-            None => return fail(StatusCode::BAD_REQUEST, "cursor is invalid (not one this server made)"),
+    let mut all = match q.get("status").map(String::as_str) {
+        None | Some("active") => match st.app.store.list_clients().await {
+            Ok(c) => c,
+            Err(e) => return from_oauth(OAuthError::from(e)),
         },
-        _ => None,
-    };
-    let page = match q.get("page").map(|p| p.parse::<usize>()) {
-        None => 1,
-        Some(Ok(p)) if p >= 1 => p,
-        Some(_) => return fail(StatusCode::BAD_REQUEST, "page must be an integer from 1"),
-    };
-    let mut all = match st.app.store.list_clients().await {
-        Ok(c) => c,
-        Err(e) => return from_oauth(OAuthError::from(e)),
+        Some("inactive") => Vec::new(),
+        Some(_) => return fail(StatusCode::BAD_REQUEST, "status must be active or inactive"),
     };
     if let Some(n) = q.get("name").map(|n| n.to_lowercase()) {
         all.retain(|c| c.name.to_lowercase().contains(&n));
     }
-    all.sort_by(|a, b| a.id.cmp(&b.id));
-    let total = all.len();
-    let start = match &after {
-        Some(id) => all.partition_point(|c| c.id.as_str() <= id.as_str()),
-        None => (page - 1).saturating_mul(size).min(total),
-    };
-    let items: Vec<&Client> = all[start..].iter().take(size).collect();
-    let next = (start + items.len() < total)
-        .then(|| items.last().map(|c| cursor_for(&st, &c.id)))
-        .flatten();
-    list_page(items.into_iter().map(client_item).collect(), total, size, next)
+    match paginate(&st, &q, all, |c: &Client| c.id.as_str()) {
+        Ok((page, total, size, next)) => list_page(page.iter().map(client_item).collect(), total, size, next),
+        Err(e) => fail(StatusCode::BAD_REQUEST, &e),
+    }
 }
 
 fn list_page(items: Vec<Value>, total: usize, size: usize, next: Option<String>) -> Response {
@@ -425,5 +442,161 @@ async fn create_client(State(st): State<AppState>, headers: HeaderMap, body: axu
         ),
         Err(CreateError::Exists(id)) => fail(StatusCode::CONFLICT, &format!("a client with id {id} already exists")),
         Err(CreateError::Store(e)) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+// ---- grants (token families) ------------------------------------------------------------------
+
+/// A grant (a token family: one sign-in's refresh chain and its access tokens), as the
+/// reference lists tokens (`user_id, scope, token_type, created_at, expires_at`), with what an
+/// operator needs to tell grants apart.
+fn grant_item(f: &Family) -> Value {
+    json!({
+        "grant_id": f.id,
+        "user_id": f.user_id,
+        "client_id": f.client_id,
+        "scope": f.scope.to_string_sorted(),
+        "token_type": "refresh_token",
+        "created_at": f.created_at_ms / 1000,
+        "expires_at": f.absolute_expires_at_ms.min(f.idle_expires_at_ms) / 1000,
+        "last_used_at": f.last_used_at_ms / 1000,
+        "user_agent": f.last_user_agent,
+        "dpop_bound": f.dpop_jkt.is_some(),
+    })
+}
+
+/// The live grants of a client or a user, one page.
+async fn list_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, String>, of: GrantsOf) -> Response {
+    if let Err(r) = authorize(st, headers, Need::Read).await {
+        return r;
+    }
+    if let Err(e) = known_params(q, &["page", "page_size", "cursor"]) {
+        return fail(StatusCode::BAD_REQUEST, &e);
+    }
+    if let Err(r) = exists(st, &of).await {
+        return r;
+    }
+    let store = &st.app.store;
+    let families = match &of {
+        GrantsOf::Client(id) => store.list_client_families(id).await,
+        GrantsOf::User(id) => store.list_user_families(id).await,
+    };
+    let now = now_ms();
+    let live = match families {
+        Ok(f) => f.into_iter().filter(|f| f.is_active(now)).collect(),
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    match paginate(st, q, live, |f: &Family| f.id.as_str()) {
+        Ok((page, total, size, next)) => list_page(page.iter().map(grant_item).collect(), total, size, next),
+        Err(e) => fail(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// 404 unless the client or user exists.
+async fn exists(st: &AppState, of: &GrantsOf) -> Result<(), Response> {
+    let store = &st.app.store;
+    let found = match of {
+        GrantsOf::Client(id) => store.get_client(id).await.map(|c| c.is_some()),
+        GrantsOf::User(id) => store.get_user(id).await.map(|u| u.is_some()),
+    };
+    match found {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(fail(
+            StatusCode::NOT_FOUND,
+            &match of {
+                GrantsOf::Client(id) => format!("no client {id}"),
+                GrantsOf::User(id) => format!("no user {id}"),
+            },
+        )),
+        Err(e) => Err(from_oauth(OAuthError::from(e))),
+    }
+}
+
+/// Revokes every live grant of a client or a user at once; `grace_period` (seconds) may only be
+/// 0 for now.
+async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, String>, of: GrantsOf) -> Response {
+    if let Err(r) = authorize(st, headers, Need::Write).await {
+        return r;
+    }
+    if let Err(e) = known_params(q, &["grace_period"]) {
+        return fail(StatusCode::BAD_REQUEST, &e);
+    }
+    match q.get("grace_period").map(|g| g.parse::<u64>()) {
+        None | Some(Ok(0)) => {}
+        Some(Ok(_)) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "grace_period: a delayed revocation is not supported yet; omit it (or 0) to revoke at once",
+            )
+        }
+        Some(Err(_)) => return fail(StatusCode::BAD_REQUEST, "grace_period must be a number of seconds"),
+    }
+    if let Err(r) = exists(st, &of).await {
+        return r;
+    }
+    match st.app.store.revoke_grants(of, now_ms()).await {
+        // Each grant's access tokens stop being active (introspection, userinfo) with it.
+        Ok(n) => ok(
+            StatusCode::OK,
+            json!({"grace_period": 0, "revoked_grants": n, "revoked_refresh_tokens": n, "revoked_access_tokens": n}),
+        ),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+/// `GET /admin/oauth/clients/{client_id}/tokens`: the client's live grants.
+async fn list_client_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list_grants(&st, &headers, &q, GrantsOf::Client(id)).await
+}
+
+/// `DELETE /admin/oauth/clients/{client_id}/tokens`: revokes all of them.
+async fn revoke_client_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    revoke_grants(&st, &headers, &q, GrantsOf::Client(id)).await
+}
+
+/// `GET /admin/oauth/tokens/user/{user_id}`: the user's live grants.
+async fn list_user_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list_grants(&st, &headers, &q, GrantsOf::User(id)).await
+}
+
+/// `DELETE /admin/oauth/tokens/user/{user_id}`: revokes all of them.
+async fn revoke_user_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    revoke_grants(&st, &headers, &q, GrantsOf::User(id)).await
+}
+
+/// `DELETE /admin/oauth/tokens/{grant_id}`: revokes one grant.
+async fn revoke_grant(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    match st
+        .app
+        .store
+        .revoke_family(&id, RevocationReason::RevokedByAdmin, now_ms())
+        .await
+    {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no live grant {id}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
     }
 }

@@ -238,6 +238,13 @@ sweep_report!(
     device_codes
 );
 
+/// Whose grants an operator revokes at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantsOf {
+    User(String),
+    Client(String),
+}
+
 /// How long the sweeper keeps what has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepPolicy {
@@ -298,6 +305,10 @@ sql_store::store_api! {
         write revoke_consent(&user_id, &client_id, now_ms);
     /// The user's families that are not revoked (newest first).
     fn list_user_families(user_id: &str) -> Vec<Family> = read list_user_families(&user_id);
+    /// The client's families that are not revoked (newest first).
+    fn list_client_families(client_id: &str) -> Vec<Family> = read list_client_families(&client_id);
+    /// Revokes every live grant of a user or a client (admin API); how many families.
+    fn revoke_grants(of: GrantsOf, now_ms: i64) -> u64 = write revoke_grants(&of, now_ms);
     /// Revokes one of the user's families; false when it is not theirs or already revoked.
     fn revoke_user_family(user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool =
         write_one revoke_user_family(&user_id, &family_id, reason, now_ms);

@@ -53,6 +53,11 @@ static LIST_USER_FAMILIES: Stmt = Stmt::parts(&[
     Family::COLS,
     " FROM families WHERE user_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
 ]);
+static LIST_CLIENT_FAMILIES: Stmt = Stmt::parts(&[
+    "SELECT ",
+    Family::COLS,
+    " FROM families WHERE client_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
+]);
 /// A refresh token's generation and its family's row, by the token's hash.
 static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
     "SELECT t.generation, ",
@@ -150,6 +155,8 @@ static DEVICE_SLOWED: Stmt =
 static DEVICE_CONSUMED: Stmt = Stmt::new("UPDATE device_codes SET status = $3, family_id = $2 WHERE device_hash = $1");
 static DELETE_USER_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE user_id = $1");
 static DELETE_CLIENT_DEVICES: Stmt = Stmt::new("DELETE FROM device_codes WHERE client_id = $1");
+static END_CLIENT_DEVICES: Stmt = Stmt::new("UPDATE device_codes SET status = $2 WHERE status = $3 AND client_id = $1");
+static END_CLIENT_CODES: Stmt = Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND client_id = $1");
 
 /// Serialises key changes across processes (PostgreSQL); SQLite has one writer.
 static LOCK_KEYS: Stmt = Stmt::dialects("SELECT pg_advisory_xact_lock(7210432)", "SELECT 1");
@@ -339,6 +346,33 @@ pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, 
 
 pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Family>> {
     c.all(&LIST_USER_FAMILIES, args![user_id], rows::one).await
+}
+
+pub async fn list_client_families<C: Conn>(c: &mut C, client_id: &str) -> Result<Vec<Family>> {
+    c.all(&LIST_CLIENT_FAMILIES, args![client_id], rows::one).await
+}
+
+/// Revokes every live grant of a user or a client (admin API): its families, and what would
+/// still become one (unredeemed codes, approved device codes not yet collected), with one audit
+/// event. Returns how many families it revoked.
+pub async fn revoke_grants<C: Conn>(c: &mut C, of: &GrantsOf, now_ms: i64) -> Result<u64> {
+    let why = RevocationReason::RevokedByAdmin;
+    let (n, event) = match of {
+        GrantsOf::User(id) => {
+            let n = c.exec(&REVOKE_USER_FAMILIES, args![id, now_ms, why]).await?;
+            c.exec(&END_USER_DEVICES, args![id, ENDED, APPROVED]).await?;
+            c.exec(&END_USER_CODES, args![id]).await?;
+            (n, AuditEvent::grants_revoked(None, Some(id), n))
+        }
+        GrantsOf::Client(id) => {
+            let n = c.exec(&REVOKE_CLIENT_FAMILIES, args![id, now_ms, why]).await?;
+            c.exec(&END_CLIENT_DEVICES, args![id, ENDED, APPROVED]).await?;
+            c.exec(&END_CLIENT_CODES, args![id]).await?;
+            (n, AuditEvent::grants_revoked(Some(id), None, n))
+        }
+    };
+    audit(c, &event, now_ms).await?;
+    Ok(n)
 }
 
 pub async fn revoke_user_family<C: Conn>(

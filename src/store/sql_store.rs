@@ -110,6 +110,7 @@ owned_as_is!(
     Vec<SecretHash>,
     Option<(String, String, i64)>,
     crate::domain::model::RevocationReason,
+    super::GrantsOf,
     Client,
     User,
     DeviceCode,
