@@ -34,3 +34,6 @@ pub const ADMIN_CLIENT: &str = "/admin/oauth/clients/{client_id}";
 pub const ADMIN_CLIENT_TOKENS: &str = "/admin/oauth/clients/{client_id}/tokens";
 pub const ADMIN_USER_TOKENS: &str = "/admin/oauth/tokens/user/{user_id}";
 pub const ADMIN_GRANT: &str = "/admin/oauth/tokens/{grant_id}";
+pub const ADMIN_USERS: &str = "/admin/oauth/users";
+pub const ADMIN_USER: &str = "/admin/oauth/users/{user_id}";
+pub const ADMIN_USER_PASSWORD: &str = "/admin/oauth/users/{user_id}/password";

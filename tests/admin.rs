@@ -683,3 +683,105 @@ async fn revoking_a_users_grants_under_32_racing_chains_leaves_none_alive() {
         0
     );
 }
+
+/// Users: listed (no password hash anywhere), created with the CLI's account rules (short
+/// password 400, a taken name 409, unknown fields 400), read, given a new password (their grants
+/// end), deleted (their grants end); unknown ids 404.
+#[tokio::test]
+async fn users_are_listed_created_given_a_password_and_deleted() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let go = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let (s, t) = (&s, &t);
+        async move { call(s, method, &path, Some(t), body).await }
+    };
+    let (st, list, _) = go(reqwest::Method::GET, "/admin/oauth/users".into(), None).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["username"], "alice");
+    assert!(!list.to_string().contains("argon2"), "no password hash: {list}");
+
+    let users = "/admin/oauth/users".to_string();
+    for (body, status, word) in [
+        (
+            json!({"username": "bob", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "password",
+        ),
+        (
+            json!({"username": "", "password": "long enough pw"}),
+            StatusCode::BAD_REQUEST,
+            "username",
+        ),
+        (
+            json!({"username": "alice", "password": "long enough pw"}),
+            StatusCode::CONFLICT,
+            "alice",
+        ),
+        (
+            json!({"username": "bob", "password": "long enough pw", "role": "root"}),
+            StatusCode::BAD_REQUEST,
+            "role",
+        ),
+    ] {
+        let (st, resp, _) = go(reqwest::Method::POST, users.clone(), Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {resp}");
+        assert!(resp["message"].as_str().unwrap().contains(word), "{body}: {resp}");
+    }
+    let (st, bob, _) = go(
+        reqwest::Method::POST,
+        users.clone(),
+        Some(json!({"username": "bob", "password": "long enough pw", "email": "bob@example.com"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{bob}");
+    let bob_id = bob["data"]["id"].as_str().unwrap().to_string();
+    let (st, one, _) = go(reqwest::Method::GET, format!("{users}/{bob_id}"), None).await;
+    assert_eq!(
+        (st, one["data"]["email"].as_str()),
+        (StatusCode::OK, Some("bob@example.com"))
+    );
+    let (_, found, _) = go(reqwest::Method::GET, format!("{users}?username=BO"), None).await;
+    assert_eq!(found["total"], 1);
+
+    // A new password for alice ends her grants.
+    let (tokens, _) = s.tokens("pub", "openid offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_string();
+    let alice = common::claims(tokens["access_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, resp, _) = go(
+        reqwest::Method::PUT,
+        format!("{users}/{alice}/password"),
+        Some(json!({"password": "short"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(s.introspect(&rt).await["active"], true, "a refused change ends nothing");
+    let (st, _, _) = go(
+        reqwest::Method::PUT,
+        format!("{users}/{alice}/password"),
+        Some(json!({"password": "a new long password"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(s.introspect(&rt).await["active"], false);
+    assert!(s.refresh("pub", &rt).await.status().is_client_error());
+
+    // Delete, then 404s.
+    let (st, _, _) = go(reqwest::Method::DELETE, format!("{users}/{bob_id}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    for (method, path, body) in [
+        (reqwest::Method::GET, format!("{users}/{bob_id}"), None),
+        (reqwest::Method::DELETE, format!("{users}/{bob_id}"), None),
+        (
+            reqwest::Method::PUT,
+            format!("{users}/nobody/password"),
+            Some(json!({"password": "long enough pw"})),
+        ),
+    ] {
+        let (st, resp, _) = go(method, path.clone(), body).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {resp}");
+    }
+}

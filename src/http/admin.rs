@@ -9,10 +9,11 @@
 use super::AppState;
 use crate::domain::admin::{permits, Need};
 use crate::domain::error::OAuthError;
-use crate::domain::model::{Client, Family, RevocationReason};
+use crate::domain::model::{Client, Family, RevocationReason, User};
 use crate::domain::registration::{Field, Metadata};
 use crate::domain::scope::Scope;
 use crate::grants::access_token;
+use crate::grants::accounts::{self, AccountError, NewUser};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
 use crate::jose::jwt::AccessClaims;
 use crate::paths;
@@ -21,7 +22,7 @@ use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256, now_ms};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,6 +42,9 @@ pub fn router(state: AppState) -> Router {
             get(list_user_grants).delete(revoke_user_grants),
         )
         .route(paths::ADMIN_GRANT, delete(revoke_grant))
+        .route(paths::ADMIN_USERS, get(list_users).post(create_user))
+        .route(paths::ADMIN_USER, get(get_user).delete(delete_user))
+        .route(paths::ADMIN_USER_PASSWORD, put(set_password))
         .fallback(|| async { fail(StatusCode::NOT_FOUND, "no such admin endpoint") })
         .with_state(state)
 }
@@ -598,5 +602,153 @@ async fn revoke_grant(State(st): State<AppState>, headers: HeaderMap, Path(id): 
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no live grant {id}")),
         Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+// ---- users ------------------------------------------------------------------------------------
+
+/// A user, without anything secret (no password hash).
+fn user_item(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "name": u.name,
+        "email": u.email,
+        "created_at": u.created_at_ms / 1000,
+    })
+}
+
+/// An account rule's refusal (`grants::accounts`, the CLI's rules).
+fn account_error(e: AccountError) -> Response {
+    match e {
+        AccountError::Invalid(why) => fail(StatusCode::BAD_REQUEST, why),
+        AccountError::UsernameTaken(_) => fail(StatusCode::CONFLICT, &e.to_string()),
+        AccountError::Store(e) => from_oauth(OAuthError::from(e)),
+        AccountError::Hash(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "cannot hash the password now"),
+    }
+}
+
+/// `GET /admin/oauth/users?username=&page_size=&cursor=`: users by id, `username` a
+/// case-insensitive substring.
+async fn list_users(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    if let Err(e) = known_params(&q, &["username", "page", "page_size", "cursor"]) {
+        return fail(StatusCode::BAD_REQUEST, &e);
+    }
+    let mut all = match st.app.store.list_users().await {
+        Ok(u) => u,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    if let Some(n) = q.get("username").map(|n| n.to_lowercase()) {
+        all.retain(|u| u.username.to_lowercase().contains(&n));
+    }
+    match paginate(&st, &q, all, |u: &User| u.id.as_str()) {
+        Ok((page, total, size, next)) => list_page(page.iter().map(user_item).collect(), total, size, next),
+        Err(e) => fail(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /admin/oauth/users`: 201 with the user (the CLI's account rules).
+async fn create_user(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    let req: CreateUserRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+    };
+    let new = NewUser {
+        username: &req.username,
+        password: &req.password,
+        email: req.email.clone(),
+        name: req.name.clone(),
+    };
+    match accounts::create_user(&st.app.store, new).await {
+        Ok(id) => match st.app.store.get_user(&id).await {
+            Ok(Some(u)) => ok(StatusCode::CREATED, user_item(&u)),
+            Ok(None) => fail(StatusCode::SERVICE_UNAVAILABLE, "the new user is not readable yet"),
+            Err(e) => from_oauth(OAuthError::from(e)),
+        },
+        Err(e) => account_error(e),
+    }
+}
+
+/// The user `id`, or a 404.
+async fn user_or_404(st: &AppState, id: &str) -> Result<User, Response> {
+    match st.app.store.get_user(id).await {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(fail(StatusCode::NOT_FOUND, &format!("no user {id}"))),
+        Err(e) => Err(from_oauth(OAuthError::from(e))),
+    }
+}
+
+/// `GET /admin/oauth/users/{user_id}`.
+async fn get_user(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    match user_or_404(&st, &id).await {
+        Ok(u) => ok(StatusCode::OK, user_item(&u)),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/oauth/users/{user_id}`: the user, their sessions and grants (the store's
+/// cascade, as `autional user delete`).
+async fn delete_user(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    match st.app.store.delete_user(&id, now_ms()).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no user {id}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPasswordRequest {
+    password: String,
+}
+
+/// `PUT /admin/oauth/users/{user_id}/password`: a new password; the user's sessions and grants
+/// end (`grants::accounts::set_password`, as `autional user set-password`).
+async fn set_password(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    let req: SetPasswordRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+    };
+    if let Err(r) = user_or_404(&st, &id).await {
+        return r;
+    }
+    match accounts::set_password(&st.app.store, &id, &req.password).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => account_error(e),
     }
 }

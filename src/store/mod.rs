@@ -294,6 +294,8 @@ sql_store::store_api! {
 
     fn insert_user(user: User) -> () = write_one insert(&user);
     fn get_user(id: &str) -> Option<User> = read get_user(&id);
+    /// Every user, by id (the admin API pages through them).
+    fn list_users() -> Vec<User> = read list_users();
     fn find_user_by_username(username: &str) -> Option<User> = read find_user_by_username(&username);
     /// Replaces a user's password hash, ends their sessions and revokes their families.
     fn set_password(user_id: &str, password_hash: &str, now_ms: i64) -> bool =

@@ -43,6 +43,7 @@ static SET_CLIENT_SECRETS: Stmt = Stmt::new("UPDATE clients SET secrets = $2 WHE
 static DELETE_CLIENT: Stmt = Stmt::new("DELETE FROM clients WHERE id = $1");
 
 static GET_USER: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users WHERE id = $1"]);
+static LIST_USERS: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users ORDER BY id"]);
 static FIND_USER: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users WHERE username = $1"]);
 static SET_PASSWORD: Stmt = Stmt::new("UPDATE users SET password_hash = $2 WHERE id = $1");
 static DELETE_USER: Stmt = Stmt::new("DELETE FROM users WHERE id = $1");
@@ -346,6 +347,10 @@ pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, 
 
 pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Family>> {
     c.all(&LIST_USER_FAMILIES, args![user_id], rows::one).await
+}
+
+pub async fn list_users<C: Conn>(c: &mut C) -> Result<Vec<User>> {
+    c.all(&LIST_USERS, args![], rows::one).await
 }
 
 pub async fn list_client_families<C: Conn>(c: &mut C, client_id: &str) -> Result<Vec<Family>> {
