@@ -785,3 +785,98 @@ async fn users_are_listed_created_given_a_password_and_deleted() {
         assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {resp}");
     }
 }
+
+/// Audit: reuse detections and admin revocations can be queried (kind, client, user, time
+/// range), newest first, page by page through a cursor (a changed one is refused), and as a
+/// client's audit log in the reference's shape.
+#[tokio::test]
+async fn audit_events_are_queried_by_kind_client_user_and_time() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let get = |path: String| {
+        let (s, t) = (&s, &t);
+        async move {
+            let (st, body, _) = call(s, reqwest::Method::GET, &path, Some(t), None).await;
+            (st, body)
+        }
+    };
+    let start = common::claims(&t)["iat"].as_i64().unwrap();
+    // A reuse detection on pub (the rotated token presented again), and an admin revocation.
+    let (tokens, _) = s.tokens("pub", "openid offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let alice = common::claims(tokens["access_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.refresh("pub", rt).await.status(), StatusCode::OK);
+    assert_eq!(s.refresh("pub", rt).await.status(), StatusCode::UNAUTHORIZED);
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        "/admin/oauth/clients/pub2/tokens",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+
+    let (st, all) = get("/admin/oauth/audit-events".into()).await;
+    assert_eq!(st, StatusCode::OK, "{all}");
+    let kinds: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["admin.grants_revoked", "refresh.reuse_detected"],
+        "newest first"
+    );
+    let (_, reuse) = get("/admin/oauth/audit-events?kind=refresh.reuse_detected".into()).await;
+    let e = &reuse["items"][0];
+    assert_eq!(
+        (e["client_id"].as_str(), e["user_id"].as_str()),
+        (Some("pub"), Some(alice.as_str()))
+    );
+    assert_eq!(e["detail"]["presented_generation"], 0);
+    assert_eq!(reuse["items"].as_array().unwrap().len(), 1);
+    for (query, n) in [
+        ("client_id=pub2".to_string(), 1),
+        (format!("user_id={alice}"), 1),
+        (format!("since={}", start - 5), 2),
+        (format!("since={}", start + 3600), 0),
+        (format!("until={}", start - 5), 0),
+        ("kind=login.failed".to_string(), 0),
+    ] {
+        let (st, page) = get(format!("/admin/oauth/audit-events?{query}")).await;
+        assert_eq!(st, StatusCode::OK, "{query}: {page}");
+        assert_eq!(page["items"].as_array().unwrap().len(), n, "{query}: {page}");
+    }
+    // Pages of one, through the cursor.
+    let (_, first) = get("/admin/oauth/audit-events?page_size=1".into()).await;
+    assert_eq!(first["items"][0]["kind"], "admin.grants_revoked");
+    let cursor = first["pagination"]["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = get(format!("/admin/oauth/audit-events?page_size=1&cursor={cursor}")).await;
+    assert_eq!(second["items"][0]["kind"], "refresh.reuse_detected");
+    assert!(second["pagination"]["next_cursor"].is_null(), "{second}");
+    for bad in [
+        format!("cursor={}x", cursor),
+        "since=yesterday".to_string(),
+        "until=-5".to_string(),
+        "page_size=500".to_string(),
+        "type=reuse".to_string(),
+    ] {
+        let (st, body) = get(format!("/admin/oauth/audit-events?{bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    // The reference's per-client audit log.
+    let (st, log) = get("/admin/oauth/clients/pub/audit-logs".into()).await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    assert_eq!(log["items"][0]["action"], "refresh.reuse_detected");
+    assert_eq!(log["items"][0]["level"], "warning");
+    assert_eq!(
+        get("/admin/oauth/clients/nobody/audit-logs".into()).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -17,7 +17,7 @@ use crate::grants::accounts::{self, AccountError, NewUser};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
 use crate::jose::jwt::AccessClaims;
 use crate::paths;
-use crate::store::GrantsOf;
+use crate::store::{AuditQuery, AuditRecord, GrantsOf};
 use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256, now_ms};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -42,6 +42,8 @@ pub fn router(state: AppState) -> Router {
             get(list_user_grants).delete(revoke_user_grants),
         )
         .route(paths::ADMIN_GRANT, delete(revoke_grant))
+        .route(paths::ADMIN_AUDIT, get(audit_events))
+        .route(paths::ADMIN_CLIENT_AUDIT, get(client_audit_logs))
         .route(paths::ADMIN_USERS, get(list_users).post(create_user))
         .route(paths::ADMIN_USER, get(get_user).delete(delete_user))
         .route(paths::ADMIN_USER_PASSWORD, put(set_password))
@@ -751,4 +753,142 @@ async fn set_password(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => account_error(e),
     }
+}
+
+// ---- audit ------------------------------------------------------------------------------------
+
+/// An audit event: when (Unix seconds), what, whose; `detail` as JSON.
+fn audit_item(a: &AuditRecord) -> Value {
+    json!({
+        "id": a.id,
+        "timestamp": a.at_ms / 1000,
+        "kind": a.kind,
+        "client_id": a.client_id,
+        "user_id": a.user_id,
+        "grant_id": a.family_id,
+        "detail": a.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+    })
+}
+
+/// The same event as the reference's `OAuthAuditLogItem` (a client's audit log).
+fn audit_log_item(a: &AuditRecord) -> Value {
+    let alarming = a.kind.ends_with("reuse_detected") || a.kind.ends_with("replay_detected");
+    json!({
+        "id": a.id.to_string(),
+        "timestamp": a.at_ms / 1000,
+        "action": a.kind,
+        "module": "oauth",
+        "level": if alarming { "warning" } else { "info" },
+        "message": a.detail,
+        "status": "success",
+        "ip": null,
+        "operator_id": a.user_id,
+        "operator_type": if a.user_id.is_some() { "user" } else { "system" },
+        "target_id": a.family_id.as_ref().or(a.client_id.as_ref()),
+        "target_type": if a.family_id.is_some() { "grant" } else { "client" },
+        "tenant_id": null,
+    })
+}
+
+/// An audit query from the request's parameters (`kind`, `client_id`, `user_id`, `since` and
+/// `until` in Unix seconds, `cursor`, `page_size`), one more than a page to tell whether a next
+/// one exists.
+fn audit_query(st: &AppState, q: &HashMap<String, String>, client_id: Option<String>) -> Result<AuditQuery, String> {
+    let known: &[&str] = if client_id.is_some() {
+        &["kind", "user_id", "since", "until", "cursor", "page_size"]
+    } else {
+        &["kind", "client_id", "user_id", "since", "until", "cursor", "page_size"]
+    };
+    known_params(q, known)?;
+    let seconds = |k: &str| -> Result<Option<i64>, String> {
+        match q.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|s| (0..=253_402_300_799).contains(s))
+                .map(|s| Some(s * 1000))
+                .ok_or(format!("{k} must be a time in Unix seconds")),
+        }
+    };
+    let before_id = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            cursor_id(st, c)
+                .and_then(|id| id.parse::<i64>().ok())
+                .ok_or("cursor is invalid (not one this server made)")?,
+        ),
+    };
+    Ok(AuditQuery {
+        kind: q.get("kind").cloned(),
+        client_id: client_id.or_else(|| q.get("client_id").cloned()),
+        user_id: q.get("user_id").cloned(),
+        since_ms: seconds("since")?,
+        until_ms: seconds("until")?,
+        before_id,
+        limit: page_size(q)? as i64 + 1,
+    })
+}
+
+/// Runs an audit query and answers one page of it, newest first.
+async fn audit_page(st: &AppState, q: Result<AuditQuery, String>, item: fn(&AuditRecord) -> Value) -> Response {
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let size = (q.limit - 1) as usize;
+    let mut events = match st.app.store.query_audit(q).await {
+        Ok(e) => e,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    let more = events.len() > size;
+    events.truncate(size);
+    let next = more
+        .then(|| events.last().map(|e| cursor_for(st, &e.id.to_string())))
+        .flatten();
+    // The total of a query over an append-only log is not counted (it would read every match).
+    respond(
+        StatusCode::OK,
+        json!({
+            "code": 200,
+            "message": "success",
+            "items": events.iter().map(item).collect::<Vec<_>>(),
+            "total": null,
+            "pagination": {"page_size": size, "next_cursor": next},
+            "timestamp": timestamp(),
+        }),
+    )
+}
+
+/// `GET /admin/oauth/audit-events?kind=&client_id=&user_id=&since=&until=&cursor=&page_size=`:
+/// audit events (reuse detections, code replays, failed sign-ins, admin revocations), newest
+/// first, for a SIEM to page through.
+async fn audit_events(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    let query = audit_query(&st, &q, None);
+    audit_page(&st, query, audit_item).await
+}
+
+/// `GET /admin/oauth/clients/{client_id}/audit-logs`: the client's audit events in the
+/// reference's shape.
+async fn client_audit_logs(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    if let Err(r) = exists(&st, &GrantsOf::Client(id.clone())).await {
+        return r;
+    }
+    let query = audit_query(&st, &q, Some(id));
+    audit_page(&st, query, audit_log_item).await
 }

@@ -238,6 +238,34 @@ sweep_report!(
     device_codes
 );
 
+/// An audit query (admin API): every filter optional; newest first; `before_id` continues after
+/// the last event of the previous page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub kind: Option<String>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    /// From this time on (inclusive), ms.
+    pub since_ms: Option<i64>,
+    /// Before this time (exclusive), ms.
+    pub until_ms: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A stored audit event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub family_id: Option<String>,
+    /// JSON text, when the kind has details.
+    pub detail: Option<String>,
+}
+
 /// Whose grants an operator revokes at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GrantsOf {
@@ -354,6 +382,8 @@ sql_store::store_api! {
     fn revoke_access_token(jti: &str, expires_at_ms: i64) -> () = write_one revoke_access_token(&jti, expires_at_ms);
     fn is_access_token_revoked(jti: &str) -> bool = read is_access_token_revoked(&jti);
     fn audit(event: AuditEvent, now_ms: i64) -> () = write_one audit(&event, now_ms);
+    /// Audit events matching `q`, newest first, at most `q.limit`.
+    fn query_audit(q: AuditQuery) -> Vec<AuditRecord> = read query_audit(&q);
     /// Records a DPoP proof's replay key until `expires_at_ms`; false when already seen.
     fn use_dpop_jti(key: [u8; 32], expires_at_ms: i64) -> bool = write_one use_jti(&key, expires_at_ms);
 

@@ -90,6 +90,14 @@ static REVOKE_CLIENT_FAMILIES: Stmt = revoke!("client_id = $1", "$2", "$3");
 static REVOKE_SESSION_FAMILIES: Stmt = revoke!("session_id = $1", "$2", "$3");
 static REVOKE_GRANT_FAMILIES: Stmt = revoke!("user_id = $1 AND client_id = $2", "$3", "$4");
 
+/// Audit events, newest first, each filter applying only when given.
+static QUERY_AUDIT: Stmt = Stmt::parts(&[
+    "SELECT ",
+    AuditRecord::COLS,
+    " FROM audit_events WHERE (CAST($1 AS TEXT) IS NULL OR kind = $1) AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+     AND (CAST($3 AS TEXT) IS NULL OR user_id = $3) AND (CAST($4 AS BIGINT) IS NULL OR at_ms >= $4) \
+     AND (CAST($5 AS BIGINT) IS NULL OR at_ms < $5) AND (CAST($6 AS BIGINT) IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
+]);
 static INSERT_AUDIT: Stmt = Stmt::new(
     "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
 );
@@ -567,6 +575,23 @@ pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> 
 
 pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
     Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason]).await? > 0)
+}
+
+pub async fn query_audit<C: Conn>(c: &mut C, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    c.all(
+        &QUERY_AUDIT,
+        args![
+            q.kind,
+            q.client_id,
+            q.user_id,
+            q.since_ms,
+            q.until_ms,
+            q.before_id,
+            q.limit
+        ],
+        rows::one,
+    )
+    .await
 }
 
 pub async fn audit<C: Conn>(c: &mut C, e: &AuditEvent, now_ms: i64) -> Result<()> {

@@ -3,7 +3,7 @@
 //! arguments (`record!`); and the mappers of rows that are not one record.
 
 use super::sql::{record, Record, RowRef};
-use super::{ParRequest, Result};
+use super::{AuditRecord, ParRequest, Result};
 use crate::domain::model::{AuthCode, Client, DeviceCode, Family, KeyRecord, Session, User};
 
 record!(Client, "clients" as "c" {
@@ -12,6 +12,7 @@ record!(Client, "clients" as "c" {
     post_logout_redirect_uris: json, registration_token_hash
 });
 record!(User, "users" as "u" { id, username, password_hash, email, name, created_at_ms });
+record!(AuditRecord, "audit_events" as "a" { id, at_ms, kind, client_id, user_id, family_id, detail });
 record!(Family, "families" as "f" {
     id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms,
     absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms,

@@ -111,6 +111,7 @@ owned_as_is!(
     Option<(String, String, i64)>,
     crate::domain::model::RevocationReason,
     super::GrantsOf,
+    super::AuditQuery,
     Client,
     User,
     DeviceCode,
