@@ -830,10 +830,17 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             json_err(400, "invalid_authorization_details"),
         ),
         Case::post(
-            "par: JSON body",
+            "par: JSON body that is not an object",
             "/oauth/pushed-authorization",
             Some(JSON),
-            r#"{"client_id":"pub","response_type":"code"}"#.to_string(),
+            r#"["client_id","pub"]"#.to_string(),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "par: JSON body with a non-string client_id",
+            "/oauth/pushed-authorization",
+            Some(JSON),
+            r#"{"client_id":["pub"],"response_type":"code"}"#.to_string(),
             json_err(400, "invalid_request"),
         ),
         // ---- POST /oauth/authorize (the consent decision), signed in ----
@@ -891,10 +898,17 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             json_err(401, "invalid_client"),
         ),
         Case::post(
-            "revoke: JSON body",
+            "revoke: malformed JSON body",
             V,
             Some(JSON),
-            serde_json::json!({"token": rt, "client_id": "pub"}).to_string(),
+            format!("{{\"token\": \"{rt}\", \"client_id\": "),
+            json_err(400, "invalid_request"),
+        ),
+        Case::post(
+            "revoke: JSON body with a repeated token",
+            V,
+            Some(JSON),
+            format!("{{\"token\": \"{rt}\", \"token\": \"{rt}\", \"client_id\": \"pub\"}}"),
             json_err(400, "invalid_request"),
         ),
         // ---- POST /oauth/introspect (RFC 7662) ----
@@ -966,10 +980,10 @@ async fn bad_requests_get_the_right_error_and_change_nothing() {
             json_err(400, "invalid_scope"),
         ),
         Case::post(
-            "device: JSON body",
+            "device: JSON body with a non-string scope",
             D,
             Some(JSON),
-            serde_json::json!({"client_id": "tv", "scope": "openid"}).to_string(),
+            serde_json::json!({"client_id": "tv", "scope": ["openid"]}).to_string(),
             json_err(400, "invalid_request"),
         ),
         Case::post(

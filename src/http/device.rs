@@ -27,7 +27,8 @@ pub async fn device_authorization(
     body: Body,
 ) -> Response {
     let r = async {
-        let p = read_params(&headers, body, Accept::Form).await?;
+        // A form (RFC 8628 §3.1) or, as the reference service, a JSON object.
+        let p = read_params(&headers, body, Accept::FormOrJson).await?;
         let client = super::token::authenticated(
             &st,
             addr,

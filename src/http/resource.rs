@@ -199,15 +199,17 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
 }
 
 /// The authenticated client and the parameters of an introspection or revocation request
-/// (rate-limited per address and per client, `Budget::Introspection`).
+/// (rate-limited per address and per client, `Budget::Introspection`). Introspection takes a
+/// form (RFC 7662 §2.1); revocation a form or, as the reference service, a JSON object.
 async fn authenticated(
     st: &AppState,
     addr: SocketAddr,
     headers: &HeaderMap,
     body: Body,
     path: &'static str,
+    accept: Accept,
 ) -> Result<(std::sync::Arc<Client>, Params), OAuthError> {
-    let p = read_params(headers, body, Accept::Form).await?;
+    let p = read_params(headers, body, accept).await?;
     let client = super::token::authenticated(st, addr, headers, &p, path, Budget::Introspection).await?;
     Ok((client, p))
 }
@@ -234,7 +236,7 @@ async fn introspect_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Value, OAuthError> {
-    let (client, p) = authenticated(st, addr, headers, body, paths::INTROSPECT).await?;
+    let (client, p) = authenticated(st, addr, headers, body, paths::INTROSPECT, Accept::Form).await?;
     Ok(match introspection::introspect(&st.app, &client, &p).await? {
         Introspection::Inactive => json!({"active": false}),
         Introspection::Refresh(f) => {
@@ -301,6 +303,6 @@ pub async fn revoke(
 }
 
 async fn revoke_inner(st: &AppState, addr: SocketAddr, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
-    let (client, p) = authenticated(st, addr, headers, body, paths::REVOKE).await?;
+    let (client, p) = authenticated(st, addr, headers, body, paths::REVOKE, Accept::FormOrJson).await?;
     revocation::revoke(&st.app, &client, p.required("token")?).await
 }

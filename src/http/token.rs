@@ -197,7 +197,8 @@ pub async fn pushed_authorization(
     body: Body,
 ) -> Response {
     let r = async {
-        let p = read_params(&headers, body, Accept::Form).await?;
+        // A form (RFC 9126 §2.1) or, as the reference service, a JSON object.
+        let p = read_params(&headers, body, Accept::FormOrJson).await?;
         let client = authenticated(&st, addr, &headers, &p, paths::PUSHED_AUTHORIZATION, Budget::Token).await?;
         let proof = proof(&st, &headers, "POST", paths::PUSHED_AUTHORIZATION, None).map_err(|f| f.into_oauth())?;
         crate::grants::dpop::use_proof(&st.app, proof.as_ref()).await?;
