@@ -19,6 +19,8 @@ pub const LOGIN: &str = "/login";
 pub const LOGOUT: &str = "/logout";
 pub const END_SESSION: &str = "/oauth/logout";
 pub const REGISTER: &str = "/oauth/register";
+/// Public client information for consent screens (SPEC §8).
+pub const PUBLIC_CLIENT: &str = "/oauth/client/{client_id}";
 /// RFC 7592 client configuration endpoint (axum path syntax).
 pub const REGISTER_CLIENT: &str = "/oauth/register/{client_id}";
 pub const ACCOUNT: &str = "/account";

@@ -88,3 +88,37 @@ async fn par_device_authorization_and_revocation_take_json() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// `GET /oauth/client/{client_id}`: the reference's `PublicClientInfo` in its envelope, nothing
+/// secret in it, 404 for an unknown client, and charged to the caller's address (429 with
+/// `Retry-After` past the budget).
+#[tokio::test]
+async fn public_client_information_for_consent_screens() {
+    let s = Server::start(&[
+        ("AUTIONAL_RATE_LIMIT__ADDRESS_PER_SECOND", "1"),
+        ("AUTIONAL_RATE_LIMIT__ADDRESS_BURST", "5"),
+    ])
+    .await;
+    let r = s.http.get(s.url("/oauth/client/conf")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 200);
+    assert_eq!(body["data"]["client_name"], "Confidential");
+    assert!(body["data"]["scopes"].as_array().unwrap().contains(&json!("openid")));
+    let text = body.to_string();
+    assert!(!text.contains("redirect") && !text.contains(&s.conf_secret), "{text}");
+    let r = s.http.get(s.url("/oauth/client/nobody")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], 404);
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = s.http.get(s.url("/oauth/client/conf")).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the address budget runs out");
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], 429);
+}

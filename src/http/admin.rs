@@ -6,6 +6,7 @@
 //! operation needs (`domain::admin`). The handlers parse and serialize; clients are made by
 //! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
 
+use super::envelope::{fail, from_oauth, list_page, ok, respond, timestamp};
 use super::AppState;
 use crate::domain::admin::{permits, Need};
 use crate::domain::error::OAuthError;
@@ -54,40 +55,6 @@ pub fn router(state: AppState) -> Router {
 /// Most items on one page of a list.
 const MAX_PAGE_SIZE: usize = 100;
 const DEFAULT_PAGE_SIZE: usize = 20;
-
-// ---- the envelope ---------------------------------------------------------------------------
-
-fn timestamp() -> i64 {
-    now_ms() / 1000
-}
-
-fn respond(status: StatusCode, body: Value) -> Response {
-    let mut resp = (status, axum::Json(body)).into_response();
-    super::error::no_store(&mut resp);
-    resp
-}
-
-/// A result: `{code, message, data, timestamp}`.
-fn ok(status: StatusCode, data: Value) -> Response {
-    respond(
-        status,
-        json!({"code": status.as_u16(), "message": "success", "data": data, "timestamp": timestamp()}),
-    )
-}
-
-/// An error: `SimpleResponse {code, message, timestamp}`.
-fn fail(status: StatusCode, message: &str) -> Response {
-    respond(
-        status,
-        json!({"code": status.as_u16(), "message": message, "timestamp": timestamp()}),
-    )
-}
-
-/// An error of a grant or the store, with its status (503 for a failing database).
-fn from_oauth(e: OAuthError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    fail(status, e.description.as_deref().unwrap_or(e.code.as_str()))
-}
 
 // ---- authentication -------------------------------------------------------------------------
 
@@ -280,20 +247,6 @@ async fn list_clients(
         Ok((page, total, size, next)) => list_page(page.iter().map(client_item).collect(), total, size, next),
         Err(e) => fail(StatusCode::BAD_REQUEST, &e),
     }
-}
-
-fn list_page(items: Vec<Value>, total: usize, size: usize, next: Option<String>) -> Response {
-    respond(
-        StatusCode::OK,
-        json!({
-            "code": 200,
-            "message": "success",
-            "items": items,
-            "total": total,
-            "pagination": {"page_size": size, "next_cursor": next},
-            "timestamp": timestamp(),
-        }),
-    )
 }
 
 /// `GET /admin/oauth/clients/{client_id}`.

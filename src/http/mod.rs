@@ -4,10 +4,12 @@
 mod admin;
 mod authorize;
 mod body;
+mod client_info;
 pub mod cookies;
 mod device;
 mod discovery;
 mod dpop;
+mod envelope;
 mod error;
 mod health;
 mod logout;
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, get(session::login_page).post(session::login))
         .route(paths::LOGOUT, post(session::logout))
         .route(paths::END_SESSION, get(logout::logout).post(logout::logout))
+        .route(paths::PUBLIC_CLIENT, get(client_info::public_client))
         .route(paths::REGISTER, post(register::register))
         .route(
             paths::REGISTER_CLIENT,
