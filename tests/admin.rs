@@ -880,3 +880,67 @@ async fn audit_events_are_queried_by_kind_client_user_and_time() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Client update (PUT): partial, validated as a whole by the one validator; a refused update
+/// names the field and changes nothing; the authentication method and confidentiality cannot
+/// change; an admin client stays an admin client.
+#[tokio::test]
+async fn clients_are_updated_partially_through_the_one_validator() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let put = |path: &'static str, body: Value| {
+        let (s, t) = (&s, &t);
+        async move { call(s, reqwest::Method::PUT, path, Some(t), Some(body)).await }
+    };
+    let conf = "/admin/oauth/clients/conf";
+    let before = call(&s, reqwest::Method::GET, conf, Some(&t), None).await.1;
+    let snapshot = s.snapshot();
+    for (body, word) in [
+        (json!({"redirect_uris": ["http://evil.example/cb"]}), "redirect_uris"),
+        (json!({"scopes": ["admin:read"]}), "scopes"),
+        (json!({"grant_types": ["password"]}), "grant_types"),
+        (json!({"client_auth_methods": ["client_secret_post"]}), "cannot change"),
+        (json!({"is_confidential": false}), "is_confidential"),
+        (json!({"status": "disabled"}), "status"),
+        (json!({"website": "https://a.example"}), "website"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let (st, resp, _) = put(conf, body.clone()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert!(resp["message"].as_str().unwrap().contains(word), "{body}: {resp}");
+    }
+    assert_eq!(s.snapshot(), snapshot, "refused updates change nothing");
+    assert_eq!(
+        call(&s, reqwest::Method::GET, conf, Some(&t), None).await.1["data"],
+        before["data"]
+    );
+
+    let (st, after, _) = put(conf, json!({"name": "Renamed", "scopes": ["openid", "profile"]})).await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(after["data"]["name"], "Renamed");
+    assert_eq!(after["data"]["scopes"], json!(["openid", "profile"]));
+    assert_eq!(
+        after["data"]["redirect_uris"], before["data"]["redirect_uris"],
+        "the rest kept"
+    );
+    let (_, read, _) = call(&s, reqwest::Method::GET, conf, Some(&t), None).await;
+    assert_eq!(read["data"], after["data"]);
+    // The secret still works.
+    let r = s
+        .http
+        .post(s.url("/oauth/introspect"))
+        .basic_auth("conf", Some(&s.conf_secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // An admin client keeps the admin profile.
+    let (st, resp, _) = put("/admin/oauth/clients/adm", json!({"scopes": ["openid"]})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{resp}");
+    let (st, resp, _) = put("/admin/oauth/clients/adm", json!({"scopes": ["admin:read"]})).await;
+    assert_eq!(st, StatusCode::OK, "{resp}");
+    let (st, _, _) = put("/admin/oauth/clients/nobody", json!({"name": "x"})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -3,8 +3,9 @@
 //! validated metadata, its first secret (shown once, stored as SHA-256).
 
 use crate::config::Config;
+use crate::domain::error::ErrorCode;
 use crate::domain::model::{AuthMethod, Client, SecretHash};
-use crate::domain::registration::{apply, Invalid, Metadata, Policy, Profile};
+use crate::domain::registration::{apply, Field, Invalid, Metadata, Policy, Profile};
 use crate::store::{DynStore, StoreError};
 use crate::util::{now_ms, random_id, random_token, sha256};
 
@@ -72,4 +73,39 @@ pub async fn create(
         e => CreateError::Store(e),
     })?;
     Ok((client, secret))
+}
+
+/// Applies new metadata to an existing client and stores it (RFC 7592 update, admin API
+/// update): the one validator with `policy`; how the client authenticates cannot change (a
+/// secret would appear or vanish under its users: make a new client instead). Returns the
+/// updated client; `CreateError::Exists` is not used.
+pub async fn update(
+    store: &DynStore,
+    mut client: Client,
+    meta: &Metadata,
+    policy: &Policy<'_>,
+) -> Result<Client, CreateError> {
+    let before = client.auth_method;
+    apply(meta, &mut client, policy).map_err(CreateError::Invalid)?;
+    if client.auth_method != before {
+        return Err(CreateError::Invalid(Invalid {
+            code: ErrorCode::InvalidClientMetadata,
+            field: Field::TokenEndpointAuthMethod,
+            description: "token_endpoint_auth_method cannot change (make a new client)".into(),
+        }));
+    }
+    store.update_client(client.clone()).await.map_err(CreateError::Store)?;
+    Ok(client)
+}
+
+/// The policy an operator's change to `client` is checked with: the admin profile for an admin
+/// client (it keeps only admin scopes), the operator's for any other.
+pub fn operator_policy<'a>(cfg: &'a Config, client: &Client) -> Policy<'a> {
+    let admin = client.scope.split(' ').any(crate::domain::admin::is_admin_scope);
+    Policy {
+        profile: if admin { Profile::Admin } else { Profile::Operator },
+        custom_scopes: &cfg.scopes.custom,
+        allowed_grant_types: &[],
+        allowed_scopes: &[],
+    }
 }

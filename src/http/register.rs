@@ -163,7 +163,7 @@ pub async fn read(State(st): State<AppState>, headers: HeaderMap, Path(id): Path
 }
 
 pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    let mut client = match managed(&st, &headers, &id).await {
+    let client = match managed(&st, &headers, &id).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -174,20 +174,13 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
                 "client_id in the body does not match the URL",
             ));
         }
-        let before = client.auth_method;
-        apply(&m, &mut client, &policy(&st)).map_err(invalid)?;
-        if client.auth_method != before {
-            return Err(OAuthError::new(
-                400,
-                crate::domain::error::ErrorCode::InvalidClientMetadata,
-                "token_endpoint_auth_method cannot change",
-            ));
-        }
-        st.app
-            .store
-            .update_client(client.clone())
+        let client = clients::update(&st.app.store, client, &m, &policy(&st))
             .await
-            .map_err(OAuthError::from)?;
+            .map_err(|e| match e {
+                clients::CreateError::Invalid(e) => invalid(e),
+                clients::CreateError::Store(e) => OAuthError::from(e),
+                clients::CreateError::Exists(id) => OAuthError::invalid_request(format!("client {id} exists")),
+            })?;
         Ok(describe(&client))
     }
     .await;
