@@ -944,3 +944,76 @@ async fn clients_are_updated_partially_through_the_one_validator() {
     let (st, _, _) = put("/admin/oauth/clients/nobody", json!({"name": "x"})).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// Device authorizations: listed (by status and client; the device code itself is never
+/// shown), deleted by user code (the device's next poll is refused); unknown 404.
+#[tokio::test]
+async fn device_authorizations_are_listed_and_deleted() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "TV",
+        "--public",
+        "--client-id",
+        "tv",
+        "--grant-type",
+        grant,
+    ]);
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let r = s
+            .http
+            .post(s.url("/oauth/device/authorize"))
+            .form(&[("client_id", "tv"), ("scope", "openid")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        devices.push(r.json::<Value>().await.unwrap());
+    }
+    let get = |path: String| {
+        let (s, t) = (&s, &t);
+        async move { call(s, reqwest::Method::GET, &path, Some(t), None).await }
+    };
+    let (st, list, _) = get("/admin/oauth/devices?status=pending".into()).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 2);
+    let text = list.to_string();
+    for d in &devices {
+        assert!(
+            !text.contains(d["device_code"].as_str().unwrap()),
+            "the device code is secret"
+        );
+    }
+    assert_eq!(get("/admin/oauth/devices?status=approved".into()).await.1["total"], 0);
+    assert_eq!(get("/admin/oauth/devices?client_id=pub".into()).await.1["total"], 0);
+    assert_eq!(
+        get("/admin/oauth/devices?status=lost".into()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let user_code = devices[0]["user_code"].as_str().unwrap();
+    let path = format!("/admin/oauth/devices/{user_code}");
+    let (st, _, _) = call(&s, reqwest::Method::DELETE, &path, Some(&t), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .form(&[
+            ("grant_type", grant),
+            ("device_code", devices[0]["device_code"].as_str().unwrap()),
+            ("client_id", "tv"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(get("/admin/oauth/devices".into()).await.1["total"], 1);
+    let (st, _, _) = call(&s, reqwest::Method::DELETE, &path, Some(&t), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -345,6 +345,10 @@ sql_store::store_api! {
 
     fn insert_device(device: DeviceCode) -> () = write_one insert(&device);
     fn find_device(user_code: &str) -> Option<DeviceCode> = read find_device(&user_code);
+    /// Every stored device authorization (the sweeper removes expired ones).
+    fn list_devices() -> Vec<DeviceCode> = read list_devices();
+    /// Deletes a device authorization; a device polling for it gets `invalid_grant`.
+    fn delete_device(user_code: &str) -> bool = write_one delete_device(&user_code);
     /// Records the user's decision on a pending, unexpired code: `Some((user, session,
     /// auth_time))` approves, `None` denies. False when the code was not pending.
     fn decide_device(user_code: &str, approval: Option<(String, String, i64)>, now_ms: i64) -> bool =

@@ -149,6 +149,8 @@ static END_GRANT_CODES: Stmt =
     Stmt::new("DELETE FROM codes WHERE consumed_at_ms IS NULL AND user_id = $1 AND client_id = $2");
 
 static FIND_DEVICE: Stmt = Stmt::parts(&["SELECT ", DeviceCode::COLS, " FROM device_codes WHERE user_code = $1"]);
+static LIST_DEVICES: Stmt = Stmt::parts(&["SELECT ", DeviceCode::COLS, " FROM device_codes ORDER BY user_code"]);
+static DELETE_DEVICE: Stmt = Stmt::new("DELETE FROM device_codes WHERE user_code = $1");
 /// The row lock serialises polls of one code across processes.
 static GET_DEVICE_LOCKED: Stmt = Stmt::parts(&[
     "SELECT ",
@@ -359,6 +361,14 @@ pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec
 
 pub async fn list_users<C: Conn>(c: &mut C) -> Result<Vec<User>> {
     c.all(&LIST_USERS, args![], rows::one).await
+}
+
+pub async fn list_devices<C: Conn>(c: &mut C) -> Result<Vec<DeviceCode>> {
+    c.all(&LIST_DEVICES, args![], rows::one).await
+}
+
+pub async fn delete_device<C: Conn>(c: &mut C, user_code: &str) -> Result<bool> {
+    Ok(c.exec(&DELETE_DEVICE, args![user_code]).await? > 0)
 }
 
 pub async fn list_client_families<C: Conn>(c: &mut C, client_id: &str) -> Result<Vec<Family>> {
