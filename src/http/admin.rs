@@ -39,11 +39,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             paths::ADMIN_CLIENT_TOKENS,
-            get(list_client_grants).delete(revoke_client_grants),
+            get(grants_of::<false>).delete(revoke_grants_of::<false>),
         )
         .route(
             paths::ADMIN_USER_TOKENS,
-            get(list_user_grants).delete(revoke_user_grants),
+            get(grants_of::<true>).delete(revoke_grants_of::<true>),
         )
         .route(paths::ADMIN_GRANT, delete(revoke_grant))
         .route(paths::ADMIN_AUDIT, get(audit_events))
@@ -60,6 +60,16 @@ pub fn router(state: AppState) -> Router {
 /// Most items on one page of a list.
 const MAX_PAGE_SIZE: usize = 100;
 const DEFAULT_PAGE_SIZE: usize = 20;
+
+/// The answer to a removal: 204 when it happened, 404 naming `what` when there was nothing to
+/// remove.
+fn removed(r: Result<bool, crate::store::StoreError>, what: &str) -> Response {
+    match r {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no {what}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
 
 // ---- authentication -------------------------------------------------------------------------
 
@@ -123,6 +133,17 @@ async fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> Result<Acc
         ));
     }
     Ok(claims)
+}
+
+/// A change's preamble: the caller may write, and the body is the JSON object `T` (400 naming
+/// what is wrong with it otherwise).
+async fn change<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
+    authorize(st, headers, Need::Write).await?;
+    serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, &format!("body: {e}")))
 }
 
 // ---- clients ----------------------------------------------------------------------------------
@@ -272,104 +293,14 @@ async fn delete_client(State(st): State<AppState>, headers: HeaderMap, Path(id):
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;
     }
-    match st.app.store.delete_client(&id, now_ms()).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
-        Err(e) => from_oauth(OAuthError::from(e)),
-    }
+    removed(st.app.store.delete_client(&id, now_ms()).await, &format!("client {id}"))
 }
 
-/// The reference's `CreateClientRequest`.
+/// The reference's `CreateClientRequest` and `UpdateClientRequest`: the same fields; creating
+/// needs `name` and `redirect_uris`, updating replaces only what is given.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateClientRequest {
-    name: String,
-    redirect_uris: Vec<String>,
-    #[serde(default = "yes")]
-    is_confidential: bool,
-    #[serde(default)]
-    grant_types: Option<Vec<String>>,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    client_auth_methods: Option<Vec<String>>,
-    /// A JWK Set, as a JSON string.
-    #[serde(default)]
-    jwks: Option<String>,
-    #[serde(default)]
-    jwks_uri: Option<String>,
-    #[serde(default)]
-    post_logout_redirect_uris: Vec<String>,
-    #[serde(default)]
-    dpop_bound_access_tokens: bool,
-    #[serde(default)]
-    require_pushed_authorization_requests: bool,
-    // Accepted names of the reference that this server does not keep yet: refused when set.
-    #[serde(default)]
-    logo_url: Option<String>,
-    #[serde(default)]
-    website: Option<String>,
-    #[serde(default)]
-    privacy_policy: Option<String>,
-    #[serde(default)]
-    terms_url: Option<String>,
-    #[serde(default)]
-    fapi_profile: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The request as RFC 7591 metadata for the one validator.
-fn metadata(r: CreateClientRequest) -> Result<Metadata, String> {
-    let unsupported = [
-        ("logo_url", &r.logo_url),
-        ("website", &r.website),
-        ("privacy_policy", &r.privacy_policy),
-        ("terms_url", &r.terms_url),
-        ("fapi_profile", &r.fapi_profile),
-    ];
-    if let Some((name, _)) = unsupported.iter().find(|(_, v)| v.is_some()) {
-        return Err(format!("{name}: not supported by this server"));
-    }
-    let method = match r.client_auth_methods.as_deref() {
-        None | Some([]) if r.is_confidential => "client_secret_basic".to_string(),
-        None | Some([]) => "none".to_string(),
-        Some([m]) => m.clone(),
-        Some(_) => return Err("client_auth_methods: a client authenticates with exactly one method".into()),
-    };
-    if r.is_confidential == (method == "none") {
-        return Err(format!(
-            "client_auth_methods: `{method}` contradicts is_confidential = {}",
-            r.is_confidential
-        ));
-    }
-    let jwks = match r.jwks {
-        Some(j) => Some(serde_json::from_str(&j).map_err(|e| format!("jwks: not a JWK Set in JSON ({e})"))?),
-        None => None,
-    };
-    Ok(Metadata {
-        client_id: None,
-        redirect_uris: r.redirect_uris,
-        token_endpoint_auth_method: Some(method),
-        grant_types: r.grant_types,
-        response_types: None,
-        client_name: Some(r.name),
-        scope: r.scopes.map(|s| s.join(" ")),
-        jwks,
-        jwks_uri: r.jwks_uri,
-        post_logout_redirect_uris: r.post_logout_redirect_uris,
-        dpop_bound_access_tokens: r.dpop_bound_access_tokens,
-        require_pushed_authorization_requests: r.require_pushed_authorization_requests,
-    })
-}
-
-/// The reference's `UpdateClientRequest`: every field optional; what is given replaces the
-/// client's value.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateClientRequest {
+struct ClientRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -382,6 +313,7 @@ struct UpdateClientRequest {
     scopes: Option<Vec<String>>,
     #[serde(default)]
     client_auth_methods: Option<Vec<String>>,
+    /// A JWK Set, as a JSON string.
     #[serde(default)]
     jwks: Option<String>,
     #[serde(default)]
@@ -392,8 +324,10 @@ struct UpdateClientRequest {
     dpop_bound_access_tokens: Option<bool>,
     #[serde(default)]
     require_pushed_authorization_requests: Option<bool>,
+    /// Updates only: `active` (a client ends by being deleted).
     #[serde(default)]
     status: Option<String>,
+    // Names of the reference that this server does not keep yet: refused when set.
     #[serde(default)]
     logo_url: Option<String>,
     #[serde(default)]
@@ -406,8 +340,8 @@ struct UpdateClientRequest {
     fapi_profile: Option<String>,
 }
 
-/// The client's metadata with the request's fields over it.
-fn overlay(c: &Client, r: UpdateClientRequest) -> Result<Metadata, String> {
+/// `r` over `m` (a new client's defaults, or a client's metadata): what is given replaces.
+fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
     let unsupported = [
         ("logo_url", &r.logo_url),
         ("website", &r.website),
@@ -421,11 +355,6 @@ fn overlay(c: &Client, r: UpdateClientRequest) -> Result<Metadata, String> {
     if r.status.as_deref().is_some_and(|s| s != "active") {
         return Err("status: only active is supported (delete a client to end it)".into());
     }
-    if r.is_confidential.is_some_and(|want| want == c.is_public()) {
-        return Err("is_confidential cannot change (make a new client)".into());
-    }
-    let mut m: Metadata = serde_json::from_value(crate::domain::registration::describe(c))
-        .map_err(|e| format!("the stored client does not read back as metadata: {e}"))?;
     if let Some(n) = r.name {
         m.client_name = Some(n);
     }
@@ -440,7 +369,7 @@ fn overlay(c: &Client, r: UpdateClientRequest) -> Result<Metadata, String> {
         m.scope = Some(s.join(" "));
     }
     match r.client_auth_methods.as_deref() {
-        None => {}
+        None | Some([]) => {}
         Some([one]) => m.token_endpoint_auth_method = Some(one.clone()),
         Some(_) => return Err("client_auth_methods: a client authenticates with exactly one method".into()),
     }
@@ -462,6 +391,43 @@ fn overlay(c: &Client, r: UpdateClientRequest) -> Result<Metadata, String> {
     Ok(m)
 }
 
+/// A create request as metadata: `name` and `redirect_uris` required; without
+/// `client_auth_methods` a confidential client (the default) uses `client_secret_basic`, a
+/// public one `none`, and the two must agree.
+fn create_metadata(r: ClientRequest) -> Result<Metadata, String> {
+    if r.name.is_none() {
+        return Err("body: missing field `name`".into());
+    }
+    if r.redirect_uris.is_none() {
+        return Err("body: missing field `redirect_uris`".into());
+    }
+    let confidential = r.is_confidential.unwrap_or(true);
+    let m = overlay(Metadata::default(), r)?;
+    let method = m
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_else(|| if confidential { "client_secret_basic" } else { "none" }.to_string());
+    if confidential == (method == "none") {
+        return Err(format!(
+            "client_auth_methods: `{method}` contradicts is_confidential = {confidential}"
+        ));
+    }
+    Ok(Metadata {
+        token_endpoint_auth_method: Some(method),
+        ..m
+    })
+}
+
+/// An update request over the client's metadata; confidentiality cannot change.
+fn update_metadata(c: &Client, r: ClientRequest) -> Result<Metadata, String> {
+    if r.is_confidential.is_some_and(|want| want == c.is_public()) {
+        return Err("is_confidential cannot change (make a new client)".into());
+    }
+    let m: Metadata = serde_json::from_value(crate::domain::registration::describe(c))
+        .map_err(|e| format!("the stored client does not read back as metadata: {e}"))?;
+    overlay(m, r)
+}
+
 /// `PUT /admin/oauth/clients/{client_id}`: a partial update, validated as a whole by the one
 /// validator (an admin client keeps the admin profile); nothing changes when it is refused.
 async fn update_client(
@@ -470,19 +436,16 @@ async fn update_client(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
-    }
-    let req: UpdateClientRequest = match serde_json::from_slice(&body) {
+    let req: ClientRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        Err(r) => return r,
     };
     let client = match st.app.store.get_client(&id).await {
         Ok(Some(c)) => c,
         Ok(None) => return fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
         Err(e) => return from_oauth(OAuthError::from(e)),
     };
-    let meta = match overlay(&client, req) {
+    let meta = match update_metadata(&client, req) {
         Ok(m) => m,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
@@ -509,14 +472,11 @@ fn field_name(f: Field) -> &'static str {
 
 /// `POST /admin/oauth/clients`: 201 with the client and its secret (shown once).
 async fn create_client(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
-    }
-    let req: CreateClientRequest = match serde_json::from_slice(&body) {
+    let req: ClientRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        Err(r) => return r,
     };
-    let meta = match metadata(req) {
+    let meta = match create_metadata(req) {
         Ok(m) => m,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
@@ -641,44 +601,34 @@ async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, S
     }
 }
 
-/// `GET /admin/oauth/clients/{client_id}/tokens`: the client's live grants.
-async fn list_client_grants(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    list_grants(&st, &headers, &q, GrantsOf::Client(id)).await
+/// Whose grants a path names: a user's (`/admin/oauth/tokens/user/{user_id}`) or a client's
+/// (`/admin/oauth/clients/{client_id}/tokens`).
+fn whose<const USER: bool>(id: String) -> GrantsOf {
+    if USER {
+        GrantsOf::User(id)
+    } else {
+        GrantsOf::Client(id)
+    }
 }
 
-/// `DELETE /admin/oauth/clients/{client_id}/tokens`: revokes all of them.
-async fn revoke_client_grants(
+/// `GET` on either path: the live grants.
+async fn grants_of<const USER: bool>(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    revoke_grants(&st, &headers, &q, GrantsOf::Client(id)).await
+    list_grants(&st, &headers, &q, whose::<USER>(id)).await
 }
 
-/// `GET /admin/oauth/tokens/user/{user_id}`: the user's live grants.
-async fn list_user_grants(
+/// `DELETE` on either path: revokes all of them.
+async fn revoke_grants_of<const USER: bool>(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    list_grants(&st, &headers, &q, GrantsOf::User(id)).await
-}
-
-/// `DELETE /admin/oauth/tokens/user/{user_id}`: revokes all of them.
-async fn revoke_user_grants(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    revoke_grants(&st, &headers, &q, GrantsOf::User(id)).await
+    revoke_grants(&st, &headers, &q, whose::<USER>(id)).await
 }
 
 /// `DELETE /admin/oauth/tokens/{grant_id}`: revokes one grant.
@@ -760,12 +710,9 @@ struct CreateUserRequest {
 
 /// `POST /admin/oauth/users`: 201 with the user (the CLI's account rules).
 async fn create_user(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
-    }
-    let req: CreateUserRequest = match serde_json::from_slice(&body) {
+    let req: CreateUserRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        Err(r) => return r,
     };
     let new = NewUser {
         username: &req.username,
@@ -809,11 +756,7 @@ async fn delete_user(State(st): State<AppState>, headers: HeaderMap, Path(id): P
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;
     }
-    match st.app.store.delete_user(&id, now_ms()).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no user {id}")),
-        Err(e) => from_oauth(OAuthError::from(e)),
-    }
+    removed(st.app.store.delete_user(&id, now_ms()).await, &format!("user {id}"))
 }
 
 #[derive(Deserialize)]
@@ -830,12 +773,9 @@ async fn set_password(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
-    }
-    let req: SetPasswordRequest = match serde_json::from_slice(&body) {
+    let req: SetPasswordRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        Err(r) => return r,
     };
     if let Err(r) = user_or_404(&st, &id).await {
         return r;
@@ -1053,9 +993,8 @@ async fn delete_device(State(st): State<AppState>, headers: HeaderMap, Path(code
     }
     // As users type it: case and the dash do not matter.
     let code: String = code.chars().filter(|c| *c != '-').collect::<String>().to_uppercase();
-    match st.app.store.delete_device(&code).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no device authorization {code}")),
-        Err(e) => from_oauth(OAuthError::from(e)),
-    }
+    removed(
+        st.app.store.delete_device(&code).await,
+        &format!("device authorization {code}"),
+    )
 }
