@@ -479,7 +479,7 @@ fn base64url(s: &str) -> String {
 
 /// Grants: a client's and a user's live grants are listed; one grant, all of a client's and all
 /// of a user's are revoked, and a revoked grant stops working at once at `/oauth/refresh`,
-/// introspection and userinfo; a delayed revocation (`grace_period`) is refused for now and
+/// introspection and userinfo; a `grace_period` beyond 30 days or not a number is refused and
 /// changes nothing; unknown ids are 404; the read scope cannot revoke.
 #[tokio::test]
 async fn grants_are_listed_and_revoked_and_stop_working_at_once() {
@@ -534,7 +534,7 @@ async fn grants_are_listed_and_revoked_and_stop_working_at_once() {
         ("/admin/oauth/tokens/no-such-grant", &t, StatusCode::NOT_FOUND),
         ("/admin/oauth/clients/pub/tokens", &read, StatusCode::FORBIDDEN),
         (
-            "/admin/oauth/clients/pub/tokens?grace_period=30",
+            "/admin/oauth/clients/pub/tokens?grace_period=2592001",
             &t,
             StatusCode::BAD_REQUEST,
         ),
@@ -1016,4 +1016,59 @@ async fn device_authorizations_are_listed_and_deleted() {
     assert_eq!(get("/admin/oauth/devices".into()).await.1["total"], 1);
     let (st, _, _) = call(&s, reqwest::Method::DELETE, &path, Some(&t), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// `grace_period`: the grants keep working (refresh, introspection, userinfo) until it ends,
+/// then stop everywhere; a reuse detected meanwhile still ends its family at once.
+#[tokio::test]
+async fn a_grace_period_lets_grants_work_until_it_ends() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let (tokens, _) = s.tokens("pub", "openid offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_string();
+    let (other, _) = s.tokens("pub", "openid offline_access").await;
+    let other_rt = other["refresh_token"].as_str().unwrap().to_string();
+    let other_at = other["access_token"].as_str().unwrap().to_string();
+    let path = "/admin/oauth/clients/pub/tokens?grace_period=3";
+    let (st, body, _) = call(&s, reqwest::Method::DELETE, path, Some(&t), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["grace_period"], 3);
+    // Meanwhile: everything works, and the chain moves on.
+    let r = s.refresh("pub", &rt).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let next: Value = r.json().await.unwrap();
+    let new_rt = next["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(s.introspect(&new_rt).await["active"], true);
+    assert_eq!(s.userinfo(&other_at).await.status(), StatusCode::OK);
+    let (_, listed, _) = call(
+        &s,
+        reqwest::Method::GET,
+        "/admin/oauth/clients/pub/tokens",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(listed["total"], 2, "still live: {listed}");
+    // A reuse during the grace period ends that family now.
+    assert_eq!(s.refresh("pub", &rt).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.introspect(&new_rt).await["active"], false);
+    assert_eq!(
+        s.introspect(&other_rt).await["active"],
+        true,
+        "the other grant is still in its grace"
+    );
+    // After it: the other grant stops everywhere.
+    tokio::time::sleep(std::time::Duration::from_millis(3300)).await;
+    assert_eq!(s.introspect(&other_rt).await["active"], false);
+    assert_eq!(s.userinfo(&other_at).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(s.refresh("pub", &other_rt).await.status().is_client_error());
+    let (_, listed, _) = call(
+        &s,
+        reqwest::Method::GET,
+        "/admin/oauth/clients/pub/tokens",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(listed["total"], 0);
 }

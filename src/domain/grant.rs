@@ -128,7 +128,8 @@ impl TokenState {
 
 /// The state of the token of `generation` of `family` at `now_ms` under `grace`.
 pub fn token_state(family: &Family, generation: i64, now_ms: i64, grace: Grace) -> TokenState {
-    if family.revoked_at_ms.is_some() {
+    // A revocation may be scheduled (an operator's `grace_period`): until then the family lives.
+    if family.revoked_at_ms.is_some_and(|at| at <= now_ms) {
         return TokenState::Revoked;
     }
     if now_ms >= family.absolute_expires_at_ms {
@@ -522,7 +523,8 @@ mod tests {
         assert!(!f.is_active(1_000_001));
         let mut revoked = family();
         revoked.revoked_at_ms = Some(1);
-        assert!(!revoked.is_active(0));
+        assert!(!revoked.is_active(1), "from its revocation on");
+        assert!(revoked.is_active(0), "not before (a scheduled revocation)");
     }
 
     #[test]
@@ -568,6 +570,17 @@ mod tests {
         ] {
             assert_eq!((s.is_active(), s.is_reuse()), (active, reuse), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_revocation_scheduled_for_later_leaves_the_family_live_until_then() {
+        let mut f = family();
+        f.revoked_at_ms = Some(5_000);
+        let g = Grace { ms: 0, count: 1 };
+        assert_eq!(token_state(&f, f.generation, 4_999, g), TokenState::Current);
+        assert!(f.is_active(4_999));
+        assert_eq!(token_state(&f, f.generation, 5_000, g), TokenState::Revoked);
+        assert!(!f.is_active(5_000));
     }
 
     #[test]

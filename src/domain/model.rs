@@ -265,7 +265,7 @@ impl Family {
     }
 
     pub fn is_active(&self, now_ms: i64) -> bool {
-        self.revoked_at_ms.is_none() && now_ms < self.absolute_expires_at_ms
+        self.revoked_at_ms.is_none_or(|at| at > now_ms) && now_ms < self.absolute_expires_at_ms
     }
 }
 
@@ -327,14 +327,18 @@ impl AuditEvent {
         }
     }
 
-    /// An operator revoked `count` grants of a client or of a user through the admin API.
-    pub fn grants_revoked(client_id: Option<&str>, user_id: Option<&str>, count: u64) -> AuditEvent {
+    /// An operator revoked `count` grants of a client or of a user through the admin API, taking
+    /// effect after `grace_ms`.
+    pub fn grants_revoked(client_id: Option<&str>, user_id: Option<&str>, count: u64, grace_ms: i64) -> AuditEvent {
         AuditEvent {
             kind: AuditKind::GrantsRevoked,
             client_id: client_id.map(str::to_owned),
             user_id: user_id.map(str::to_owned),
             family_id: None,
-            detail: Some(format!("{{\"revoked_grants\":{count}}}")),
+            detail: Some(format!(
+                "{{\"revoked_grants\":{count},\"grace_period\":{}}}",
+                grace_ms / 1000
+            )),
         }
     }
 

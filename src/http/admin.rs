@@ -534,11 +534,11 @@ async fn list_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, Str
         return r;
     }
     let store = &st.app.store;
-    let families = match &of {
-        GrantsOf::Client(id) => store.list_client_families(id).await,
-        GrantsOf::User(id) => store.list_user_families(id).await,
-    };
     let now = now_ms();
+    let families = match &of {
+        GrantsOf::Client(id) => store.list_client_families(id, now).await,
+        GrantsOf::User(id) => store.list_user_families(id, now).await,
+    };
     let live = match families {
         Ok(f) => f.into_iter().filter(|f| f.is_active(now)).collect(),
         Err(e) => return from_oauth(OAuthError::from(e)),
@@ -569,8 +569,12 @@ async fn exists(st: &AppState, of: &GrantsOf) -> Result<(), Response> {
     }
 }
 
-/// Revokes every live grant of a client or a user at once; `grace_period` (seconds) may only be
-/// 0 for now.
+/// The longest `grace_period` (30 days): a scheduled revocation is for a migration or a notice
+/// period, not a way to keep grants alive indefinitely.
+const MAX_GRACE_PERIOD_S: u64 = 30 * 86_400;
+
+/// Revokes every live grant of a client or a user: at once, or after `grace_period` seconds
+/// (they keep working until then; a reuse detected meanwhile still ends its family at once).
 async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, String>, of: GrantsOf) -> Response {
     if let Err(r) = authorize(st, headers, Need::Write).await {
         return r;
@@ -578,24 +582,24 @@ async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, S
     if let Err(e) = known_params(q, &["grace_period"]) {
         return fail(StatusCode::BAD_REQUEST, &e);
     }
-    match q.get("grace_period").map(|g| g.parse::<u64>()) {
-        None | Some(Ok(0)) => {}
-        Some(Ok(_)) => {
+    let grace_s = match q.get("grace_period").map(|g| g.parse::<u64>()) {
+        None => 0,
+        Some(Ok(g)) if g <= MAX_GRACE_PERIOD_S => g,
+        _ => {
             return fail(
                 StatusCode::BAD_REQUEST,
-                "grace_period: a delayed revocation is not supported yet; omit it (or 0) to revoke at once",
+                &format!("grace_period must be a number of seconds from 0 to {MAX_GRACE_PERIOD_S}"),
             )
         }
-        Some(Err(_)) => return fail(StatusCode::BAD_REQUEST, "grace_period must be a number of seconds"),
-    }
+    };
     if let Err(r) = exists(st, &of).await {
         return r;
     }
-    match st.app.store.revoke_grants(of, now_ms()).await {
+    match st.app.store.revoke_grants(of, now_ms(), grace_s as i64 * 1000).await {
         // Each grant's access tokens stop being active (introspection, userinfo) with it.
         Ok(n) => ok(
             StatusCode::OK,
-            json!({"grace_period": 0, "revoked_grants": n, "revoked_refresh_tokens": n, "revoked_access_tokens": n}),
+            json!({"grace_period": grace_s, "revoked_grants": n, "revoked_refresh_tokens": n, "revoked_access_tokens": n}),
         ),
         Err(e) => from_oauth(OAuthError::from(e)),
     }

@@ -236,7 +236,7 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
     let Some((session, user)) = current(&st, &headers).await else {
         return sign_in_for_account();
     };
-    let families = match st.app.store.list_user_families(&user.id).await {
+    let families = match st.app.store.list_user_families(&user.id, crate::util::now_ms()).await {
         Ok(f) => f,
         Err(e) => return unavailable_page(e),
     };

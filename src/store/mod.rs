@@ -333,12 +333,13 @@ sql_store::store_api! {
     /// Withdraws the user's consent to a client and revokes every family between them.
     fn revoke_consent(user_id: &str, client_id: &str, now_ms: i64) -> u64 =
         write revoke_consent(&user_id, &client_id, now_ms);
-    /// The user's families that are not revoked (newest first).
-    fn list_user_families(user_id: &str) -> Vec<Family> = read list_user_families(&user_id);
-    /// The client's families that are not revoked (newest first).
-    fn list_client_families(client_id: &str) -> Vec<Family> = read list_client_families(&client_id);
-    /// Revokes every live grant of a user or a client (admin API); how many families.
-    fn revoke_grants(of: GrantsOf, now_ms: i64) -> u64 = write revoke_grants(&of, now_ms);
+    /// The user's families that are not revoked at `now_ms` (newest first).
+    fn list_user_families(user_id: &str, now_ms: i64) -> Vec<Family> = read list_user_families(&user_id, now_ms);
+    /// The client's families that are not revoked at `now_ms` (newest first).
+    fn list_client_families(client_id: &str, now_ms: i64) -> Vec<Family> = read list_client_families(&client_id, now_ms);
+    /// Revokes every live grant of a user or a client (admin API), at once or after `grace_ms`;
+    /// how many families.
+    fn revoke_grants(of: GrantsOf, now_ms: i64, grace_ms: i64) -> u64 = write revoke_grants(&of, now_ms, grace_ms);
     /// Revokes one of the user's families; false when it is not theirs or already revoked.
     fn revoke_user_family(user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool =
         write_one revoke_user_family(&user_id, &family_id, reason, now_ms);

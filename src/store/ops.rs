@@ -52,12 +52,12 @@ static GET_FAMILY: Stmt = Stmt::parts(&["SELECT ", Family::COLS, " FROM families
 static LIST_USER_FAMILIES: Stmt = Stmt::parts(&[
     "SELECT ",
     Family::COLS,
-    " FROM families WHERE user_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
+    " FROM families WHERE user_id = $1 AND (revoked_at_ms IS NULL OR revoked_at_ms > $2) ORDER BY created_at_ms DESC",
 ]);
 static LIST_CLIENT_FAMILIES: Stmt = Stmt::parts(&[
     "SELECT ",
     Family::COLS,
-    " FROM families WHERE client_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC",
+    " FROM families WHERE client_id = $1 AND (revoked_at_ms IS NULL OR revoked_at_ms > $2) ORDER BY created_at_ms DESC",
 ]);
 /// A refresh token's generation and its family's row, by the token's hash.
 static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
@@ -67,8 +67,9 @@ static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
 ]);
 static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $8 WHERE id = $1");
 
-/// Revokes the live families matching `$cond` (whose placeholders come first): when at `$at`,
-/// why at `$why`.
+/// Revokes the families matching `$cond` (whose placeholders come first) at `$at`, why at `$why`:
+/// those not revoked, and those whose revocation is scheduled later (the earlier time wins, so
+/// a reuse detected during an operator's `grace_period` still ends the family at once).
 macro_rules! revoke {
     ($cond:literal, $at:literal, $why:literal) => {
         Stmt::new(concat!(
@@ -78,7 +79,9 @@ macro_rules! revoke {
             $why,
             " WHERE ",
             $cond,
-            " AND revoked_at_ms IS NULL"
+            " AND (revoked_at_ms IS NULL OR revoked_at_ms > ",
+            $at,
+            ")"
         ))
     };
 }
@@ -355,8 +358,8 @@ pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, 
     .await
 }
 
-pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Family>> {
-    c.all(&LIST_USER_FAMILIES, args![user_id], rows::one).await
+pub async fn list_user_families<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Result<Vec<Family>> {
+    c.all(&LIST_USER_FAMILIES, args![user_id, now_ms], rows::one).await
 }
 
 pub async fn list_users<C: Conn>(c: &mut C) -> Result<Vec<User>> {
@@ -371,27 +374,29 @@ pub async fn delete_device<C: Conn>(c: &mut C, user_code: &str) -> Result<bool> 
     Ok(c.exec(&DELETE_DEVICE, args![user_code]).await? > 0)
 }
 
-pub async fn list_client_families<C: Conn>(c: &mut C, client_id: &str) -> Result<Vec<Family>> {
-    c.all(&LIST_CLIENT_FAMILIES, args![client_id], rows::one).await
+pub async fn list_client_families<C: Conn>(c: &mut C, client_id: &str, now_ms: i64) -> Result<Vec<Family>> {
+    c.all(&LIST_CLIENT_FAMILIES, args![client_id, now_ms], rows::one).await
 }
 
-/// Revokes every live grant of a user or a client (admin API): its families, and what would
-/// still become one (unredeemed codes, approved device codes not yet collected), with one audit
-/// event. Returns how many families it revoked.
-pub async fn revoke_grants<C: Conn>(c: &mut C, of: &GrantsOf, now_ms: i64) -> Result<u64> {
+/// Revokes every live grant of a user or a client (admin API): its families, at once or after
+/// `grace_ms` (a scheduled revocation: the families live until then), and what would still
+/// become one (unredeemed codes, approved device codes not yet collected: at once), with one
+/// audit event. Returns how many families it revoked.
+pub async fn revoke_grants<C: Conn>(c: &mut C, of: &GrantsOf, now_ms: i64, grace_ms: i64) -> Result<u64> {
     let why = RevocationReason::RevokedByAdmin;
+    let at = now_ms.saturating_add(grace_ms.max(0));
     let (n, event) = match of {
         GrantsOf::User(id) => {
-            let n = c.exec(&REVOKE_USER_FAMILIES, args![id, now_ms, why]).await?;
+            let n = c.exec(&REVOKE_USER_FAMILIES, args![id, at, why]).await?;
             c.exec(&END_USER_DEVICES, args![id, ENDED, APPROVED]).await?;
             c.exec(&END_USER_CODES, args![id]).await?;
-            (n, AuditEvent::grants_revoked(None, Some(id), n))
+            (n, AuditEvent::grants_revoked(None, Some(id), n, grace_ms))
         }
         GrantsOf::Client(id) => {
-            let n = c.exec(&REVOKE_CLIENT_FAMILIES, args![id, now_ms, why]).await?;
+            let n = c.exec(&REVOKE_CLIENT_FAMILIES, args![id, at, why]).await?;
             c.exec(&END_CLIENT_DEVICES, args![id, ENDED, APPROVED]).await?;
             c.exec(&END_CLIENT_CODES, args![id]).await?;
-            (n, AuditEvent::grants_revoked(Some(id), None, n))
+            (n, AuditEvent::grants_revoked(Some(id), None, n, grace_ms))
         }
     };
     audit(c, &event, now_ms).await?;

@@ -5,7 +5,7 @@
 //!
 //! - Refresh rotation is decided in Rust (`ops::decide_rotation`, as on SQLite) and written by
 //!   one guarded statement (`UPDATE families … WHERE generation = $seen AND grace_used = $seen
-//!   AND revoked_at_ms IS NULL`, with the DPoP `jti` insert). Under READ COMMITTED a racing
+//!   AND revoked_at_ms IS NOT DISTINCT FROM $seen`, with the DPoP `jti` insert). Under READ COMMITTED a racing
 //!   loser's guard matches no row; it reads the family and decides again (grace or reuse): no serialization failure can surface as a 500, and of N racing
 //!   processes exactly one wins. The decision is taken on the state this process wrote last
 //!   when it remembers it (`store::recent`): one round trip in the common case.
@@ -150,18 +150,18 @@ static REDEEM: Stmt = Stmt::parts(&[
 ]);
 
 /// The guarded rotation: updates the family only if its generation, grace count and revocation
-/// are still those the decision saw. One row changed: it rotated; none: the family changed since.
+/// (none, or one scheduled for later) are still those the decision saw. One row changed: it rotated; none: the family changed since.
 const GUARDED_UPDATE: &str =
     "UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, \
      last_used_at_ms = $6, last_user_agent = $7, token_hashes = $10 \
-     WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NULL";
+     WHERE id = $1 AND generation = $8 AND grace_used = $9 AND revoked_at_ms IS NOT DISTINCT FROM $11";
 static ROTATE: Stmt = Stmt::parts(&[GUARDED_UPDATE]);
 /// The same, recording the DPoP proof's `jti` in the same statement (the row count is the
 /// inserted `jti`'s: 1 if and only if the family was updated).
 static ROTATE_WITH_JTI: Stmt = Stmt::parts(&[
     "WITH u AS (",
     GUARDED_UPDATE,
-    " RETURNING id) INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $11, $12 FROM u",
+    " RETURNING id) INSERT INTO dpop_jtis (key, expires_at_ms) SELECT $12, $13 FROM u",
 ]);
 
 /// The family a rotation decides on (no row: there is none).
@@ -186,7 +186,7 @@ fn rotation_row(r: &RowRef<'_>) -> Result<(bool, Option<Family>)> {
 /// Revokes a family and writes the audit event, in one statement (no event when it was
 /// already revoked).
 static REVOKE_AND_AUDIT: Stmt = Stmt::new(
-    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at_ms IS NULL RETURNING id, client_id, user_id) \
+    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND (revoked_at_ms IS NULL OR revoked_at_ms > $2) RETURNING id, client_id, user_id) \
      INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) SELECT $2, $4, client_id, user_id, id, $5 FROM u",
 );
 
@@ -401,12 +401,12 @@ async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<
             },
         };
         let (generation, mut family) = (s.generation, s.family);
-        let (seen_generation, seen_grace) = (family.generation, family.grace_used);
+        let (seen_generation, seen_grace, seen_revoked) = (family.generation, family.grace_used, family.revoked_at_ms);
         let decision = ops::decide_rotation(&mut family, generation, req)?;
         match decision {
             Decision::Rotate | Decision::GraceReissue => {
                 let f = &family;
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
                     &f.id,
                     &f.generation,
                     &f.rotated_at_ms,
@@ -417,10 +417,11 @@ async fn rotate(c: &mut Object, req: &RotateRequest, recent: &Recent) -> Result<
                     &seen_generation,
                     &seen_grace,
                     &f.token_hashes,
+                    &seen_revoked,
                     &jti,
                     &jti_exp,
                 ];
-                let n = match c.execute(&write, &params[..if jti.is_some() { 12 } else { 10 }]).await {
+                let n = match c.execute(&write, &params[..if jti.is_some() { 13 } else { 11 }]).await {
                     Ok(n) => n,
                     Err(e) if is_jti_conflict(&e) => return Ok(RotateOutcome::Rejected(Reject::DpopReplay)),
                     Err(e) => return Err(e.into()),
