@@ -129,7 +129,7 @@ impl TokenState {
 /// The state of the token of `generation` of `family` at `now_ms` under `grace`.
 pub fn token_state(family: &Family, generation: i64, now_ms: i64, grace: Grace) -> TokenState {
     // A revocation may be scheduled (an operator's `grace_period`): until then the family lives.
-    if family.revoked_at_ms.is_some_and(|at| at <= now_ms) {
+    if family.is_revoked(now_ms) {
         return TokenState::Revoked;
     }
     if now_ms >= family.absolute_expires_at_ms {
@@ -523,8 +523,10 @@ mod tests {
         assert!(!f.is_active(1_000_001));
         let mut revoked = family();
         revoked.revoked_at_ms = Some(1);
-        assert!(!revoked.is_active(1), "from its revocation on");
-        assert!(revoked.is_active(0), "not before (a scheduled revocation)");
+        assert!(!revoked.is_active(0), "a revocation counts when written");
+        revoked.revoked_reason = Some(crate::domain::model::RevocationReason::RevokedByAdmin);
+        assert!(!revoked.is_active(1), "a scheduled one from its time on");
+        assert!(revoked.is_active(0), "and not before");
     }
 
     #[test]
@@ -576,6 +578,13 @@ mod tests {
     fn a_revocation_scheduled_for_later_leaves_the_family_live_until_then() {
         let mut f = family();
         f.revoked_at_ms = Some(5_000);
+        // Only an operator's revocation is a schedule; any other counts when written.
+        f.revoked_reason = Some(crate::domain::model::RevocationReason::RefreshTokenReuse);
+        assert_eq!(
+            token_state(&f, f.generation, 4_999, Grace { ms: 0, count: 1 }),
+            TokenState::Revoked
+        );
+        f.revoked_reason = Some(crate::domain::model::RevocationReason::RevokedByAdmin);
         let g = Grace { ms: 0, count: 1 };
         assert_eq!(token_state(&f, f.generation, 4_999, g), TokenState::Current);
         assert!(f.is_active(4_999));

@@ -264,8 +264,19 @@ impl Family {
             .fold(false, |found, h| found | crate::util::ct_eq(h, hash))
     }
 
+    /// Whether the family is revoked at `now_ms`. Only an operator's revocation
+    /// (`RevokedByAdmin`, with a `grace_period`) can be scheduled for later; any other takes
+    /// effect when it is written, whatever time it carries (concurrent requests read the clock
+    /// at slightly different moments).
+    pub fn is_revoked(&self, now_ms: i64) -> bool {
+        match self.revoked_at_ms {
+            None => false,
+            Some(at) => at <= now_ms || self.revoked_reason != Some(RevocationReason::RevokedByAdmin),
+        }
+    }
+
     pub fn is_active(&self, now_ms: i64) -> bool {
-        self.revoked_at_ms.is_none_or(|at| at > now_ms) && now_ms < self.absolute_expires_at_ms
+        !self.is_revoked(now_ms) && now_ms < self.absolute_expires_at_ms
     }
 }
 

@@ -68,8 +68,11 @@ static TOKEN_LOOKUP: Stmt = Stmt::parts(&[
 static ROTATE_FAMILY: Stmt = Stmt::new("UPDATE families SET generation = $2, rotated_at_ms = $3, grace_used = $4, idle_expires_at_ms = $5, last_used_at_ms = $6, last_user_agent = $7, token_hashes = $8 WHERE id = $1");
 
 /// Revokes the families matching `$cond` (whose placeholders come first) at `$at`, why at `$why`:
-/// those not revoked, and those whose revocation is scheduled later (the earlier time wins, so
-/// a reuse detected during an operator's `grace_period` still ends the family at once).
+/// those not revoked, and those an operator scheduled to be revoked later (`grace_period`, reason
+/// `revoked_by_admin` = `RevocationReason::RevokedByAdmin`): the earlier time wins, so a reuse
+/// detected during the grace still ends the family at once. A revocation that has another
+/// reason is never rewritten: of concurrent revocations (several processes classifying one
+/// replay as reuse, each with its own clock reading), exactly one changes the row.
 macro_rules! revoke {
     ($cond:literal, $at:literal, $why:literal) => {
         Stmt::new(concat!(
@@ -79,9 +82,9 @@ macro_rules! revoke {
             $why,
             " WHERE ",
             $cond,
-            " AND (revoked_at_ms IS NULL OR revoked_at_ms > ",
+            " AND (revoked_at_ms IS NULL OR (revoked_reason = 'revoked_by_admin' AND revoked_at_ms > ",
             $at,
-            ")"
+            "))"
         ))
     };
 }

@@ -186,7 +186,7 @@ fn rotation_row(r: &RowRef<'_>) -> Result<(bool, Option<Family>)> {
 /// Revokes a family and writes the audit event, in one statement (no event when it was
 /// already revoked).
 static REVOKE_AND_AUDIT: Stmt = Stmt::new(
-    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND (revoked_at_ms IS NULL OR revoked_at_ms > $2) RETURNING id, client_id, user_id) \
+    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND (revoked_at_ms IS NULL OR (revoked_reason = 'revoked_by_admin' AND revoked_at_ms > $2)) RETURNING id, client_id, user_id) \
      INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) SELECT $2, $4, client_id, user_id, id, $5 FROM u",
 );
 
