@@ -38,6 +38,7 @@ pub const ADMIN_USER_TOKENS: &str = "/admin/oauth/tokens/user/{user_id}";
 pub const ADMIN_GRANT: &str = "/admin/oauth/tokens/{grant_id}";
 pub const ADMIN_AUDIT: &str = "/admin/oauth/audit-events";
 pub const ADMIN_CLIENT_AUDIT: &str = "/admin/oauth/clients/{client_id}/audit-logs";
+pub const ADMIN_CLIENT_STATS: &str = "/admin/oauth/clients/{client_id}/stats";
 pub const ADMIN_DEVICES: &str = "/admin/oauth/devices";
 pub const ADMIN_DEVICE: &str = "/admin/oauth/devices/{user_code}";
 pub const ADMIN_USERS: &str = "/admin/oauth/users";

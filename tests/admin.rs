@@ -1072,3 +1072,46 @@ async fn a_grace_period_lets_grants_work_until_it_ends() {
     .await;
     assert_eq!(listed["total"], 0);
 }
+
+/// Per-client stats: live grants, the last request, grants used and reuse detections over 24 h.
+#[tokio::test]
+async fn client_stats_count_live_grants_and_reuse() {
+    let s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let (a, _) = s.tokens("pub", "openid offline_access").await;
+    let (b, _) = s.tokens("pub", "openid offline_access").await;
+    let rt = b["refresh_token"].as_str().unwrap();
+    assert_eq!(s.refresh("pub", rt).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.refresh("pub", rt).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "reuse: b is revoked"
+    );
+    let (st, stats, _) = call(
+        &s,
+        reqwest::Method::GET,
+        "/admin/oauth/clients/pub/stats",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{stats}");
+    let d = &stats["data"];
+    assert_eq!(
+        (d["active_refresh_tokens"].as_u64(), d["reuse_detections_24h"].as_u64()),
+        (Some(1), Some(1)),
+        "{d}"
+    );
+    assert_eq!(d["grants_used_24h"], 1);
+    assert!(d["last_request_at"].as_i64().is_some());
+    assert_eq!(s.introspect(a["refresh_token"].as_str().unwrap()).await["active"], true);
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::GET,
+        "/admin/oauth/clients/nobody/stats",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
