@@ -62,6 +62,17 @@ pub fn router(state: AppState) -> Router {
 const MAX_PAGE_SIZE: usize = 100;
 const DEFAULT_PAGE_SIZE: usize = 20;
 
+/// What a lookup found, or a 404 naming `what` (503 for a failing database). The error is the
+/// handler's finished answer, returned at once: boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn found<T>(r: Result<Option<T>, crate::store::StoreError>, what: &str) -> Result<T, Response> {
+    match r {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(fail(StatusCode::NOT_FOUND, &format!("no {what}"))),
+        Err(e) => Err(from_oauth(OAuthError::from(e))),
+    }
+}
+
 /// The answer to a removal: 204 when it happened, 404 naming `what` when there was nothing to
 /// remove.
 fn removed(r: Result<bool, crate::store::StoreError>, what: &str) -> Response {
@@ -281,10 +292,9 @@ async fn get_client(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
     if let Err(r) = authorize(&st, &headers, Need::Read).await {
         return r;
     }
-    match st.app.store.get_client(&id).await {
-        Ok(Some(c)) => ok(StatusCode::OK, client_item(&c)),
-        Ok(None) => fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
-        Err(e) => from_oauth(OAuthError::from(e)),
+    match found(st.app.store.get_client(&id).await, &format!("client {id}")) {
+        Ok(c) => ok(StatusCode::OK, client_item(&c)),
+        Err(r) => r,
     }
 }
 
@@ -441,10 +451,9 @@ async fn update_client(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let client = match st.app.store.get_client(&id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
-        Err(e) => return from_oauth(OAuthError::from(e)),
+    let client = match found(st.app.store.get_client(&id).await, &format!("client {id}")) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let meta = match update_metadata(&client, req) {
         Ok(m) => m,
@@ -553,20 +562,9 @@ async fn list_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, Str
 /// 404 unless the client or user exists.
 async fn exists(st: &AppState, of: &GrantsOf) -> Result<(), Response> {
     let store = &st.app.store;
-    let found = match of {
-        GrantsOf::Client(id) => store.get_client(id).await.map(|c| c.is_some()),
-        GrantsOf::User(id) => store.get_user(id).await.map(|u| u.is_some()),
-    };
-    match found {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(fail(
-            StatusCode::NOT_FOUND,
-            &match of {
-                GrantsOf::Client(id) => format!("no client {id}"),
-                GrantsOf::User(id) => format!("no user {id}"),
-            },
-        )),
-        Err(e) => Err(from_oauth(OAuthError::from(e))),
+    match of {
+        GrantsOf::Client(id) => found(store.get_client(id).await, &format!("client {id}")).map(drop),
+        GrantsOf::User(id) => found(store.get_user(id).await, &format!("user {id}")).map(drop),
     }
 }
 
@@ -737,11 +735,7 @@ async fn create_user(State(st): State<AppState>, headers: HeaderMap, body: axum:
 
 /// The user `id`, or a 404.
 async fn user_or_404(st: &AppState, id: &str) -> Result<User, Response> {
-    match st.app.store.get_user(id).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(fail(StatusCode::NOT_FOUND, &format!("no user {id}"))),
-        Err(e) => Err(from_oauth(OAuthError::from(e))),
-    }
+    found(st.app.store.get_user(id).await, &format!("user {id}"))
 }
 
 /// `GET /admin/oauth/users/{user_id}`.
