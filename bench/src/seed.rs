@@ -37,9 +37,9 @@ pub fn token(keys: &TokenKeys, i: usize) -> (String, [u8; 32]) {
     mint(keys, &family_id(i), GENERATION, secret)
 }
 
-const COLS: &str = "id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, \
-    created_at_ms, absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms, \
-    revoked_reason, last_used_at_ms, last_user_agent, token_hashes";
+/// The family table's columns, in the order `row` writes them: the server's own list, so a
+/// new column fails the seeding loudly instead of drifting.
+const COLS: &str = <autional::domain::model::Family as autional::store::sql::Record>::COLS;
 
 /// One family's values, in `COLS` order, as SQL literals (ids and hashes are ours: no quoting
 /// issue).
