@@ -1,0 +1,359 @@
+//! Admin API: clients (list, get, create, partial update, delete) and their stats. Clients are
+//! made and changed by `grants::clients`, as by the CLI and RFC 7592; deleted by the store's one
+//! cascade.
+
+use super::grants::exists;
+use super::{authorize, change, found, known_params, paginate, removed};
+use crate::domain::admin::Need;
+use crate::domain::error::OAuthError;
+use crate::domain::model::{Client, Family};
+use crate::domain::registration::{Field, Metadata};
+use crate::grants::clients::{self, CreateError, OperatorRequest};
+use crate::http::envelope::{fail, from_oauth, list_page, ok};
+use crate::http::AppState;
+use crate::store::{AuditQuery, GrantsOf};
+use crate::util::now_ms;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// A client as the reference lists it (`OAuthClientItem`); fields this server does not keep are
+/// null. Never a secret or its hash.
+fn client_item(c: &Client) -> Value {
+    let at = c.created_at_ms / 1000;
+    json!({
+        "id": c.id,
+        "client_id": c.id,
+        "name": c.name,
+        "is_confidential": !c.is_public(),
+        "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types,
+        "scopes": c.scope.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "client_auth_methods": [c.auth_method.as_str()],
+        "jwks_uri": c.jwks_uri,
+        "logo_url": null,
+        "website": null,
+        "privacy_policy": null,
+        "terms_url": null,
+        "fapi_profile": null,
+        "cors_origins": [],
+        "secret_last_four": null,
+        "status": "active",
+        "tenant_id": null,
+        "created_at": at,
+        "updated_at": at,
+        "deleted_at": null,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "dpop_bound_access_tokens": c.dpop_bound,
+        "require_pushed_authorization_requests": c.require_par,
+    })
+}
+
+/// `GET /admin/oauth/clients?name=&status=&page_size=&cursor=` (or `page=`): clients by id,
+/// `name` a case-insensitive substring; `pagination.next_cursor` continues the list.
+pub(super) async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    if let Err(e) = known_params(&q, &["name", "status", "page", "page_size", "cursor"]) {
+        return fail(StatusCode::BAD_REQUEST, &e);
+    }
+    let mut all = match q.get("status").map(String::as_str) {
+        None | Some("active") => match st.app.store.list_clients().await {
+            Ok(c) => c,
+            Err(e) => return from_oauth(OAuthError::from(e)),
+        },
+        Some("inactive") => Vec::new(),
+        Some(_) => return fail(StatusCode::BAD_REQUEST, "status must be active or inactive"),
+    };
+    if let Some(n) = q.get("name").map(|n| n.to_lowercase()) {
+        all.retain(|c| c.name.to_lowercase().contains(&n));
+    }
+    match paginate(&st, &q, all, |c: &Client| c.id.as_str()) {
+        Ok((page, total, size, next)) => list_page(page.iter().map(client_item).collect(), total, size, next),
+        Err(e) => fail(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// `GET /admin/oauth/clients/{client_id}`.
+pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    match found(st.app.store.get_client(&id).await, &format!("client {id}")) {
+        Ok(c) => ok(StatusCode::OK, client_item(&c)),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/oauth/clients/{client_id}`: the client, its grants revoked, its codes gone
+/// (the store's cascade, as `autional client delete`).
+pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Write).await {
+        return r;
+    }
+    removed(st.app.store.delete_client(&id, now_ms()).await, &format!("client {id}"))
+}
+
+/// The reference's `CreateClientRequest` and `UpdateClientRequest`: the same fields; creating
+/// needs `name` and `redirect_uris`, updating replaces only what is given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientRequest {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    is_confidential: Option<bool>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    client_auth_methods: Option<Vec<String>>,
+    /// A JWK Set, as a JSON string.
+    #[serde(default)]
+    jwks: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    dpop_bound_access_tokens: Option<bool>,
+    #[serde(default)]
+    require_pushed_authorization_requests: Option<bool>,
+    /// Updates only: `active` (a client ends by being deleted).
+    #[serde(default)]
+    status: Option<String>,
+    // Names of the reference that this server does not keep yet: refused when set.
+    #[serde(default)]
+    logo_url: Option<String>,
+    #[serde(default)]
+    website: Option<String>,
+    #[serde(default)]
+    privacy_policy: Option<String>,
+    #[serde(default)]
+    terms_url: Option<String>,
+    #[serde(default)]
+    fapi_profile: Option<String>,
+}
+
+/// `r` over `m` (a new client's defaults, or a client's metadata): what is given replaces.
+fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
+    let unsupported = [
+        ("logo_url", &r.logo_url),
+        ("website", &r.website),
+        ("privacy_policy", &r.privacy_policy),
+        ("terms_url", &r.terms_url),
+        ("fapi_profile", &r.fapi_profile),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, v)| v.is_some()) {
+        return Err(format!("{name}: not supported by this server"));
+    }
+    if r.status.as_deref().is_some_and(|s| s != "active") {
+        return Err("status: only active is supported (delete a client to end it)".into());
+    }
+    if let Some(n) = r.name {
+        m.client_name = Some(n);
+    }
+    if let Some(u) = r.redirect_uris {
+        m.redirect_uris = u;
+    }
+    if let Some(g) = r.grant_types {
+        m.grant_types = Some(g);
+        m.response_types = None;
+    }
+    if let Some(s) = r.scopes {
+        m.scope = Some(s.join(" "));
+    }
+    match r.client_auth_methods.as_deref() {
+        None | Some([]) => {}
+        Some([one]) => m.token_endpoint_auth_method = Some(one.clone()),
+        Some(_) => return Err("client_auth_methods: a client authenticates with exactly one method".into()),
+    }
+    if let Some(j) = r.jwks {
+        m.jwks = Some(serde_json::from_str(&j).map_err(|e| format!("jwks: not a JWK Set in JSON ({e})"))?);
+    }
+    if let Some(u) = r.jwks_uri {
+        m.jwks_uri = Some(u);
+    }
+    if let Some(p) = r.post_logout_redirect_uris {
+        m.post_logout_redirect_uris = p;
+    }
+    if let Some(d) = r.dpop_bound_access_tokens {
+        m.dpop_bound_access_tokens = d;
+    }
+    if let Some(p) = r.require_pushed_authorization_requests {
+        m.require_pushed_authorization_requests = p;
+    }
+    Ok(m)
+}
+
+/// A create request as metadata: `name` and `redirect_uris` required; without
+/// `client_auth_methods` a confidential client (the default) uses `client_secret_basic`, a
+/// public one `none`, and the two must agree.
+fn create_metadata(r: ClientRequest) -> Result<Metadata, String> {
+    if r.name.is_none() {
+        return Err("body: missing field `name`".into());
+    }
+    if r.redirect_uris.is_none() {
+        return Err("body: missing field `redirect_uris`".into());
+    }
+    let confidential = r.is_confidential.unwrap_or(true);
+    let m = overlay(Metadata::default(), r)?;
+    let method = m
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_else(|| if confidential { "client_secret_basic" } else { "none" }.to_string());
+    if confidential == (method == "none") {
+        return Err(format!(
+            "client_auth_methods: `{method}` contradicts is_confidential = {confidential}"
+        ));
+    }
+    Ok(Metadata {
+        token_endpoint_auth_method: Some(method),
+        ..m
+    })
+}
+
+/// An update request over the client's metadata; confidentiality cannot change.
+fn update_metadata(c: &Client, r: ClientRequest) -> Result<Metadata, String> {
+    if r.is_confidential.is_some_and(|want| want == c.is_public()) {
+        return Err("is_confidential cannot change (make a new client)".into());
+    }
+    let m: Metadata = serde_json::from_value(crate::domain::registration::describe(c))
+        .map_err(|e| format!("the stored client does not read back as metadata: {e}"))?;
+    overlay(m, r)
+}
+
+/// `PUT /admin/oauth/clients/{client_id}`: a partial update, validated as a whole by the one
+/// validator (an admin client keeps the admin profile); nothing changes when it is refused.
+pub(super) async fn update(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: ClientRequest = match change(&st, &headers, &body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let client = match found(st.app.store.get_client(&id).await, &format!("client {id}")) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let meta = match update_metadata(&client, req) {
+        Ok(m) => m,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let policy = clients::operator_policy(&st.app.cfg, &client);
+    match clients::update(&st.app.store, client, &meta, &policy).await {
+        Ok(c) => ok(StatusCode::OK, client_item(&c)),
+        Err(CreateError::Invalid(e)) => fail(
+            StatusCode::BAD_REQUEST,
+            &format!("{}: {}", field_name(e.field), e.description),
+        ),
+        Err(CreateError::Exists(id)) => fail(StatusCode::CONFLICT, &format!("client {id} exists")),
+        Err(CreateError::Store(e)) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+/// The request's name of a metadata field (the reference's where it differs from RFC 7591's).
+fn field_name(f: Field) -> &'static str {
+    match f {
+        Field::Scope => "scopes",
+        Field::TokenEndpointAuthMethod => "client_auth_methods",
+        f => f.name(),
+    }
+}
+
+/// `POST /admin/oauth/clients`: 201 with the client and its secret (shown once).
+pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let req: ClientRequest = match change(&st, &headers, &body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let meta = match create_metadata(req) {
+        Ok(m) => m,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let request = OperatorRequest {
+        meta,
+        client_id: None,
+        admin: false,
+        refresh_idle_ttl_s: None,
+        refresh_absolute_ttl_s: None,
+    };
+    match clients::create(&st.app.cfg, &st.app.store, request).await {
+        Ok((client, secret)) => {
+            let mut data = client_item(&client);
+            data["client_secret"] = json!(secret);
+            ok(StatusCode::CREATED, data)
+        }
+        Err(CreateError::Invalid(e)) => fail(
+            StatusCode::BAD_REQUEST,
+            &format!("{}: {}", field_name(e.field), e.description),
+        ),
+        Err(CreateError::Exists(id)) => fail(StatusCode::CONFLICT, &format!("a client with id {id} already exists")),
+        Err(CreateError::Store(e)) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+// ---- stats ------------------------------------------------------------------------------------
+
+/// The most reuse detections counted for one client's stats (a bound on the query).
+const MAX_COUNTED_EVENTS: i64 = 10_000;
+
+/// `GET /admin/oauth/clients/{client_id}/stats`: the reference's `ClientStatsResponse`
+/// (`client_id`, `active_tokens`, `active_refresh_tokens`, `last_request_at`) with the last 24
+/// hours: grants used and reuse detections. Refreshes themselves leave no row since issue 12, so
+/// "grants used" (families refreshed at least once) stands in for a refresh count.
+pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&st, &headers, Need::Read).await {
+        return r;
+    }
+    if let Err(r) = exists(&st, &GrantsOf::Client(id.clone())).await {
+        return r;
+    }
+    let now = now_ms();
+    let day_ago = now - 86_400_000;
+    let families = match st.app.store.list_client_families(&id, now).await {
+        Ok(f) => f,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    let live: Vec<&Family> = families.iter().filter(|f| f.is_active(now)).collect();
+    let reuse = AuditQuery {
+        kind: Some(
+            crate::domain::model::AuditKind::RefreshReuseDetected
+                .as_str()
+                .to_string(),
+        ),
+        client_id: Some(id.clone()),
+        since_ms: Some(day_ago),
+        limit: MAX_COUNTED_EVENTS,
+        ..AuditQuery::default()
+    };
+    let reuses = match st.app.store.query_audit(reuse).await {
+        Ok(e) => e.len(),
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    ok(
+        StatusCode::OK,
+        json!({
+            "client_id": id,
+            "active_tokens": live.len(),
+            "active_refresh_tokens": live.len(),
+            "last_request_at": live.iter().map(|f| f.last_used_at_ms / 1000).max(),
+            "grants_used_24h": live.iter().filter(|f| f.last_used_at_ms >= day_ago).count(),
+            "reuse_detections_24h": reuses,
+        }),
+    )
+}

@@ -1,0 +1,224 @@
+//! The admin API (SPEC §8, docs/design/admin-api.md): `/admin/oauth/...` on a listener of its
+//! own (`admin.listen`), JSON in and out, in the reference service's envelope
+//! (`{code, message, data, timestamp}`; lists `{code, message, items, total, pagination,
+//! timestamp}`; errors `SimpleResponse {code, message, timestamp}`). Every request carries an
+//! access token of ours, issued by `client_credentials` to an admin client, with the scope the
+//! operation needs (`domain::admin`). The handlers parse and serialize; clients are made by
+//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
+
+use super::envelope::{fail, from_oauth};
+use super::AppState;
+use crate::domain::admin::{permits, Need};
+use crate::domain::error::OAuthError;
+use crate::domain::scope::Scope;
+use crate::grants::access_token;
+use crate::jose::jwt::AccessClaims;
+use crate::paths;
+use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use axum::Router;
+use std::collections::HashMap;
+
+mod audit;
+mod clients;
+mod devices;
+mod grants;
+mod users;
+
+/// The admin listener's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::ADMIN_CLIENTS, get(clients::list).post(clients::create))
+        .route(
+            paths::ADMIN_CLIENT,
+            get(clients::get).put(clients::update).delete(clients::delete),
+        )
+        .route(
+            paths::ADMIN_CLIENT_TOKENS,
+            get(grants::list_of::<false>).delete(grants::revoke_all_of::<false>),
+        )
+        .route(
+            paths::ADMIN_USER_TOKENS,
+            get(grants::list_of::<true>).delete(grants::revoke_all_of::<true>),
+        )
+        .route(paths::ADMIN_GRANT, delete(grants::revoke_one))
+        .route(paths::ADMIN_AUDIT, get(audit::events))
+        .route(paths::ADMIN_CLIENT_AUDIT, get(audit::client_logs))
+        .route(paths::ADMIN_CLIENT_STATS, get(clients::stats))
+        .route(paths::ADMIN_DEVICES, get(devices::list))
+        .route(paths::ADMIN_DEVICE, delete(devices::delete))
+        .route(paths::ADMIN_USERS, get(users::list).post(users::create))
+        .route(paths::ADMIN_USER, get(users::get).delete(users::delete))
+        .route(paths::ADMIN_USER_PASSWORD, put(users::set_password))
+        .fallback(|| async { fail(StatusCode::NOT_FOUND, "no such admin endpoint") })
+        .with_state(state)
+}
+
+/// Most items on one page of a list.
+const MAX_PAGE_SIZE: usize = 100;
+const DEFAULT_PAGE_SIZE: usize = 20;
+
+/// What a lookup found, or a 404 naming `what` (503 for a failing database). The error is the
+/// handler's finished answer, returned at once: boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn found<T>(r: Result<Option<T>, crate::store::StoreError>, what: &str) -> Result<T, Response> {
+    match r {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(fail(StatusCode::NOT_FOUND, &format!("no {what}"))),
+        Err(e) => Err(from_oauth(OAuthError::from(e))),
+    }
+}
+
+/// The answer to a removal: 204 when it happened, 404 naming `what` when there was nothing to
+/// remove.
+fn removed(r: Result<bool, crate::store::StoreError>, what: &str) -> Response {
+    match r {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => fail(StatusCode::NOT_FOUND, &format!("no {what}")),
+        Err(e) => from_oauth(OAuthError::from(e)),
+    }
+}
+
+// ---- authentication -------------------------------------------------------------------------
+
+/// A 401/403 with a Bearer challenge (RFC 6750 §3) and the envelope's error body.
+fn challenge(status: StatusCode, error: Option<&str>, description: &str, scope: Option<&str>) -> Response {
+    let mut c = "Bearer realm=\"autional-admin\"".to_string();
+    if let Some(e) = error {
+        c.push_str(&format!(", error=\"{e}\", error_description=\"{description}\""));
+    }
+    if let Some(s) = scope {
+        c.push_str(&format!(", scope=\"{s}\""));
+    }
+    let mut resp = fail(
+        status,
+        if description.is_empty() {
+            "an admin access token is required"
+        } else {
+            description
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// The caller's access token, if it is active, a client's own (`client_credentials`), sent as
+/// a Bearer token, and carries the scope `need` asks for.
+async fn authorize(st: &AppState, headers: &HeaderMap, need: Need) -> Result<AccessClaims, Response> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(auth) = auth else {
+        return Err(challenge(StatusCode::UNAUTHORIZED, None, "", None));
+    };
+    let token = match auth.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
+        _ => {
+            return Err(challenge(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_request"),
+                "use the Bearer scheme",
+                None,
+            ))
+        }
+    };
+    let invalid = |d: &str| challenge(StatusCode::UNAUTHORIZED, Some("invalid_token"), d, None);
+    let claims = match access_token::active(&st.app, token).await {
+        Ok(Some((c, None))) => c,
+        Ok(Some((_, Some(_)))) => return Err(invalid("a user's access token cannot call the admin API")),
+        Ok(None) => return Err(invalid("the access token is invalid, expired or revoked")),
+        Err(e) => return Err(from_oauth(e)),
+    };
+    if claims.cnf.is_some() {
+        return Err(invalid("the admin API takes Bearer tokens; this one is DPoP-bound"));
+    }
+    if !permits(&Scope::parse(&claims.scope).unwrap_or_default(), need) {
+        return Err(challenge(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            &format!("this operation needs the scope {}", need.scope()),
+            Some(need.scope()),
+        ));
+    }
+    Ok(claims)
+}
+
+/// A change's preamble: the caller may write, and the body is the JSON object `T` (400 naming
+/// what is wrong with it otherwise).
+async fn change<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
+    authorize(st, headers, Need::Write).await?;
+    serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, &format!("body: {e}")))
+}
+
+// ---- lists ---------------------------------------------------------------------------------------
+
+/// An opaque position in a list (after `last_id`), authenticated so that a changed cursor is
+/// refused rather than silently listing from elsewhere.
+fn cursor_for(st: &AppState, last_id: &str) -> String {
+    let tag = hmac_sha256(&st.app.form_secret, format!("admin-cursor\0{last_id}").as_bytes());
+    format!("{}.{}", b64url(last_id.as_bytes()), b64url(&tag[..16]))
+}
+
+fn cursor_id(st: &AppState, cursor: &str) -> Option<String> {
+    let (id, tag) = cursor.split_once('.')?;
+    let id = String::from_utf8(b64url_decode(id)?).ok()?;
+    let want = hmac_sha256(&st.app.form_secret, format!("admin-cursor\0{id}").as_bytes());
+    ct_eq(&b64url_decode(tag)?, &want[..16]).then_some(id)
+}
+
+/// `page_size` (1–100, default 20), or why not.
+fn page_size(q: &HashMap<String, String>) -> Result<usize, String> {
+    match q.get("page_size") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            _ => Err(format!("page_size must be an integer from 1 to {MAX_PAGE_SIZE}")),
+        },
+    }
+}
+
+/// Refuses query parameters the operation does not know (a typo must not widen a listing).
+fn known_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), String> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(format!("unknown query parameter `{k}` (known: {})", known.join(", "))),
+        None => Ok(()),
+    }
+}
+
+/// One page of `items` as the query asks (`page_size`, and `cursor` or `page`), in the order of
+/// their ids: the page, how many in all, and the cursor of the next page.
+fn paginate<T>(
+    st: &AppState,
+    q: &HashMap<String, String>,
+    mut items: Vec<T>,
+    id: fn(&T) -> &str,
+) -> Result<(Vec<T>, usize, usize, Option<String>), String> {
+    let size = page_size(q)?;
+    let after = match (q.get("cursor"), q.get("page")) {
+        (Some(_), Some(_)) => return Err("give cursor or page, not both".into()),
+        (Some(c), None) => Some(cursor_id(st, c).ok_or("cursor is invalid (not one this server made)")?),
+        _ => None,
+    };
+    let page = match q.get("page").map(|p| p.parse::<usize>()) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => return Err("page must be an integer from 1".into()),
+    };
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    let total = items.len();
+    let start = match &after {
+        Some(last) => items.partition_point(|x| id(x) <= last.as_str()),
+        None => (page - 1).saturating_mul(size).min(total),
+    };
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let next = (start + page.len() < total)
+        .then(|| page.last().map(|x| cursor_for(st, id(x))))
+        .flatten();
+    Ok((page, total, size, next))
+}
