@@ -30,6 +30,8 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const DEMO_CALLBACK: &str = "/demo/callback";
 pub const METRICS: &str = "/metrics";
+/// The OpenAPI document of the listener's API (public, and the admin listener's own).
+pub const OPENAPI: &str = "/openapi.json";
 /// The admin API (on `admin.listen` only).
 pub const ADMIN_CLIENTS: &str = "/admin/oauth/clients";
 pub const ADMIN_CLIENT: &str = "/admin/oauth/clients/{client_id}";

@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AuthorizationDetailDTO)]
 pub struct Detail {
     #[serde(rename = "type")]
     pub kind: String,
@@ -20,6 +21,7 @@ pub struct Detail {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub locations: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
     pub constraints: Option<serde_json::Map<String, Value>>,
 }
 

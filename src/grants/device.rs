@@ -15,7 +15,8 @@ use crate::util::{now_ms, random_token, sha256};
 use serde::Serialize;
 
 /// The device authorization response (RFC 8628 §3.2), flat JSON.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DeviceAuthorizationResponse)]
 pub struct DeviceAuthorization {
     pub device_code: String,
     pub user_code: String,

@@ -14,9 +14,11 @@ use crate::util::random_id;
 use serde::Serialize;
 
 /// `OAuthTokenResponse`: flat JSON, no envelope.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OAuthTokenResponse)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer` or `DPoP`.
     pub token_type: &'static str,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -24,7 +26,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The granted RAR details (RFC 9396), when the grant has any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::domain::rar::Detail>>)]
     pub authorization_details: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop_access_token_bound: Option<bool>,

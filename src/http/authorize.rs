@@ -121,6 +121,17 @@ async fn issue(
     }
 }
 
+/// `GET /oauth/authorize` (RFC 6749 §4.1.1): signs in, asks consent, answers with a redirect.
+#[utoipa::path(get, path = crate::paths::AUTHORIZE, tag = "pages", params(
+        ("client_id" = Option<String>, Query), ("response_type" = Option<String>, Query, description = "`code`"),
+        ("redirect_uri" = Option<String>, Query), ("scope" = Option<String>, Query), ("state" = Option<String>, Query),
+        ("nonce" = Option<String>, Query), ("code_challenge" = Option<String>, Query),
+        ("code_challenge_method" = Option<String>, Query, description = "`S256`"),
+        ("request_uri" = Option<String>, Query, description = "From PAR (RFC 9126)"),
+        ("prompt" = Option<String>, Query), ("max_age" = Option<String>, Query),
+        ("authorization_details" = Option<String>, Query, description = "RAR (RFC 9396), a JSON array"),
+    ),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let raw = match Params::from_form(q.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
@@ -192,6 +203,10 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
     )
 }
 
+/// `POST /oauth/authorize`: the consent form's decision (`approved=true|false`, CSRF token).
+#[utoipa::path(post, path = crate::paths::AUTHORIZE, tag = "pages",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn post_authorize(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let ct_ok = headers
         .get(header::CONTENT_TYPE)

@@ -9,9 +9,29 @@ use crate::domain::error::OAuthError;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 use std::net::SocketAddr;
 
+/// `PublicClientInfo`: what a consent screen may show about a client.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PublicClientInfo {
+    pub client_id: String,
+    pub client_name: String,
+    pub logo_uri: Option<String>,
+    /// The scopes the client may ask for.
+    pub scopes: Vec<String>,
+    /// Always null (one tenant).
+    pub tenant_id: Option<String>,
+}
+
+/// `GET /oauth/client/{client_id}`.
+#[utoipa::path(get, path = crate::paths::PUBLIC_CLIENT, tag = "oauth",
+    params(("client_id" = String, Path)),
+    responses(
+        (status = 200, description = "The client's public information", body = crate::http::envelope::Envelope<PublicClientInfo>),
+        (status = 404, description = "No such client", body = crate::http::envelope::SimpleResponse),
+        (status = 429, description = "Too many requests from this address", body = crate::http::envelope::SimpleResponse),
+        (status = 503, description = "The database is unavailable", body = crate::http::envelope::SimpleResponse),
+    ))]
 pub async fn public_client(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -28,13 +48,18 @@ pub async fn public_client(
     match st.app.store.get_client(&id).await {
         Ok(Some(c)) => ok(
             StatusCode::OK,
-            json!({
-                "client_id": c.id,
-                "client_name": c.name,
-                "logo_uri": null,
-                "scopes": c.scope.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-                "tenant_id": null,
-            }),
+            PublicClientInfo {
+                scopes: c
+                    .scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                client_id: c.id,
+                client_name: c.name,
+                logo_uri: None,
+                tenant_id: None,
+            },
         ),
         Ok(None) => fail(StatusCode::NOT_FOUND, &format!("no client {id}")),
         Err(e) => from_oauth(OAuthError::from(e)),

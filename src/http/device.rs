@@ -20,6 +20,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
+/// `POST /oauth/device/authorize` (RFC 8628 §3.1).
+#[utoipa::path(post, path = crate::paths::DEVICE_AUTHORIZATION, tag = "oauth",
+    request_body(content(
+        (crate::http::requests::DeviceAuthorizationRequest = "application/x-www-form-urlencoded"),
+        (crate::http::requests::DeviceAuthorizationRequest = "application/json"),
+    )),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "The device and user codes", body = crate::grants::device::DeviceAuthorization),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn device_authorization(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -151,6 +162,10 @@ fn guess_limited(
         .map(|e| too_many(st, session, user, e.retry_after.unwrap_or(60)))
 }
 
+/// `GET /oauth/device`: the page where a user enters the code shown on a device.
+#[utoipa::path(get, path = crate::paths::DEVICE, tag = "pages",
+    params(("user_code" = Option<String>, Query, description = "Prefilled from `verification_uri_complete`")),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn device_page(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -172,6 +187,10 @@ pub async fn device_page(
     }
 }
 
+/// `POST /oauth/device`: the user's code and decision (CSRF-checked form).
+#[utoipa::path(post, path = crate::paths::DEVICE, tag = "pages",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn device_submit(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,

@@ -8,7 +8,21 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// `GET /.well-known/openid-configuration` (OIDC Discovery 1.0 §4).
+#[utoipa::path(get, path = paths::OPENID_CONFIGURATION, tag = "oauth",
+    responses((status = 200, description = "The provider's metadata", body = Object)))]
 pub async fn metadata(State(st): State<AppState>) -> Response {
+    document(&st)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3): the same document.
+#[utoipa::path(get, path = paths::OAUTH_AUTHORIZATION_SERVER, tag = "oauth",
+    responses((status = 200, description = "The authorization server's metadata", body = Object)))]
+pub async fn oauth_metadata(State(st): State<AppState>) -> Response {
+    document(&st)
+}
+
+fn document(st: &AppState) -> Response {
     let iss = &st.app.cfg.issuer;
     let doc = json!({
         "issuer": iss,
@@ -53,6 +67,9 @@ pub async fn metadata(State(st): State<AppState>) -> Response {
     resp
 }
 
+/// `GET /oauth/jwks`: the public keys that verify our ID and access tokens.
+#[utoipa::path(get, path = paths::JWKS, tag = "oauth",
+    responses((status = 200, description = "A JWK Set (RFC 7517 §5)", content_type = "application/jwk-set+json", body = Object)))]
 pub async fn jwks(State(st): State<AppState>) -> Response {
     let body = st.app.keys.get().jwks.clone();
     let mut resp = ([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response();

@@ -79,6 +79,9 @@ pub fn proof(
 }
 
 /// `GET /oauth/dpop/nonce`: a fresh nonce in the `DPoP-Nonce` header.
+#[utoipa::path(get, path = crate::paths::DPOP_NONCE, tag = "oauth",
+    responses((status = 200, description = "A fresh nonce, in the DPoP-Nonce header",
+        headers(("DPoP-Nonce" = String, description = "Put it in the next DPoP proof's `nonce` claim")))))]
 pub async fn nonce(State(st): State<AppState>) -> Response {
     let mut resp = StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&fresh_nonce(&st)) {

@@ -15,8 +15,13 @@ impl From<OAuthError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// `OAuthErrorResponse` (RFC 6749 §5.2): the error code and, usually, what is wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OAuthErrorResponse)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`,
+    /// `invalid_authorization_details`, `rate_limit_exceeded`, `temporarily_unavailable`, …
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_description: Option<&'a str>,
@@ -32,7 +37,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = Body {
+        let body = OAuthErrorBody {
             error: e.code.as_str(),
             error_description: e.description.as_deref(),
         };

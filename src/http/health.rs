@@ -5,10 +5,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+/// `GET /healthz`: the process is alive.
+#[utoipa::path(get, path = crate::paths::HEALTHZ, tag = "operations",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `GET /readyz`: the process can serve (its database answers).
+#[utoipa::path(get, path = crate::paths::READYZ, tag = "operations",
+    responses(
+        (status = 200, description = "`ready`", content_type = "text/plain", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/plain", body = String),
+    ))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     match st.app.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),

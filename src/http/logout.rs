@@ -121,6 +121,13 @@ async fn sign_out(st: &AppState, session_id: Option<&str>, redirect: Option<&str
     resp
 }
 
+/// `GET` or `POST /oauth/logout`: RP-initiated logout (OIDC RP-Initiated Logout 1.0).
+#[utoipa::path(method(get, post), path = crate::paths::END_SESSION, tag = "pages",
+    params(
+        ("id_token_hint" = Option<String>, Query), ("post_logout_redirect_uri" = Option<String>, Query),
+        ("state" = Option<String>, Query), ("client_id" = Option<String>, Query),
+    ),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn logout(
     State(st): State<AppState>,
     method: Method,

@@ -13,10 +13,13 @@ mod envelope;
 mod error;
 mod health;
 mod logout;
+mod openapi;
 mod pages;
 pub mod ratelimit;
 mod register;
+mod requests;
 mod resource;
+pub mod routes;
 mod session;
 mod token;
 
@@ -25,8 +28,9 @@ pub use body::credentials;
 
 use crate::app::App;
 use crate::paths;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
+use routes::Routes;
 use std::sync::Arc;
 
 pub use error::ApiError;
@@ -59,11 +63,12 @@ pub fn admin_router(state: AppState) -> Router {
     admin::router(state)
 }
 
-pub fn router(state: AppState) -> Router {
-    let demo = state.demo;
-    let mut r = Router::new()
+/// The public routes and what they are (`http::openapi` documents each of them).
+pub fn public_routes() -> Routes<AppState> {
+    use routes::{get, post};
+    Routes::new()
         .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
-        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::oauth_metadata))
         .route(paths::JWKS, get(discovery::jwks))
         .route(
             paths::AUTHORIZE,
@@ -91,8 +96,14 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ACCOUNT_REVOKE, post(session::account_revoke))
         .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::HEALTHZ, get(health::healthz))
-        .route(paths::READYZ, get(health::readyz));
-    if demo {
+        .route(paths::READYZ, get(health::readyz))
+        .route(paths::OPENAPI, get(openapi::public_document))
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut r = public_routes().into_router();
+    // The demo's callback page exists only with `--demo`; it is no part of the API.
+    if state.demo {
         r = r.route(paths::DEMO_CALLBACK, get(pages::demo_callback));
     }
     r.fallback(error::not_found).with_state(state)

@@ -191,6 +191,9 @@ pub fn unavailable_page(e: crate::store::StoreError) -> Response {
     error_page(status, e.code.as_str(), e.description.as_deref())
 }
 
+/// `GET /static/style.css`: the pages' stylesheet.
+#[utoipa::path(get, path = crate::paths::STYLESHEET, tag = "pages",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 pub async fn stylesheet() -> Response {
     let mut resp = (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

@@ -81,6 +81,15 @@ fn invalid(e: Invalid) -> OAuthError {
     OAuthError::new(400, e.code, e.description)
 }
 
+/// `POST /oauth/register` (RFC 7591 §3): 201 with the client's metadata, its secret (shown
+/// once) and its registration access token.
+#[utoipa::path(post, path = crate::paths::REGISTER, tag = "oauth",
+    request_body(content = Object, description = "Client metadata (RFC 7591 §2)", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered (RFC 7591 §3.2.1)", body = Object),
+        (status = 403, description = "Dynamic registration is disabled (`access_denied`)", body = crate::http::error::OAuthErrorBody<'static>),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn register(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -141,13 +150,13 @@ async fn managed(st: &AppState, headers: &HeaderMap, id: &str) -> Result<Client,
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(unauthorized)?;
+    // A failing database is a 503, not a refused token.
     let client = st
         .app
         .store
         .get_client(id)
         .await
-        .ok()
-        .flatten()
+        .map_err(|e| ApiError(OAuthError::from(e)).into_response())?
         .ok_or_else(unauthorized)?;
     match &client.registration_token_hash {
         Some(h) if ct_eq(h, &sha256(token.as_bytes())) => Ok(client),
@@ -155,6 +164,14 @@ async fn managed(st: &AppState, headers: &HeaderMap, id: &str) -> Result<Client,
     }
 }
 
+/// `GET /oauth/register/{client_id}` (RFC 7592 §2.1).
+#[utoipa::path(get, path = crate::paths::REGISTER_CLIENT, tag = "oauth", params(("client_id" = String, Path, description = "The registered client")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 200, description = "The client's metadata", body = Object),
+        (status = 403, description = "Dynamic registration is disabled (`access_denied`)", body = crate::http::error::OAuthErrorBody<'static>),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn read(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     match managed(&st, &headers, &id).await {
         Ok(c) => json(StatusCode::OK, describe(&c)),
@@ -162,6 +179,15 @@ pub async fn read(State(st): State<AppState>, headers: HeaderMap, Path(id): Path
     }
 }
 
+/// `PUT /oauth/register/{client_id}` (RFC 7592 §2.2): the client's whole metadata, replaced.
+#[utoipa::path(put, path = crate::paths::REGISTER_CLIENT, tag = "oauth", params(("client_id" = String, Path, description = "The registered client")),
+    request_body(content = Object, description = "Client metadata (RFC 7591 §2), with `client_id`", content_type = "application/json"),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 200, description = "The client's new metadata", body = Object),
+        (status = 403, description = "Dynamic registration is disabled (`access_denied`)", body = crate::http::error::OAuthErrorBody<'static>),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
     let client = match managed(&st, &headers, &id).await {
         Ok(c) => c,
@@ -190,6 +216,14 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
     }
 }
 
+/// `DELETE /oauth/register/{client_id}` (RFC 7592 §2.3): the client and its grants end.
+#[utoipa::path(delete, path = crate::paths::REGISTER_CLIENT, tag = "oauth", params(("client_id" = String, Path, description = "The registered client")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Dynamic registration is disabled (`access_denied`)", body = crate::http::error::OAuthErrorBody<'static>),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(resp) = managed(&st, &headers, &id).await {
         return resp;

@@ -113,6 +113,33 @@ async fn check_binding(
     }
 }
 
+/// The UserInfo response (OIDC Core §5.3.2): the claims the token's scopes allow.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UserInfoResponse {
+    sub: String,
+    /// With `profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// With `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+}
+
+/// `GET` or `POST /oauth/userinfo` (OIDC Core §5.3): Bearer or DPoP token with `openid`.
+#[utoipa::path(method(get, post), path = paths::USERINFO, tag = "oauth",
+    params(("DPoP" = Option<String>, Header, description = "The proof for a DPoP-bound token")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's claims", body = UserInfoResponse),
+        (status = 400, description = "Malformed request", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 403, description = "The token lacks the `openid` scope", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+    ))]
 pub async fn userinfo(State(st): State<AppState>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let header_token = auth.and_then(|a| {
@@ -180,19 +207,15 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
         }
         Err(e) => return ApiError(OAuthError::from(e)).into_response(),
     };
-    let mut out = json!({ "sub": user.id });
-    if scope.contains("profile") {
-        out["preferred_username"] = json!(user.username);
-        if let Some(n) = &user.name {
-            out["name"] = json!(n);
-        }
-    }
-    if scope.contains("email") {
-        if let Some(e) = &user.email {
-            out["email"] = json!(e);
-            out["email_verified"] = json!(false);
-        }
-    }
+    let profile = scope.contains("profile");
+    let email = if scope.contains("email") { user.email } else { None };
+    let out = UserInfoResponse {
+        sub: user.id,
+        preferred_username: profile.then_some(user.username),
+        name: user.name.filter(|_| profile),
+        email_verified: email.as_ref().map(|_| false),
+        email,
+    };
     let mut resp = axum::Json(out).into_response();
     no_store(&mut resp);
     resp
@@ -214,6 +237,67 @@ async fn authenticated(
     Ok((client, p))
 }
 
+/// `TokenIntrospectionResponse` (RFC 7662 §2.2): `{active: false}` alone for a token that is
+/// not active (or not the caller's), the token's facts otherwise.
+#[derive(serde::Serialize, utoipa::ToSchema, Default)]
+pub struct TokenIntrospectionResponse {
+    active: bool,
+    /// `Bearer`, `DPoP` or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    /// A string or an array of strings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = audience_schema)]
+    aud: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    /// `{jkt}`: the DPoP key the token is bound to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::domain::rar::Detail>>)]
+    authorization_details: Option<Value>,
+}
+
+/// `cnf` (RFC 7800): the key's SHA-256 thumbprint (RFC 7638).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Confirmation {
+    jkt: String,
+}
+
+/// `aud`'s schema: one audience or several.
+fn audience_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .build(),
+    )
+}
+
+/// `POST /oauth/introspect` (RFC 7662), for confidential clients.
+#[utoipa::path(post, path = paths::INTROSPECT, tag = "oauth",
+    request_body(content = crate::http::requests::IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Whether the token is active and, if so, its facts", body = TokenIntrospectionResponse),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn introspect(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -235,57 +319,53 @@ async fn introspect_inner(
     addr: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Value, OAuthError> {
+) -> Result<TokenIntrospectionResponse, OAuthError> {
     let (client, p) = authenticated(st, addr, headers, body, paths::INTROSPECT, Accept::Form).await?;
     Ok(match introspection::introspect(&st.app, &client, &p).await? {
-        Introspection::Inactive => json!({"active": false}),
-        Introspection::Refresh(f) => {
-            let mut v = json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "client_id": f.client_id,
-                "sub": f.user_id,
-                "scope": f.scope.to_string(),
-                "iss": st.app.cfg.issuer,
-                "iat": f.rotated_at_ms / 1000,
-                "exp": f.idle_expires_at_ms / 1000,
-                "auth_time": f.auth_time,
-            });
-            if let Some(jkt) = &f.dpop_jkt {
-                v["cnf"] = json!({ "jkt": jkt });
-            }
-            if let Some(d) = crate::grants::tokens::granted_details(&f) {
-                v["authorization_details"] = json!(d);
-            }
-            v
-        }
-        Introspection::Access(c) => {
-            let mut v = json!({
-                "active": true,
-                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
-                "client_id": c.client_id,
-                "sub": c.sub,
-                "scope": c.scope,
-                "iss": c.iss,
-                "aud": c.aud,
-                "exp": c.exp,
-                "iat": c.iat,
-                "jti": c.jti,
-            });
-            if let Some(t) = c.auth_time {
-                v["auth_time"] = json!(t);
-            }
-            if let Some(cnf) = c.cnf {
-                v["cnf"] = json!({"jkt": cnf.jkt});
-            }
-            if let Some(d) = c.authorization_details {
-                v["authorization_details"] = d;
-            }
-            v
-        }
+        Introspection::Inactive => TokenIntrospectionResponse::default(),
+        Introspection::Refresh(f) => TokenIntrospectionResponse {
+            active: true,
+            token_type: Some("refresh_token"),
+            scope: Some(f.scope.to_string()),
+            iss: Some(st.app.cfg.issuer.clone()),
+            iat: Some(f.rotated_at_ms / 1000),
+            exp: Some(f.idle_expires_at_ms / 1000),
+            auth_time: Some(f.auth_time),
+            cnf: f.dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
+            authorization_details: crate::grants::tokens::granted_details(&f).map(|d| json!(d)),
+            client_id: Some(f.client_id),
+            sub: Some(f.user_id),
+            ..Default::default()
+        },
+        Introspection::Access(c) => TokenIntrospectionResponse {
+            active: true,
+            token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }),
+            client_id: Some(c.client_id),
+            sub: Some(c.sub),
+            scope: Some(c.scope),
+            iss: Some(c.iss),
+            aud: Some(json!(c.aud)),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            jti: Some(c.jti),
+            auth_time: c.auth_time,
+            cnf: c.cnf.map(|cnf| Confirmation { jkt: cnf.jkt }),
+            authorization_details: c.authorization_details,
+        },
     })
 }
 
+/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was active.
+#[utoipa::path(post, path = paths::REVOKE, tag = "oauth",
+    request_body(content(
+        (crate::http::requests::RevocationRequest = "application/x-www-form-urlencoded"),
+        (crate::http::requests::RevocationRequest = "application/json"),
+    )),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or it was not an active token of this client"),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn revoke(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,

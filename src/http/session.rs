@@ -127,11 +127,19 @@ fn login_form(
     resp
 }
 
+/// `GET /login`: the sign-in page.
+#[utoipa::path(get, path = crate::paths::LOGIN, tag = "pages",
+    params(("return_to" = Option<String>, Query, description = "A path of this server to go back to")),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn login_page(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     let return_to = safe_return_to(q.return_to.as_deref());
     login_form(&st, &headers, StatusCode::OK, &return_to, "", None)
 }
 
+/// `POST /login`: signs in (CSRF-checked form, rate-limited).
+#[utoipa::path(post, path = crate::paths::LOGIN, tag = "pages",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn login(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -208,6 +216,10 @@ fn refused(mut resp: Response, retry_after: Option<u64>) -> Response {
     resp
 }
 
+/// `POST /logout`: ends the sign-in session (CSRF-checked form).
+#[utoipa::path(post, path = crate::paths::LOGOUT, tag = "pages",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let csrf = form_urlencoded::parse(&bytes)
@@ -232,6 +244,8 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Body) 
     resp
 }
 
+/// `GET /account`: the signed-in user's apps (grants) and consents.
+#[utoipa::path(get, path = crate::paths::ACCOUNT, tag = "pages", responses(crate::http::openapi::PageResponses))]
 pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let Some((session, user)) = current(&st, &headers).await else {
         return sign_in_for_account();
@@ -302,6 +316,10 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
 
 /// `POST /account/revoke`: ends one grant (`grant_id`) at once, or withdraws consent from a
 /// client (`client_id`) and ends all its grants.
+/// `POST /account/revoke`: ends one grant or withdraws a consent (CSRF-checked form).
+#[utoipa::path(post, path = crate::paths::ACCOUNT_REVOKE, tag = "pages",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses(crate::http::openapi::PageResponses))]
 pub async fn account_revoke(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&bytes)

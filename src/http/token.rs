@@ -44,6 +44,15 @@ fn token_proof(st: &AppState, headers: &HeaderMap, path: &str) -> Result<Option<
     proof(st, headers, "POST", path, None).map_err(|f| f.into_oauth())
 }
 
+/// `POST /oauth/token`: the token endpoint (RFC 6749 §3.2).
+#[utoipa::path(post, path = paths::TOKEN, tag = "oauth",
+    request_body(content = crate::http::requests::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449) to bind the tokens to its key")),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn token(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -141,6 +150,18 @@ async fn token_inner(
     }
 }
 
+/// `POST /oauth/refresh` (SPEC §4): refresh with rotation; `invalid_grant` is 401 here.
+#[utoipa::path(post, path = paths::REFRESH, tag = "oauth",
+    request_body(content(
+        (crate::http::requests::RefreshRequest = "application/json"),
+        (crate::http::requests::RefreshRequest = "application/x-www-form-urlencoded"),
+    )),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof, required for a DPoP-bound grant")),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "A new access token and the next refresh token", body = TokenResponse),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn refresh(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -189,7 +210,27 @@ async fn refresh_inner(
     refresh_grant(&st.app, &client, input).await
 }
 
+/// `PushedAuthorizationResponse` (RFC 9126 §2.2).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:…`, for `GET /oauth/authorize?client_id=&request_uri=`.
+    pub request_uri: String,
+    /// Seconds it stays usable.
+    pub expires_in: i64,
+}
+
 /// `POST /oauth/pushed-authorization` (RFC 9126): 201 `{request_uri, expires_in}`.
+#[utoipa::path(post, path = paths::PUSHED_AUTHORIZATION, tag = "oauth",
+    request_body(content(
+        (crate::http::requests::PushedAuthorizationRequest = "application/x-www-form-urlencoded"),
+        (crate::http::requests::PushedAuthorizationRequest = "application/json"),
+    )),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof: the code will be bound to its key")),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 201, description = "The request is stored", body = PushedAuthorizationResponse),
+        crate::http::openapi::OAuthErrors,
+    ))]
 pub async fn pushed_authorization(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -207,7 +248,10 @@ pub async fn pushed_authorization(
     .await;
     match r {
         Ok(pushed) => {
-            let body = serde_json::json!({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in});
+            let body = PushedAuthorizationResponse {
+                request_uri: pushed.request_uri,
+                expires_in: pushed.expires_in,
+            };
             let mut resp = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
             no_store(&mut resp);
             resp

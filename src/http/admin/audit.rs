@@ -4,46 +4,87 @@ use super::grants::exists;
 use super::{authorize, cursor_for, cursor_id, known_params, page_size};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
-use crate::http::envelope::{fail, from_oauth, respond, timestamp};
+use crate::http::envelope::{fail, from_oauth, list_page_of, ListEnvelope};
 use crate::http::AppState;
+use crate::paths;
 use crate::store::{AuditQuery, AuditRecord, GrantsOf};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
-/// An audit event: when (Unix seconds), what, whose; `detail` as JSON.
-fn audit_item(a: &AuditRecord) -> Value {
-    json!({
-        "id": a.id,
-        "timestamp": a.at_ms / 1000,
-        "kind": a.kind,
-        "client_id": a.client_id,
-        "user_id": a.user_id,
-        "grant_id": a.family_id,
-        "detail": a.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
-    })
+/// An audit event: when (Unix seconds), what, whose.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventItem {
+    /// Increasing with time.
+    pub id: i64,
+    pub timestamp: i64,
+    /// What happened, e.g. `refresh.reuse_detected`, `admin.grants_revoked`.
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub grant_id: Option<String>,
+    /// What else the event recorded, as a JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
 }
 
-/// The same event as the reference's `OAuthAuditLogItem` (a client's audit log).
-fn audit_log_item(a: &AuditRecord) -> Value {
+fn audit_item(a: &AuditRecord) -> AuditEventItem {
+    AuditEventItem {
+        id: a.id,
+        timestamp: a.at_ms / 1000,
+        kind: a.kind.clone(),
+        client_id: a.client_id.clone(),
+        user_id: a.user_id.clone(),
+        grant_id: a.family_id.clone(),
+        detail: a.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+    }
+}
+
+/// The same event as the reference's `OAuthAuditLogItem` (a client's audit log); the
+/// reference's fields this server has no value for are null.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthAuditLogItem {
+    pub id: String,
+    pub timestamp: i64,
+    pub action: String,
+    /// `oauth`.
+    pub module: &'static str,
+    /// `warning` for reuse and replay detections, `info` otherwise.
+    pub level: &'static str,
+    /// The event's detail, a JSON object as a string.
+    pub message: Option<String>,
+    pub status: &'static str,
+    pub ip: Option<String>,
+    pub operator_id: Option<String>,
+    /// `user` or `system`.
+    pub operator_type: &'static str,
+    pub target_id: Option<String>,
+    /// `grant` or `client`.
+    pub target_type: &'static str,
+    pub tenant_id: Option<String>,
+}
+
+fn audit_log_item(a: &AuditRecord) -> OAuthAuditLogItem {
     let alarming = a.kind.ends_with("reuse_detected") || a.kind.ends_with("replay_detected");
-    json!({
-        "id": a.id.to_string(),
-        "timestamp": a.at_ms / 1000,
-        "action": a.kind,
-        "module": "oauth",
-        "level": if alarming { "warning" } else { "info" },
-        "message": a.detail,
-        "status": "success",
-        "ip": null,
-        "operator_id": a.user_id,
-        "operator_type": if a.user_id.is_some() { "user" } else { "system" },
-        "target_id": a.family_id.as_ref().or(a.client_id.as_ref()),
-        "target_type": if a.family_id.is_some() { "grant" } else { "client" },
-        "tenant_id": null,
-    })
+    OAuthAuditLogItem {
+        id: a.id.to_string(),
+        timestamp: a.at_ms / 1000,
+        action: a.kind.clone(),
+        module: "oauth",
+        level: if alarming { "warning" } else { "info" },
+        message: a.detail.clone(),
+        status: "success",
+        ip: None,
+        operator_id: a.user_id.clone(),
+        operator_type: if a.user_id.is_some() { "user" } else { "system" },
+        target_id: a.family_id.clone().or(a.client_id.clone()),
+        target_type: if a.family_id.is_some() { "grant" } else { "client" },
+        tenant_id: None,
+    }
 }
 
 /// An audit query from the request's parameters (`kind`, `client_id`, `user_id`, `since` and
@@ -87,7 +128,11 @@ fn audit_query(st: &AppState, q: &HashMap<String, String>, client_id: Option<Str
 }
 
 /// Runs an audit query and answers one page of it, newest first.
-async fn audit_page(st: &AppState, q: Result<AuditQuery, String>, item: fn(&AuditRecord) -> Value) -> Response {
+async fn audit_page<T: Serialize>(
+    st: &AppState,
+    q: Result<AuditQuery, String>,
+    item: fn(&AuditRecord) -> T,
+) -> Response {
     let q = match q {
         Ok(q) => q,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
@@ -103,22 +148,15 @@ async fn audit_page(st: &AppState, q: Result<AuditQuery, String>, item: fn(&Audi
         .then(|| events.last().map(|e| cursor_for(st, &e.id.to_string())))
         .flatten();
     // The total of a query over an append-only log is not counted (it would read every match).
-    respond(
-        StatusCode::OK,
-        json!({
-            "code": 200,
-            "message": "success",
-            "items": events.iter().map(item).collect::<Vec<_>>(),
-            "total": null,
-            "pagination": {"page_size": size, "next_cursor": next},
-            "timestamp": timestamp(),
-        }),
-    )
+    list_page_of(events.iter().map(item).collect(), None, size, next)
 }
 
 /// `GET /admin/oauth/audit-events?kind=&client_id=&user_id=&since=&until=&cursor=&page_size=`:
 /// audit events (reuse detections, code replays, failed sign-ins, admin revocations), newest
 /// first, for a SIEM to page through.
+#[utoipa::path(get, path = paths::ADMIN_AUDIT, tag = "audit", security(("admin" = ["admin:read"])),
+    params(("client_id" = Option<String>, Query), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "One page of events, newest first", body = ListEnvelope<AuditEventItem>), super::openapi::AdminErrors))]
 pub(super) async fn events(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -133,6 +171,9 @@ pub(super) async fn events(
 
 /// `GET /admin/oauth/clients/{client_id}/audit-logs`: the client's audit events in the
 /// reference's shape.
+#[utoipa::path(get, path = paths::ADMIN_CLIENT_AUDIT, tag = "audit", security(("admin" = ["admin:read"])),
+    params(("client_id" = String, Path), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "One page of the client's events, newest first", body = ListEnvelope<OAuthAuditLogItem>), super::openapi::AdminErrors))]
 pub(super) async fn client_logs(
     State(st): State<AppState>,
     headers: HeaderMap,

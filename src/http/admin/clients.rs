@@ -2,16 +2,15 @@
 //! made and changed by `grants::clients`, as by the CLI and RFC 7592; deleted by the store's one
 //! cascade.
 
-use super::grants::exists;
 use super::{authorize, change, found, known_params, paginate, removed};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
-use crate::domain::model::{Client, Family};
+use crate::domain::model::Client;
 use crate::domain::registration::{Field, Metadata};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
 use crate::http::envelope::{fail, from_oauth, list_page, ok};
 use crate::http::AppState;
-use crate::store::{AuditQuery, GrantsOf};
+use crate::paths;
 use crate::util::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -54,6 +53,10 @@ fn client_item(c: &Client) -> Value {
 
 /// `GET /admin/oauth/clients?name=&status=&page_size=&cursor=` (or `page=`): clients by id,
 /// `name` a case-insensitive substring; `pagination.next_cursor` continues the list.
+#[utoipa::path(get, path = paths::ADMIN_CLIENTS, tag = "clients", security(("admin" = ["admin:read"])),
+    params(("name" = Option<String>, Query, description = "A case-insensitive part of the name"),
+        ("status" = Option<String>, Query, description = "active or inactive"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    responses((status = 200, description = "One page of clients", body = Object), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -83,6 +86,9 @@ pub(super) async fn list(
 }
 
 /// `GET /admin/oauth/clients/{client_id}`.
+#[utoipa::path(get, path = paths::ADMIN_CLIENT, tag = "clients", security(("admin" = ["admin:read"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, description = "The client", body = Object), super::openapi::AdminErrors))]
 pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Read).await {
         return r;
@@ -95,6 +101,9 @@ pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id)
 
 /// `DELETE /admin/oauth/clients/{client_id}`: the client, its grants revoked, its codes gone
 /// (the store's cascade, as `autional client delete`).
+#[utoipa::path(delete, path = paths::ADMIN_CLIENT, tag = "clients", security(("admin" = ["admin:write"])),
+    params(("client_id" = String, Path)),
+    responses((status = 204, description = "Deleted; its grants revoked"), super::openapi::AdminErrors))]
 pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;
@@ -236,6 +245,10 @@ fn update_metadata(c: &Client, r: ClientRequest) -> Result<Metadata, String> {
 
 /// `PUT /admin/oauth/clients/{client_id}`: a partial update, validated as a whole by the one
 /// validator (an admin client keeps the admin profile); nothing changes when it is refused.
+#[utoipa::path(put, path = paths::ADMIN_CLIENT, tag = "clients", security(("admin" = ["admin:write"])),
+    params(("client_id" = String, Path)),
+    request_body(content = Object, description = "UpdateClientRequest: the fields to change"),
+    responses((status = 200, description = "The updated client", body = Object), super::openapi::AdminErrors))]
 pub(super) async fn update(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -276,6 +289,9 @@ fn field_name(f: Field) -> &'static str {
 }
 
 /// `POST /admin/oauth/clients`: 201 with the client and its secret (shown once).
+#[utoipa::path(post, path = paths::ADMIN_CLIENTS, tag = "clients", security(("admin" = ["admin:write"])),
+    request_body(content = Object, description = "CreateClientRequest: `name` and `redirect_uris` required"),
+    responses((status = 201, description = "Created; `client_secret` is shown once", body = Object), super::openapi::AdminErrors))]
 pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let req: ClientRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
@@ -305,55 +321,4 @@ pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body:
         Err(CreateError::Exists(id)) => fail(StatusCode::CONFLICT, &format!("a client with id {id} already exists")),
         Err(CreateError::Store(e)) => from_oauth(OAuthError::from(e)),
     }
-}
-
-// ---- stats ------------------------------------------------------------------------------------
-
-/// The most reuse detections counted for one client's stats (a bound on the query).
-const MAX_COUNTED_EVENTS: i64 = 10_000;
-
-/// `GET /admin/oauth/clients/{client_id}/stats`: the reference's `ClientStatsResponse`
-/// (`client_id`, `active_tokens`, `active_refresh_tokens`, `last_request_at`) with the last 24
-/// hours: grants used and reuse detections. Refreshes themselves leave no row since issue 12, so
-/// "grants used" (families refreshed at least once) stands in for a refresh count.
-pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Read).await {
-        return r;
-    }
-    if let Err(r) = exists(&st, &GrantsOf::Client(id.clone())).await {
-        return r;
-    }
-    let now = now_ms();
-    let day_ago = now - 86_400_000;
-    let families = match st.app.store.list_client_families(&id, now).await {
-        Ok(f) => f,
-        Err(e) => return from_oauth(OAuthError::from(e)),
-    };
-    let live: Vec<&Family> = families.iter().filter(|f| f.is_active(now)).collect();
-    let reuse = AuditQuery {
-        kind: Some(
-            crate::domain::model::AuditKind::RefreshReuseDetected
-                .as_str()
-                .to_string(),
-        ),
-        client_id: Some(id.clone()),
-        since_ms: Some(day_ago),
-        limit: MAX_COUNTED_EVENTS,
-        ..AuditQuery::default()
-    };
-    let reuses = match st.app.store.query_audit(reuse).await {
-        Ok(e) => e.len(),
-        Err(e) => return from_oauth(OAuthError::from(e)),
-    };
-    ok(
-        StatusCode::OK,
-        json!({
-            "client_id": id,
-            "active_tokens": live.len(),
-            "active_refresh_tokens": live.len(),
-            "last_request_at": live.iter().map(|f| f.last_used_at_ms / 1000).max(),
-            "grants_used_24h": live.iter().filter(|f| f.last_used_at_ms >= day_ago).count(),
-            "reuse_detections_24h": reuses,
-        }),
-    )
 }

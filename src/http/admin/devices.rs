@@ -4,35 +4,59 @@ use super::{authorize, known_params, paginate, removed};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::domain::model::DeviceCode;
-use crate::http::envelope::{fail, from_oauth, list_page};
+use crate::http::envelope::{fail, from_oauth, list_page, ListEnvelope};
 use crate::http::AppState;
+use crate::paths;
 use crate::util::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// A device authorization as the reference lists it (`DeviceAuthorizationListItem`). Only the
 /// device code's hash is stored, so `device_code` is null and the user code identifies it.
-fn device_item(d: &DeviceCode) -> Value {
-    json!({
-        "device_code": null,
-        "user_code": d.user_code,
-        "client_id": d.client_id,
-        "user_id": d.user_id,
-        "scope": d.scope.to_string_sorted(),
-        "status": d.status.as_str(),
-        "interval": d.interval_s,
-        "poll_count": null,
-        "created_at": d.created_at_ms / 1000,
-        "updated_at": d.last_poll_ms.unwrap_or(d.created_at_ms) / 1000,
-        "expires_at": d.expires_at_ms / 1000,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct DeviceAuthorizationListItem {
+    /// Always null: only the device code's hash is stored.
+    pub device_code: Option<String>,
+    pub user_code: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    /// `pending`, `approved`, `denied`, `consumed` or `ended`.
+    pub status: &'static str,
+    pub interval: i64,
+    /// Always null (polls are not counted).
+    pub poll_count: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+fn device_item(d: &DeviceCode) -> DeviceAuthorizationListItem {
+    DeviceAuthorizationListItem {
+        device_code: None,
+        user_code: d.user_code.clone(),
+        client_id: d.client_id.clone(),
+        user_id: d.user_id.clone(),
+        scope: d.scope.to_string_sorted(),
+        status: d.status.as_str(),
+        interval: d.interval_s,
+        poll_count: None,
+        created_at: d.created_at_ms / 1000,
+        updated_at: d.last_poll_ms.unwrap_or(d.created_at_ms) / 1000,
+        expires_at: d.expires_at_ms / 1000,
+    }
 }
 
 /// `GET /admin/oauth/devices?status=&client_id=&page_size=&cursor=` (or `page=`): device
 /// authorizations by user code (`status=pending` for those waiting for a user).
+#[utoipa::path(get, path = paths::ADMIN_DEVICES, tag = "devices", security(("admin" = ["admin:read"])),
+    params(("status" = Option<String>, Query, description = "pending, approved, denied, consumed or ended"),
+        ("client_id" = Option<String>, Query), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    responses((status = 200, description = "One page of device authorizations", body = ListEnvelope<DeviceAuthorizationListItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -74,6 +98,9 @@ pub(super) async fn list(
 
 /// `DELETE /admin/oauth/devices/{user_code}`: the authorization is gone; the device's next
 /// poll gets `invalid_grant`, and the user code is no longer accepted.
+#[utoipa::path(delete, path = paths::ADMIN_DEVICE, tag = "devices", security(("admin" = ["admin:write"])),
+    params(("user_code" = String, Path, description = "As shown to the user; case and dash do not matter")),
+    responses((status = 204, description = "Deleted; the device's next poll fails"), super::openapi::AdminErrors))]
 pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(code): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;

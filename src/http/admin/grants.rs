@@ -5,32 +5,61 @@ use super::{authorize, found, known_params, paginate};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::domain::model::{Family, RevocationReason};
-use crate::http::envelope::{fail, from_oauth, list_page, ok};
+use crate::http::envelope::{fail, from_oauth, list_page, ok, Envelope, ListEnvelope};
 use crate::http::AppState;
+use crate::paths;
 use crate::store::GrantsOf;
 use crate::util::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// A grant (a token family: one sign-in's refresh chain and its access tokens), as the
 /// reference lists tokens (`user_id, scope, token_type, created_at, expires_at`), with what an
 /// operator needs to tell grants apart.
-fn grant_item(f: &Family) -> Value {
-    json!({
-        "grant_id": f.id,
-        "user_id": f.user_id,
-        "client_id": f.client_id,
-        "scope": f.scope.to_string_sorted(),
-        "token_type": "refresh_token",
-        "created_at": f.created_at_ms / 1000,
-        "expires_at": f.absolute_expires_at_ms.min(f.idle_expires_at_ms) / 1000,
-        "last_used_at": f.last_used_at_ms / 1000,
-        "user_agent": f.last_user_agent,
-        "dpop_bound": f.dpop_jkt.is_some(),
-    })
+#[derive(Serialize, ToSchema)]
+pub struct GrantItem {
+    pub grant_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    /// `refresh_token`.
+    pub token_type: &'static str,
+    pub created_at: i64,
+    /// When it ends unless used again (the sooner of the idle and absolute limits).
+    pub expires_at: i64,
+    pub last_used_at: i64,
+    pub user_agent: Option<String>,
+    pub dpop_bound: bool,
+}
+
+fn grant_item(f: &Family) -> GrantItem {
+    GrantItem {
+        grant_id: f.id.clone(),
+        user_id: f.user_id.clone(),
+        client_id: f.client_id.clone(),
+        scope: f.scope.to_string_sorted(),
+        token_type: "refresh_token",
+        created_at: f.created_at_ms / 1000,
+        expires_at: f.absolute_expires_at_ms.min(f.idle_expires_at_ms) / 1000,
+        last_used_at: f.last_used_at_ms / 1000,
+        user_agent: f.last_user_agent.clone(),
+        dpop_bound: f.dpop_jkt.is_some(),
+    }
+}
+
+/// The reference's `RevokeClientTokensResponse` / `BatchRevokeUserTokensResponse`: how many
+/// grants were revoked (each is one refresh chain and its access tokens) and after how long.
+#[derive(Serialize, ToSchema)]
+pub struct RevokeTokensResponse {
+    /// Seconds until the revocation takes effect (0: at once).
+    pub grace_period: u64,
+    pub revoked_grants: u64,
+    pub revoked_refresh_tokens: u64,
+    pub revoked_access_tokens: u64,
 }
 
 /// The live grants of a client or a user, one page.
@@ -99,43 +128,73 @@ async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, S
         // Each grant's access tokens stop being active (introspection, userinfo) with it.
         Ok(n) => ok(
             StatusCode::OK,
-            json!({"grace_period": grace_s, "revoked_grants": n, "revoked_refresh_tokens": n, "revoked_access_tokens": n}),
+            RevokeTokensResponse {
+                grace_period: grace_s,
+                revoked_grants: n,
+                revoked_refresh_tokens: n,
+                revoked_access_tokens: n,
+            },
         ),
         Err(e) => from_oauth(OAuthError::from(e)),
     }
 }
 
-/// Whose grants a path names: a user's (`/admin/oauth/tokens/user/{user_id}`) or a client's
-/// (`/admin/oauth/clients/{client_id}/tokens`).
-fn whose<const USER: bool>(id: String) -> GrantsOf {
-    if USER {
-        GrantsOf::User(id)
-    } else {
-        GrantsOf::Client(id)
-    }
-}
-
-/// `GET` on either path: the live grants.
-pub(super) async fn list_of<const USER: bool>(
+/// `GET /admin/oauth/clients/{client_id}/tokens`: the client's live grants.
+#[utoipa::path(get, path = paths::ADMIN_CLIENT_TOKENS, tag = "tokens", security(("admin" = ["admin:read"])),
+    params(("client_id" = String, Path), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    responses((status = 200, description = "One page of grants", body = ListEnvelope<GrantItem>), super::openapi::AdminErrors))]
+pub(super) async fn client_grants(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    list_grants(&st, &headers, &q, whose::<USER>(id)).await
+    list_grants(&st, &headers, &q, GrantsOf::Client(id)).await
 }
 
-/// `DELETE` on either path: revokes all of them.
-pub(super) async fn revoke_all_of<const USER: bool>(
+/// `GET /admin/oauth/tokens/user/{user_id}`: the user's live grants.
+#[utoipa::path(get, path = paths::ADMIN_USER_TOKENS, tag = "tokens", security(("admin" = ["admin:read"])),
+    params(("user_id" = String, Path), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    responses((status = 200, description = "One page of grants", body = ListEnvelope<GrantItem>), super::openapi::AdminErrors))]
+pub(super) async fn user_grants(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    revoke_grants(&st, &headers, &q, whose::<USER>(id)).await
+    list_grants(&st, &headers, &q, GrantsOf::User(id)).await
+}
+
+/// `DELETE /admin/oauth/clients/{client_id}/tokens?grace_period=`: revokes all of them.
+#[utoipa::path(delete, path = paths::ADMIN_CLIENT_TOKENS, tag = "tokens", security(("admin" = ["admin:write"])),
+    params(("client_id" = String, Path), ("grace_period" = Option<u64>, Query, description = "Seconds the grants keep working (0 to 2,592,000; default 0)")),
+    responses((status = 200, description = "Revoked (or scheduled)", body = Envelope<RevokeTokensResponse>), super::openapi::AdminErrors))]
+pub(super) async fn revoke_client_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    revoke_grants(&st, &headers, &q, GrantsOf::Client(id)).await
+}
+
+/// `DELETE /admin/oauth/tokens/user/{user_id}?grace_period=`: revokes all of them.
+#[utoipa::path(delete, path = paths::ADMIN_USER_TOKENS, tag = "tokens", security(("admin" = ["admin:write"])),
+    params(("user_id" = String, Path), ("grace_period" = Option<u64>, Query, description = "Seconds the grants keep working (0 to 2,592,000; default 0)")),
+    responses((status = 200, description = "Revoked (or scheduled)", body = Envelope<RevokeTokensResponse>), super::openapi::AdminErrors))]
+pub(super) async fn revoke_user_grants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    revoke_grants(&st, &headers, &q, GrantsOf::User(id)).await
 }
 
 /// `DELETE /admin/oauth/tokens/{grant_id}`: revokes one grant.
+#[utoipa::path(delete, path = paths::ADMIN_GRANT, tag = "tokens", security(("admin" = ["admin:write"])),
+    params(("grant_id" = String, Path)),
+    responses((status = 204, description = "Revoked"), super::openapi::AdminErrors))]
 pub(super) async fn revoke_one(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;

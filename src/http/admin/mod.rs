@@ -7,6 +7,7 @@
 //! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
 
 use super::envelope::{fail, from_oauth};
+use super::routes::{delete, get, put, Routes};
 use super::AppState;
 use crate::domain::admin::{permits, Need};
 use crate::domain::error::OAuthError;
@@ -17,7 +18,6 @@ use crate::paths;
 use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
 use axum::Router;
 use std::collections::HashMap;
 
@@ -25,11 +25,13 @@ mod audit;
 mod clients;
 mod devices;
 mod grants;
+mod openapi;
+mod stats;
 mod users;
 
-/// The admin listener's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The admin listener's routes and what they are (`http::openapi` documents each of them).
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
         .route(paths::ADMIN_CLIENTS, get(clients::list).post(clients::create))
         .route(
             paths::ADMIN_CLIENT,
@@ -37,21 +39,28 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             paths::ADMIN_CLIENT_TOKENS,
-            get(grants::list_of::<false>).delete(grants::revoke_all_of::<false>),
+            get(grants::client_grants).delete(grants::revoke_client_grants),
         )
         .route(
             paths::ADMIN_USER_TOKENS,
-            get(grants::list_of::<true>).delete(grants::revoke_all_of::<true>),
+            get(grants::user_grants).delete(grants::revoke_user_grants),
         )
         .route(paths::ADMIN_GRANT, delete(grants::revoke_one))
         .route(paths::ADMIN_AUDIT, get(audit::events))
         .route(paths::ADMIN_CLIENT_AUDIT, get(audit::client_logs))
-        .route(paths::ADMIN_CLIENT_STATS, get(clients::stats))
+        .route(paths::ADMIN_CLIENT_STATS, get(stats::stats))
         .route(paths::ADMIN_DEVICES, get(devices::list))
         .route(paths::ADMIN_DEVICE, delete(devices::delete))
         .route(paths::ADMIN_USERS, get(users::list).post(users::create))
         .route(paths::ADMIN_USER, get(users::get).delete(users::delete))
         .route(paths::ADMIN_USER_PASSWORD, put(users::set_password))
+        .route(paths::OPENAPI, get(openapi::admin_document))
+}
+
+/// The admin listener's router.
+pub fn router(state: AppState) -> Router {
+    routes()
+        .into_router()
         .fallback(|| async { fail(StatusCode::NOT_FOUND, "no such admin endpoint") })
         .with_state(state)
 }

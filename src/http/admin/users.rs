@@ -6,25 +6,35 @@ use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::domain::model::User;
 use crate::grants::accounts::{self, AccountError, NewUser};
-use crate::http::envelope::{fail, from_oauth, list_page, ok};
+use crate::http::envelope::{fail, from_oauth, list_page, ok, Envelope, ListEnvelope};
 use crate::http::AppState;
+use crate::paths;
 use crate::util::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// A user, without anything secret (no password hash).
-fn user_item(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "username": u.username,
-        "name": u.name,
-        "email": u.email,
-        "created_at": u.created_at_ms / 1000,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct UserItem {
+    pub id: String,
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+fn user_item(u: &User) -> UserItem {
+    UserItem {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        created_at: u.created_at_ms / 1000,
+    }
 }
 
 /// An account rule's refusal (`grants::accounts`, the CLI's rules).
@@ -39,6 +49,9 @@ fn account_error(e: AccountError) -> Response {
 
 /// `GET /admin/oauth/users?username=&page_size=&cursor=`: users by id, `username` a
 /// case-insensitive substring.
+#[utoipa::path(get, path = paths::ADMIN_USERS, tag = "users", security(("admin" = ["admin:read"])),
+    params(("username" = Option<String>, Query, description = "A case-insensitive part of the username"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    responses((status = 200, description = "One page of users", body = ListEnvelope<UserItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -63,9 +76,9 @@ pub(super) async fn list(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateUserRequest {
+pub struct CreateUserRequest {
     username: String,
     password: String,
     #[serde(default)]
@@ -75,6 +88,9 @@ struct CreateUserRequest {
 }
 
 /// `POST /admin/oauth/users`: 201 with the user (the CLI's account rules).
+#[utoipa::path(post, path = paths::ADMIN_USERS, tag = "users", security(("admin" = ["admin:write"])),
+    request_body = CreateUserRequest,
+    responses((status = 201, description = "Created", body = Envelope<UserItem>), super::openapi::AdminErrors))]
 pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let req: CreateUserRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
@@ -102,6 +118,9 @@ async fn user_or_404(st: &AppState, id: &str) -> Result<User, Response> {
 }
 
 /// `GET /admin/oauth/users/{user_id}`.
+#[utoipa::path(get, path = paths::ADMIN_USER, tag = "users", security(("admin" = ["admin:read"])),
+    params(("user_id" = String, Path)),
+    responses((status = 200, description = "The user", body = Envelope<UserItem>), super::openapi::AdminErrors))]
 pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Read).await {
         return r;
@@ -114,6 +133,9 @@ pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id)
 
 /// `DELETE /admin/oauth/users/{user_id}`: the user, their sessions and grants (the store's
 /// cascade, as `autional user delete`).
+#[utoipa::path(delete, path = paths::ADMIN_USER, tag = "users", security(("admin" = ["admin:write"])),
+    params(("user_id" = String, Path)),
+    responses((status = 204, description = "Deleted; their sessions and grants ended"), super::openapi::AdminErrors))]
 pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;
@@ -121,14 +143,18 @@ pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(
     removed(st.app.store.delete_user(&id, now_ms()).await, &format!("user {id}"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetPasswordRequest {
+pub struct SetPasswordRequest {
     password: String,
 }
 
 /// `PUT /admin/oauth/users/{user_id}/password`: a new password; the user's sessions and grants
 /// end (`grants::accounts::set_password`, as `autional user set-password`).
+#[utoipa::path(put, path = paths::ADMIN_USER_PASSWORD, tag = "users", security(("admin" = ["admin:write"])),
+    params(("user_id" = String, Path)),
+    request_body = SetPasswordRequest,
+    responses((status = 204, description = "Changed; their sessions and grants ended"), super::openapi::AdminErrors))]
 pub(super) async fn set_password(
     State(st): State<AppState>,
     headers: HeaderMap,
