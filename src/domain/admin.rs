@@ -35,6 +35,12 @@ impl Need {
     }
 }
 
+/// Whether an admin client would delete itself: refused, since the API would then lock its
+/// caller out mid-operation (another admin client, or the CLI, can delete it).
+pub fn deletes_itself(caller_client_id: &str, target_client_id: &str) -> bool {
+    caller_client_id == target_client_id
+}
+
 /// Whether a token with `scope` may do what `need` says: a read needs `admin:read` or
 /// `admin:write`, a change `admin:write`.
 pub fn permits(scope: &Scope, need: Need) -> bool {

@@ -62,7 +62,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         OAuthErrorBody,
         crate::domain::rar::Detail,
     )),
-    modifiers(&PublicSecurity),
+    modifiers(&PublicSecurity, &OperationIds),
     tags(
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7591, 7592, 7662, 8414, 8628, 9126, 9449)"),
         (name = "pages", description = "HTML pages: sign-in, consent, device entry, account"),
@@ -101,6 +101,41 @@ impl Modify for PublicSecurity {
                     .build(),
             ),
         );
+    }
+}
+
+/// Operation ids from method and path (`post_oauth_token`,
+/// `delete_admin_oauth_clients_client_id`): unique by construction, where the handlers' names
+/// (`list`, `delete`, one handler for two methods) are not.
+pub struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in api.paths.paths.iter_mut() {
+            let slug: String = path
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let slug = slug.split('_').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("_");
+            let ops = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    op.operation_id = Some(format!("{method}_{slug}"));
+                }
+            }
+        }
     }
 }
 

@@ -7,12 +7,32 @@
 
 use utoipa::ToSchema;
 
+/// The grant types of the token endpoint.
+#[derive(ToSchema)]
+pub enum GrantTypeName {
+    #[schema(rename = "authorization_code")]
+    AuthorizationCode,
+    #[schema(rename = "refresh_token")]
+    RefreshToken,
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
+    #[schema(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
+}
+
+/// What kind of token is sent (RFC 7009 §2.1, RFC 7662 §2.1): a hint only.
+#[derive(ToSchema)]
+pub enum TokenTypeHint {
+    #[schema(rename = "access_token")]
+    AccessToken,
+    #[schema(rename = "refresh_token")]
+    RefreshToken,
+}
+
 /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8628 §3.4), a form.
 #[derive(ToSchema)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token`, `client_credentials` or
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
-    grant_type: String,
+    grant_type: GrantTypeName,
     code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
@@ -79,8 +99,7 @@ pub struct DeviceAuthorizationRequest {
 #[derive(ToSchema)]
 pub struct IntrospectionRequest {
     token: String,
-    /// `access_token` or `refresh_token`.
-    token_type_hint: Option<String>,
+    token_type_hint: Option<TokenTypeHint>,
     client_id: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,
@@ -92,8 +111,7 @@ pub struct IntrospectionRequest {
 #[derive(ToSchema)]
 pub struct RevocationRequest {
     token: String,
-    /// `access_token` or `refresh_token`.
-    token_type_hint: Option<String>,
+    token_type_hint: Option<TokenTypeHint>,
     client_id: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,

@@ -136,7 +136,8 @@ pub struct UserInfoResponse {
     responses(
         (status = 200, description = "The user's claims", body = UserInfoResponse),
         (status = 400, description = "Malformed request", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 403, description = "The token lacks the `openid` scope", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
     ))]

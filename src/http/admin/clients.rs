@@ -105,8 +105,15 @@ pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id)
     params(("client_id" = String, Path)),
     responses((status = 204, description = "Deleted; its grants revoked"), super::openapi::AdminErrors))]
 pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
+    let caller = match authorize(&st, &headers, Need::Write).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if crate::domain::admin::deletes_itself(&caller.client_id, &id) {
+        return fail(
+            StatusCode::CONFLICT,
+            &format!("client {id} is the client making this request; delete it with another admin client or the CLI"),
+        );
     }
     removed(st.app.store.delete_client(&id, now_ms()).await, &format!("client {id}"))
 }

@@ -6,7 +6,7 @@
 
 use super::{audit, clients, devices, grants, stats, users};
 use crate::http::envelope::SimpleResponse;
-use crate::http::openapi::{document_response, json_response};
+use crate::http::openapi::{document_response, json_response, OperationIds};
 use axum::response::Response;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi};
         admin_document,
     ),
     components(schemas(SimpleResponse)),
-    modifiers(&AdminSecurity),
+    modifiers(&AdminSecurity, &OperationIds),
     tags(
         (name = "clients", description = "OAuth clients"),
         (name = "tokens", description = "Grants: one sign-in's refresh chain and its access tokens"),
