@@ -7,13 +7,14 @@ use crate::domain::error::OAuthError;
 use crate::util::now_ms;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 pub fn timestamp() -> i64 {
     now_ms() / 1000
 }
 
-pub fn respond(status: StatusCode, body: Value) -> Response {
+pub fn respond(status: StatusCode, body: impl Serialize) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     super::error::no_store(&mut resp);
     resp
@@ -21,9 +22,28 @@ pub fn respond(status: StatusCode, body: Value) -> Response {
 
 /// A result: `{code, message, data, timestamp}`.
 pub fn ok(status: StatusCode, data: Value) -> Response {
+    data_of(status, &data)
+}
+
+/// The envelope of a result whose `data` is a typed body.
+#[derive(Serialize)]
+pub struct Envelope<'a, T> {
+    pub code: u16,
+    pub message: &'static str,
+    pub data: &'a T,
+    pub timestamp: i64,
+}
+
+/// A result with a typed `data`: `{code, message: "success", data, timestamp}`.
+pub fn data_of<T: Serialize>(status: StatusCode, data: &T) -> Response {
     respond(
         status,
-        json!({"code": status.as_u16(), "message": "success", "data": data, "timestamp": timestamp()}),
+        Envelope {
+            code: status.as_u16(),
+            message: "success",
+            data,
+            timestamp: timestamp(),
+        },
     )
 }
 

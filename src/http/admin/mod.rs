@@ -4,7 +4,8 @@
 //! timestamp}`; errors `SimpleResponse {code, message, timestamp}`). Every request carries an
 //! access token of ours, issued by `client_credentials` to an admin client, with the scope the
 //! operation needs (`domain::admin`). The handlers parse and serialize; clients are made by
-//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
+//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade; their
+//! secrets are managed by `grants::secrets`, as by the CLI.
 
 use super::envelope::{fail, from_oauth};
 use super::AppState;
@@ -17,7 +18,7 @@ use crate::paths;
 use crate::util::{b64url, b64url_decode, ct_eq, hmac_sha256};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::collections::HashMap;
 
@@ -25,6 +26,7 @@ mod audit;
 mod clients;
 mod devices;
 mod grants;
+mod secrets;
 mod users;
 
 /// The admin listener's routes.
@@ -47,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ADMIN_AUDIT, get(audit::events))
         .route(paths::ADMIN_CLIENT_AUDIT, get(audit::client_logs))
         .route(paths::ADMIN_CLIENT_STATS, get(clients::stats))
+        .route(paths::ADMIN_CLIENT_ROTATE_SECRET, post(secrets::rotate))
+        .route(paths::ADMIN_CLIENT_SECRETS, get(secrets::list).post(secrets::add))
+        .route(paths::ADMIN_CLIENT_SECRET, delete(secrets::delete))
+        .route(paths::ADMIN_CLIENT_SECRET_DEACTIVATE, put(secrets::deactivate))
         .route(paths::ADMIN_DEVICES, get(devices::list))
         .route(paths::ADMIN_DEVICE, delete(devices::delete))
         .route(paths::ADMIN_USERS, get(users::list).post(users::create))
