@@ -186,9 +186,11 @@ pub(super) async fn rotate(
     }
 }
 
-/// `PUT /admin/oauth/clients/{client_id}/secrets/{secret_id}/deactivate`: it stops working at
-/// once; 409 for the client's last active secret.
-pub(super) async fn deactivate(
+/// `PUT /admin/oauth/clients/{client_id}/secrets/{secret_id}/deactivate` (`DELETE` false: 200
+/// with the secret, now inactive) and `DELETE /admin/oauth/clients/{client_id}/secrets/{secret_id}`
+/// (`DELETE` true: 204). Either way it stops working at once; 409 for the client's last active
+/// secret.
+pub(super) async fn retire<const DELETE: bool>(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path((id, secret_id)): Path<(String, String)>,
@@ -196,24 +198,15 @@ pub(super) async fn deactivate(
     if let Err(r) = authorize(&st, &headers, Need::Write).await {
         return r;
     }
-    match answer(secrets::deactivate(&st.app.store, &id, &secret_id).await, &id) {
-        Ok(s) => data_of(StatusCode::OK, &SecretItem::of(&s, now_ms())),
-        Err(r) => r,
-    }
-}
-
-/// `DELETE /admin/oauth/clients/{client_id}/secrets/{secret_id}`: 204; 409 for the client's
-/// last active secret.
-pub(super) async fn delete(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path((id, secret_id)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = authorize(&st, &headers, Need::Write).await {
-        return r;
-    }
-    match answer(secrets::delete(&st.app.store, &id, &secret_id).await, &id) {
-        Ok(()) => removed(Ok(true), "secret"),
+    let store = &st.app.store;
+    let r = if DELETE {
+        secrets::delete(store, &id, &secret_id).await.map(|()| None)
+    } else {
+        secrets::deactivate(store, &id, &secret_id).await.map(Some)
+    };
+    match answer(r, &id) {
+        Ok(Some(s)) => data_of(StatusCode::OK, &SecretItem::of(&s, now_ms())),
+        Ok(None) => removed(Ok(true), "secret"),
         Err(r) => r,
     }
 }
