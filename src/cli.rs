@@ -1,16 +1,18 @@
 //! Command line (clap): `serve`, `migrate`, `client …`, `user create`, `key rotate`. Wiring
 //! only: each command loads the config, opens the store and calls one store or grant function
 //! (users: `grants::accounts`; client metadata: `domain::registration` with the operator's
-//! profile).
+//! profile; client secrets: `grants::secrets`, as the admin API).
 
 use crate::config::Config;
-use crate::domain::model::{AuthMethod, SecretHash};
+use crate::domain::model::ClientSecret;
 use crate::domain::registration::{Field, Metadata};
+use crate::domain::secrets as domain_secrets;
 use crate::grants::accounts::{self, NewUser};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
+use crate::grants::secrets;
 use crate::jose::keys::generate;
 use crate::store::DynStore;
-use crate::util::{b64_decode, now_ms, random_token, sha256};
+use crate::util::{b64_decode, now_ms};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -65,8 +67,31 @@ enum ClientCmd {
     List,
     /// Delete a client and revoke every grant it holds.
     Delete { id: String },
-    /// Issue a new secret; the old one keeps working for client_secret.rotation_overlap.
+    /// Issue a new secret; the newest previous one keeps working for
+    /// client_secret.rotation_overlap, older ones stop.
     RotateSecret { id: String },
+    /// Manage a client's secrets (at most 2 active).
+    #[command(subcommand)]
+    Secret(SecretCmd),
+}
+
+#[derive(Subcommand)]
+enum SecretCmd {
+    /// List a client's secrets (never the secrets themselves).
+    List { client_id: String },
+    /// Add a secret; prints it (shown once).
+    Add {
+        client_id: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// When it stops working, Unix seconds.
+        #[arg(long)]
+        expires_at: Option<i64>,
+    },
+    /// Deactivate a secret: it stops working at once.
+    Deactivate { client_id: String, secret_id: String },
+    /// Delete a secret.
+    Delete { client_id: String, secret_id: String },
 }
 
 #[derive(Args)]
@@ -368,38 +393,58 @@ async fn client_cmd(c: ClientCmd, cfg: &Config, store: &DynStore) -> anyhow::Res
             println!("{}", serde_json::json!({"deleted": id}));
         }
         ClientCmd::RotateSecret { id } => {
-            let client = store
-                .get_client(&id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
-            if !matches!(
-                client.auth_method,
-                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-            ) {
-                anyhow::bail!(
-                    "client {id} authenticates without a secret ({})",
-                    client.auth_method.as_str()
-                );
-            }
-            let now = now_ms();
-            let until = now + cfg.client_secret.rotation_overlap.as_ms();
-            let secret = random_token();
-            // The newest previous secret keeps working for the overlap; older ones stop now.
-            let mut secrets = vec![SecretHash {
-                hash: sha256(secret.as_bytes()).to_vec(),
-                expires_at_ms: None,
-            }];
-            if let Some(prev) = client.secrets.iter().find(|s| s.expires_at_ms.is_none()) {
-                secrets.push(SecretHash {
-                    hash: prev.hash.clone(),
-                    expires_at_ms: Some(until),
-                });
-            }
-            store.set_client_secrets(&id, secrets).await?;
+            let r = secrets::rotate(store, &id, cfg.client_secret.rotation_overlap.as_ms()).await?;
             println!(
                 "{}",
-                serde_json::json!({"client_id": id, "client_secret": secret, "previous_secret_valid_until": until / 1000})
+                serde_json::json!({
+                    "client_id": id,
+                    "client_secret": r.new.secret,
+                    "previous_secret_valid_until": r.previous_expires_at_ms.map(|t| t / 1000),
+                })
             );
+        }
+        ClientCmd::Secret(c) => secret_cmd(c, store).await?,
+    }
+    Ok(())
+}
+
+/// A secret's entry as `client secret` prints it (never the secret or its hash).
+fn secret_json(s: &ClientSecret) -> serde_json::Value {
+    serde_json::json!({
+        "secret_id": s.id,
+        "description": s.description,
+        "status": domain_secrets::status_at(s, now_ms()).as_str(),
+        "created_at": s.created_at_ms / 1000,
+        "expires_at": s.expires_at_ms.map(|t| t / 1000),
+    })
+}
+
+async fn secret_cmd(c: SecretCmd, store: &DynStore) -> anyhow::Result<()> {
+    match c {
+        SecretCmd::List { client_id } => {
+            for s in secrets::list(store, &client_id).await? {
+                println!("{}", secret_json(&s));
+            }
+        }
+        SecretCmd::Add {
+            client_id,
+            description,
+            expires_at,
+        } => {
+            let new = secrets::add(store, &client_id, description, expires_at).await?;
+            let mut out = secret_json(&new.entry);
+            out["secret_value"] = serde_json::json!(new.secret);
+            println!("{out}");
+        }
+        SecretCmd::Deactivate { client_id, secret_id } => {
+            println!(
+                "{}",
+                secret_json(&secrets::deactivate(store, &client_id, &secret_id).await?)
+            );
+        }
+        SecretCmd::Delete { client_id, secret_id } => {
+            secrets::delete(store, &client_id, &secret_id).await?;
+            println!("{}", serde_json::json!({"deleted": secret_id}));
         }
     }
     Ok(())

@@ -13,3 +13,4 @@ pub mod redirect_uri;
 pub mod refresh_token;
 pub mod registration;
 pub mod scope;
+pub mod secrets;

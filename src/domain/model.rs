@@ -113,11 +113,38 @@ named! {
     }
 }
 
-/// A client secret as stored: its SHA-256 and, once rotated out, when it stops working.
+named! {
+    /// Whether an operator left a client secret in use (`domain::secrets`; an expired secret
+    /// stays `active` in storage but never authenticates).
+    #[derive(Serialize, Deserialize, Default, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SecretStatus {
+        #[default]
+        Active = "active",
+        Inactive = "inactive",
+    }
+}
+
+/// A client secret as stored (JSON in `clients.secrets`): its SHA-256, never the secret, and
+/// what the admin API shows of it. Entries written before secrets had ids carry only `hash` and
+/// `expires_at_ms`: the defaults below, completed by `domain::secrets::normalize`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretHash {
+pub struct ClientSecret {
+    /// Opaque and random (not derived from the secret); empty in a legacy entry.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub hash: Vec<u8>,
+    /// When it stops working (set by rotation, or when added), else never.
     pub expires_at_ms: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub status: SecretStatus,
+    /// 0 in a legacy entry.
+    #[serde(default)]
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub updated_at_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +152,7 @@ pub struct Client {
     pub id: String,
     pub name: String,
     pub auth_method: AuthMethod,
-    pub secrets: Vec<SecretHash>,
+    pub secrets: Vec<ClientSecret>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     /// Scopes the client may request (space-separated).

@@ -55,7 +55,8 @@ fn secret_matches(client: &Client, secret: &str, now: i64) -> bool {
     let h = sha256(secret.as_bytes());
     let mut ok = false;
     for s in &client.secrets {
-        let live = s.expires_at_ms.is_none_or(|e| now < e);
+        // Inactive or expired secrets never authenticate.
+        let live = crate::domain::secrets::is_live(s, now);
         // No early exit: every stored secret is compared.
         ok |= live & ct_eq(&s.hash, &h);
     }

@@ -4,23 +4,25 @@
 
 use crate::config::Config;
 use crate::domain::error::ErrorCode;
-use crate::domain::model::{AuthMethod, Client, SecretHash};
+use crate::domain::model::Client;
 use crate::domain::registration::{apply, Field, Invalid, Metadata, Policy, Profile};
+use crate::domain::secrets;
 use crate::store::{DynStore, StoreError};
 use crate::util::{now_ms, random_id, random_token, sha256};
 
 /// Gives `client` its first secret when its method uses one; returns the secret to show once.
 pub fn issue_secret(client: &mut Client) -> Option<String> {
-    let secret = matches!(
-        client.auth_method,
-        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-    )
-    .then(random_token);
+    let secret = secrets::uses_secrets(client.auth_method).then(random_token);
     client.secrets = secret
         .iter()
-        .map(|s| SecretHash {
-            hash: sha256(s.as_bytes()).to_vec(),
-            expires_at_ms: None,
+        .map(|s| {
+            secrets::entry(
+                random_id(),
+                sha256(s.as_bytes()).to_vec(),
+                None,
+                None,
+                client.created_at_ms,
+            )
         })
         .collect();
     secret

@@ -15,6 +15,7 @@ pub mod introspection;
 pub mod par;
 pub mod refresh;
 pub mod revocation;
+pub mod secrets;
 pub mod tokens;
 
 pub use tokens::TokenResponse;

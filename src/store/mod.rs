@@ -16,7 +16,7 @@ mod sqlite_writer;
 use crate::domain::device::Poll;
 use crate::domain::grant::{RefreshPolicy, Reject};
 use crate::domain::model::{
-    AuditEvent, AuthCode, Client, DeviceCode, Family, KeyRecord, RevocationReason, SecretHash, Session, User,
+    AuditEvent, AuthCode, Client, ClientSecret, DeviceCode, Family, KeyRecord, RevocationReason, Session, User,
 };
 use crate::domain::refresh_token::Presented;
 use crate::domain::scope::Scope;
@@ -316,7 +316,12 @@ sql_store::store_api! {
     fn list_clients() -> Vec<Client> = read list_clients();
     /// Deletes the client and revokes every family it holds.
     fn delete_client(id: &str, now_ms: i64) -> bool = write delete_client(&id, now_ms);
-    fn set_client_secrets(id: &str, secrets: Vec<SecretHash>) -> bool = write_one set_client_secrets(&id, &secrets);
+    /// A client and the stored text of its secrets, for [`Store::swap_client_secrets`].
+    fn client_secrets(id: &str) -> Option<(Client, String)> = read client_secrets(&id);
+    /// Replaces a client's secrets if their stored text is still `old` (compare-and-set); false
+    /// when it changed meanwhile, or the client is gone.
+    fn swap_client_secrets(id: &str, old: String, new: Vec<ClientSecret>) -> bool =
+        write_one swap_client_secrets(&id, &old, &new);
     /// Replaces a client's metadata (RFC 7592 update); false when unknown.
     fn update_client(client: Client) -> bool = write_one update_client(&client);
 

@@ -39,7 +39,11 @@ static PING: Stmt = Stmt::new("SELECT 1");
 static GET_CLIENT: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients WHERE id = $1"]);
 static LIST_CLIENTS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients ORDER BY created_at_ms, id"]);
 static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11 WHERE id = $1");
-static SET_CLIENT_SECRETS: Stmt = Stmt::new("UPDATE clients SET secrets = $2 WHERE id = $1");
+/// A client and its secrets' stored text (the value a compare-and-set of them expects).
+static GET_CLIENT_SECRETS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, ", secrets FROM clients WHERE id = $1"]);
+/// Replaces a client's secrets only if they are still what the caller read (compare-and-set):
+/// of concurrent changes decided on the same list, one is written.
+static SWAP_CLIENT_SECRETS: Stmt = Stmt::new("UPDATE clients SET secrets = $3 WHERE id = $1 AND secrets = $2");
 static DELETE_CLIENT: Stmt = Stmt::new("DELETE FROM clients WHERE id = $1");
 
 static GET_USER: Stmt = Stmt::parts(&["SELECT ", User::COLS, " FROM users WHERE id = $1"]);
@@ -307,8 +311,12 @@ pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
     Ok(n == 1)
 }
 
-pub async fn set_client_secrets<C: Conn>(c: &mut C, id: &str, secrets: &[SecretHash]) -> Result<bool> {
-    Ok(c.exec(&SET_CLIENT_SECRETS, args![id, json(&secrets)]).await? > 0)
+pub async fn client_secrets<C: Conn>(c: &mut C, id: &str) -> Result<Option<(Client, String)>> {
+    c.one(&GET_CLIENT_SECRETS, args![id], rows::client_and_secrets).await
+}
+
+pub async fn swap_client_secrets<C: Conn>(c: &mut C, id: &str, old: &str, new: &[ClientSecret]) -> Result<bool> {
+    Ok(c.exec(&SWAP_CLIENT_SECRETS, args![id, old, json(&new)]).await? > 0)
 }
 
 // ---- users ------------------------------------------------------------------------------------

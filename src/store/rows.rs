@@ -45,6 +45,11 @@ pub fn code_and_session_end(r: &RowRef<'_>) -> Result<(AuthCode, Option<i64>)> {
     Ok((AuthCode::read(r, 0)?, r.get(AuthCode::WIDTH)?))
 }
 
+/// A client, then its secrets' stored text.
+pub fn client_and_secrets(r: &RowRef<'_>) -> Result<(Client, String)> {
+    Ok((Client::read(r, 0)?, r.get(Client::WIDTH)?))
+}
+
 pub fn i64_col(r: &RowRef<'_>) -> Result<i64> {
     r.get(0)
 }

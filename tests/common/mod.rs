@@ -4,6 +4,7 @@
 //! runs on both.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod client_key;
 pub mod dpop;
 pub mod faults;
@@ -437,6 +438,23 @@ impl Server {
         );
         let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or(Value::Null)
+    }
+
+    /// Runs `sql` (statements that change the database, e.g. to plant a legacy row).
+    pub fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.db_url.trim_start_matches("sqlite://")).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                c.execute_batch(sql).unwrap();
+            }
+            Backend::Postgres => {
+                let sql = sql.to_string();
+                with_pg(&self.db_url, move |c| {
+                    Box::pin(async move { c.batch_execute(&sql).await.unwrap() })
+                });
+            }
+        }
     }
 
     /// Rows of `sql` (every column must be TEXT: use `CAST(x AS TEXT)` and [`Server::hex`]).

@@ -4,10 +4,11 @@
 //! timestamp}`; errors `SimpleResponse {code, message, timestamp}`). Every request carries an
 //! access token of ours, issued by `client_credentials` to an admin client, with the scope the
 //! operation needs (`domain::admin`). The handlers parse and serialize; clients are made by
-//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade.
+//! `grants::clients::create`, as by the CLI, and deleted by the store's one cascade; their
+//! secrets are managed by `grants::secrets`, as by the CLI.
 
 use super::envelope::{fail, from_oauth};
-use super::routes::{delete, get, put, Routes};
+use super::routes::{delete, get, post, put, Routes};
 use super::AppState;
 use crate::domain::admin::{permits, Need};
 use crate::domain::error::OAuthError;
@@ -26,6 +27,7 @@ mod clients;
 mod devices;
 mod grants;
 mod openapi;
+mod secrets;
 mod stats;
 mod users;
 
@@ -49,6 +51,10 @@ pub fn routes() -> Routes<AppState> {
         .route(paths::ADMIN_AUDIT, get(audit::events))
         .route(paths::ADMIN_CLIENT_AUDIT, get(audit::client_logs))
         .route(paths::ADMIN_CLIENT_STATS, get(stats::stats))
+        .route(paths::ADMIN_CLIENT_ROTATE_SECRET, post(secrets::rotate))
+        .route(paths::ADMIN_CLIENT_SECRETS, get(secrets::list).post(secrets::add))
+        .route(paths::ADMIN_CLIENT_SECRET, delete(secrets::delete))
+        .route(paths::ADMIN_CLIENT_SECRET_DEACTIVATE, put(secrets::deactivate))
         .route(paths::ADMIN_DEVICES, get(devices::list))
         .route(paths::ADMIN_DEVICE, delete(devices::delete))
         .route(paths::ADMIN_USERS, get(users::list).post(users::create))

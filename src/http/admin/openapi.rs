@@ -4,7 +4,7 @@
 //! (`client_credentials`, scope `admin:read` or `admin:write`), described as an OAuth 2.0
 //! client-credentials security scheme.
 
-use super::{audit, clients, devices, grants, stats, users};
+use super::{audit, clients, devices, grants, secrets, stats, users};
 use crate::http::envelope::SimpleResponse;
 use crate::http::openapi::{document_response, json_response, OperationIds};
 use axum::response::Response;
@@ -29,6 +29,11 @@ use utoipa::{Modify, OpenApi};
         clients::update,
         clients::delete,
         stats::stats,
+        secrets::list,
+        secrets::add,
+        secrets::rotate,
+        secrets::deactivate,
+        secrets::delete,
         grants::client_grants,
         grants::revoke_client_grants,
         grants::user_grants,
