@@ -14,6 +14,7 @@ mod common;
 
 use common::Server;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 /// The examples per operation (schemathesis `-n`).
@@ -126,12 +127,30 @@ async fn documents_validate_and_use_the_reference_names() {
     );
 }
 
-/// Runs schemathesis against `base` with the document at `doc`, and the extra arguments.
-fn schemathesis(doc: &std::path::Path, base: &str, extra: &[&str]) -> String {
+/// What schemathesis saw: the statuses each operation (`"POST /oauth/token"`) answered.
+type Seen = BTreeMap<String, BTreeSet<u16>>;
+
+/// Runs schemathesis against `base` with the document at `doc`, fixed values for some path
+/// parameters (`path.NAME`, so that operations on one object reach it), and the extra
+/// arguments; every generated case must pass. Returns what it saw.
+fn schemathesis(doc: &std::path::Path, base: &str, params: &[(&str, &str)], extra: &[&str]) -> Seen {
     let examples = examples();
+    let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    let mut toml = String::from("[parameters]\n");
+    for (k, v) in params {
+        toml.push_str(&format!("\"path.{k}\" = \"{v}\"\n"));
+    }
+    std::io::Write::write_all(&mut config, toml.as_bytes()).unwrap();
+    let report = tempfile::Builder::new()
+        .suffix(".ndjson")
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
     let mut args = vec![
         "-m",
         "schemathesis.cli",
+        "--config-file",
+        config.path().to_str().unwrap(),
         "run",
         doc.to_str().unwrap(),
         "--url",
@@ -147,24 +166,54 @@ fn schemathesis(doc: &std::path::Path, base: &str, extra: &[&str]) -> String {
         "10",
         "--workers",
         "2",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let out = python(&args);
     println!("{out}");
-    out
+    let summary = out
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .expect("schemathesis printed its summary");
+    let (generated, rest) = summary.trim().split_once(" generated, ").unwrap();
+    assert_eq!(
+        rest,
+        format!("{generated} passed"),
+        "every generated case passes: {summary}"
+    );
+    let mut seen = Seen::new();
+    for line in std::fs::read_to_string(&report).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let Some(finished) = event.get("ScenarioFinished") else {
+            continue;
+        };
+        let label = finished["recorder"]["label"].as_str().unwrap().to_string();
+        let statuses = seen.entry(label).or_default();
+        let interactions = finished["recorder"]["interactions"].as_object();
+        for i in interactions.into_iter().flat_map(|m| m.values()) {
+            if let Some(code) = i["response"]["status_code"].as_u64() {
+                statuses.insert(code as u16);
+            }
+        }
+    }
+    seen
 }
 
-/// How many cases schemathesis generated and passed (its summary line).
-fn passed(out: &str) -> u64 {
-    out.lines()
-        .find_map(|l| {
-            let l = l.trim();
-            let (generated, rest) = l.split_once(" generated, ")?;
-            let (passed, _) = rest.split_once(" passed")?;
-            assert_eq!(generated, passed, "every generated case passes: {l}");
-            passed.parse().ok()
-        })
-        .expect("schemathesis printed its summary")
+/// Each of `ops` was answered with a success at least once, so its success schema was checked
+/// against a real answer (not only its errors).
+fn succeeded(seen: &Seen, ops: &[&str]) {
+    for op in ops {
+        let statuses = seen
+            .get(*op)
+            .unwrap_or_else(|| panic!("{op} was not exercised: {seen:?}"));
+        assert!(
+            statuses.iter().any(|s| (200..300).contains(s)),
+            "{op} never succeeded (statuses {statuses:?})"
+        );
+    }
 }
 
 /// The OAuth endpoints (token, refresh, revocation, introspection, PAR, device authorization,
@@ -199,11 +248,29 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
     let secret = client["client_secret"].as_str().unwrap();
     let doc = write_temp("public", &document(&s, s.url("/openapi.json")).await);
     let auth = format!("fuzz:{secret}");
-    let out = schemathesis(&doc, &s.base, &["-a", &auth, "--exclude-tag", "pages"]);
-    assert!(passed(&out) > 100, "{out}");
-    // The client's credentials worked: tokens were issued to it.
-    let issued = s.scalar_i64("SELECT COUNT(*) FROM clients WHERE id = 'fuzz'");
-    assert_eq!(issued, 1, "the fuzzed client still exists");
+    let seen = schemathesis(
+        &doc,
+        &s.base,
+        &[("client_id", "fuzz")],
+        &["-a", &auth, "--exclude-tag", "pages"],
+    );
+    succeeded(
+        &seen,
+        &[
+            "POST /oauth/token",
+            "POST /oauth/pushed-authorization",
+            "POST /oauth/device/authorize",
+            "POST /oauth/introspect",
+            "POST /oauth/revoke",
+            "GET /oauth/client/{client_id}",
+            "GET /.well-known/openid-configuration",
+            "GET /oauth/jwks",
+            "GET /oauth/dpop/nonce",
+            "GET /openapi.json",
+        ],
+    );
+    // Refresh was reached with the client's credentials (its tokens are not in the document).
+    assert!(seen["POST /oauth/refresh"].contains(&401), "{seen:?}");
 }
 
 /// Every admin operation, with an admin token of both scopes: no 5xx, every answer as
@@ -212,6 +279,16 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
 #[tokio::test]
 async fn schemathesis_finds_nothing_on_the_admin_api() {
     let s = Server::start(&[("AUTIONAL_RATE_LIMIT__ENABLED", "false")]).await;
+    s.cli(&[
+        "client",
+        "create",
+        "--name",
+        "Target",
+        "--client-id",
+        "target",
+        "--redirect-uri",
+        "https://rp.example/cb",
+    ]);
     let secret = s.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", "ops"])["client_secret"]
         .as_str()
         .unwrap()
@@ -235,8 +312,32 @@ async fn schemathesis_finds_nothing_on_the_admin_api() {
     let doc = write_temp("admin", &document(&s, s.admin_url(0, "/openapi.json")).await);
     let base = s.admin_url(0, "");
     let header = format!("Authorization: Bearer {token}");
-    let out = schemathesis(&doc, &base, &["-H", &header, "--phases", "coverage,fuzzing"]);
-    assert!(passed(&out) > 100, "{out}");
+    let alice = s.scalar_str("SELECT id FROM users WHERE username = 'alice'").unwrap();
+    let params = [("client_id", "target"), ("user_id", alice.as_str())];
+    let seen = schemathesis(
+        &doc,
+        &base,
+        &params,
+        &["-H", &header, "--phases", "examples,coverage,fuzzing"],
+    );
+    succeeded(
+        &seen,
+        &[
+            "GET /admin/oauth/clients",
+            "POST /admin/oauth/clients",
+            "GET /admin/oauth/clients/{client_id}/stats",
+            "GET /admin/oauth/clients/{client_id}/secrets",
+            "POST /admin/oauth/clients/{client_id}/rotate-secret",
+            "GET /admin/oauth/clients/{client_id}/tokens",
+            "GET /admin/oauth/clients/{client_id}/audit-logs",
+            "GET /admin/oauth/audit-events",
+            "GET /admin/oauth/devices",
+            "GET /admin/oauth/users",
+            "POST /admin/oauth/users",
+            "GET /admin/oauth/tokens/user/{user_id}",
+            "GET /openapi.json",
+        ],
+    );
     // The token kept working throughout (a 401 answer would still conform, and prove nothing).
     // A new connection: the pooled one idled past the server's header-read timeout meanwhile.
     let (status, _) = {

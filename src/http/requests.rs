@@ -31,6 +31,7 @@ pub enum TokenTypeHint {
 
 /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8628 §3.4), a form.
 #[derive(ToSchema)]
+#[schema(example = json!({"grant_type": "client_credentials", "scope": "openid"}))]
 pub struct TokenRequest {
     grant_type: GrantTypeName,
     code: Option<String>,
@@ -50,6 +51,7 @@ pub struct TokenRequest {
 
 /// `POST /oauth/refresh` (SPEC §4): a JSON object or a form.
 #[derive(ToSchema)]
+#[schema(example = json!({"refresh_token": "rt_8xLOxBtZp8", "client_id": "s6BhdRkqt3"}))]
 pub struct RefreshRequest {
     refresh_token: String,
     /// Required unless the client authenticates with the Authorization header.
@@ -65,6 +67,7 @@ pub struct RefreshRequest {
 /// `POST /oauth/pushed-authorization` (RFC 9126 §2.1): the authorization request's
 /// parameters, a form or a JSON object, with client authentication.
 #[derive(ToSchema)]
+#[schema(example = json!({"response_type": "code", "redirect_uri": "https://rp.example/cb", "scope": "openid", "state": "af0ifjsldkj", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}))]
 pub struct PushedAuthorizationRequest {
     /// `code`.
     response_type: String,
@@ -89,6 +92,7 @@ pub struct PushedAuthorizationRequest {
 
 /// `POST /oauth/device/authorize` (RFC 8628 §3.1): a form or a JSON object.
 #[derive(ToSchema)]
+#[schema(example = json!({"scope": "openid"}))]
 pub struct DeviceAuthorizationRequest {
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -97,6 +101,7 @@ pub struct DeviceAuthorizationRequest {
 
 /// `POST /oauth/introspect` (RFC 7662 §2.1): a form, with client authentication.
 #[derive(ToSchema)]
+#[schema(example = json!({"token": "mF_9.B5f-4.1JqM", "token_type_hint": "access_token"}))]
 pub struct IntrospectionRequest {
     token: String,
     token_type_hint: Option<TokenTypeHint>,
@@ -109,6 +114,7 @@ pub struct IntrospectionRequest {
 /// `POST /oauth/revoke` (RFC 7009 §2.1): a form or a JSON object, with client authentication
 /// (a public client names itself with `client_id`).
 #[derive(ToSchema)]
+#[schema(example = json!({"token": "45ghiukldjahdnhzdauz", "token_type_hint": "refresh_token"}))]
 pub struct RevocationRequest {
     token: String,
     token_type_hint: Option<TokenTypeHint>,

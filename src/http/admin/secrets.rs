@@ -77,6 +77,7 @@ pub struct RotatedSecret {
 /// `POST …/secrets`' optional body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"description": "deploy pipeline"}))]
 pub struct AddSecretRequest {
     #[serde(default)]
     description: Option<String>,

@@ -78,6 +78,7 @@ pub(super) async fn list(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "bob", "password": "correct horse battery staple", "email": "bob@example.com"}))]
 pub struct CreateUserRequest {
     username: String,
     password: String,
@@ -145,6 +146,7 @@ pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"password": "a new long passphrase"}))]
 pub struct SetPasswordRequest {
     password: String,
 }
