@@ -5,6 +5,7 @@ mod admin;
 mod authorize;
 mod body;
 mod client_info;
+mod consents;
 pub mod cookies;
 mod device;
 mod discovery;
@@ -25,7 +26,7 @@ pub use body::credentials;
 
 use crate::app::App;
 use crate::paths;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -82,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGOUT, post(session::logout))
         .route(paths::END_SESSION, get(logout::logout).post(logout::logout))
         .route(paths::PUBLIC_CLIENT, get(client_info::public_client))
+        .route(paths::CONSENTS, get(consents::list))
+        .route(paths::CONSENT, delete(consents::delete))
         .route(paths::REGISTER, post(register::register))
         .route(
             paths::REGISTER_CLIENT,
