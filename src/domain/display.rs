@@ -6,7 +6,8 @@
 //! The URIs are absolute `https` only: the consent page links to them and loads the logo, so an
 //! `http` value would be mixed content (and a tracking or tampering channel), and any other
 //! scheme (`javascript:`, `data:`) is refused outright. No userinfo (`https://bank.example@evil`
-//! misleads the reader), no control characters or spaces, bounded length; a logo has no
+//! misleads the reader), no control characters, spaces or characters RFC 3986 excludes (`"`,
+//! `<`, `>`, …), bounded length; a logo has no
 //! fragment. Contacts are e-mail addresses (bounded count and length). `application_type` is
 //! `web` (the default) or `native`; the redirect URI rules are the server's own for both.
 
@@ -31,6 +32,9 @@ fn invalid(field: Field, description: String) -> Invalid {
     }
 }
 
+/// Characters RFC 3986 never allows unencoded in a URI.
+const NOT_IN_URIS: [char; 9] = ['"', '<', '>', '\\', '^', '`', '{', '|', '}'];
+
 /// No spaces, no control characters.
 fn printable(s: &str) -> bool {
     !s.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -43,7 +47,7 @@ fn https_uri(field: Field, u: &str, fragment: bool) -> Result<String, Invalid> {
     let parsed = url::Url::parse(u).ok();
     let ok = u.len() <= MAX_URI
         && printable(u)
-        && !u.contains('\\')
+        && !u.contains(NOT_IN_URIS)
         && u.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
         && parsed.as_ref().is_some_and(|p| {
             p.scheme() == "https"
@@ -180,6 +184,11 @@ mod tests {
             ("client_uri", "/relative".into(), Field::ClientUri),
             ("policy_uri", "data:text/html,x".into(), Field::PolicyUri),
             ("policy_uri", "https://a.example/ x".into(), Field::PolicyUri),
+            (
+                "policy_uri",
+                "https://a.example/?q=\"><script>".into(),
+                Field::PolicyUri,
+            ),
             ("tos_uri", long.into(), Field::TosUri),
             ("contacts", serde_json::json!(["not-an-address"]), Field::Contacts),
             ("contacts", serde_json::json!(["a@b"]), Field::Contacts),

@@ -30,5 +30,10 @@ pub async fn list(app: &App, user_id: &str) -> Result<Vec<Consent>, StoreError> 
 /// userinfo, unredeemed codes, approved device codes). False, and nothing changed, when the
 /// user has no such consent (whoever else may have one).
 pub async fn withdraw(app: &App, user_id: &str, id: &str) -> Result<bool, StoreError> {
+    // No stored id holds a NUL (PostgreSQL text cannot): such an id names nothing, and must not
+    // reach the database as a failing query (a 503 instead of a 404).
+    if id.contains('\0') {
+        return Ok(false);
+    }
     app.store.withdraw_consent(user_id, id, now_ms()).await
 }
