@@ -43,6 +43,11 @@ async fn register(s: &Server, meta: &Value) -> reqwest::Response {
     s.http.post(s.url("/oauth/register")).json(meta).send().await.unwrap()
 }
 
+/// The JSON body of a request's response.
+async fn json_of(r: reqwest::RequestBuilder) -> Value {
+    r.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn registration_round_trips_every_display_field() {
     let s = Server::start(&[REGISTRATION_ON, NO_LIMITS]).await;
@@ -57,16 +62,7 @@ async fn registration_round_trips_every_display_field() {
     let id = out["client_id"].as_str().unwrap().to_string();
     let rat = out["registration_access_token"].as_str().unwrap().to_string();
     let uri = s.url(&format!("/oauth/register/{id}"));
-    let read: Value = s
-        .http
-        .get(&uri)
-        .bearer_auth(&rat)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = json_of(s.http.get(&uri).bearer_auth(&rat)).await;
     for f in DISPLAY {
         assert_eq!(read[f], meta[f], "{f}: {read}");
     }
@@ -83,15 +79,7 @@ async fn registration_round_trips_every_display_field() {
     assert_eq!(updated["application_type"], "web");
     assert_eq!(updated["tos_uri"], meta["tos_uri"]);
     // The public client information shows the links.
-    let info: Value = s
-        .http
-        .get(s.url(&format!("/oauth/client/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = json_of(s.http.get(s.url(&format!("/oauth/client/{id}")))).await;
     let d = &info["data"];
     assert_eq!(d["client_name"], "Display App");
     assert_eq!(d["logo_uri"], "https://cdn.example/new.png");
@@ -160,27 +148,25 @@ async fn each_bad_display_value_is_refused_naming_its_field_and_stores_nothing()
     assert!(String::from_utf8_lossy(&out.stderr).contains("--logo-uri"));
 }
 
-async fn admin_token(s: &Server) -> String {
-    let secret = s.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", "adm"])["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+/// The consent page's Content-Security-Policy for `client_id` (asked again with
+/// `prompt=consent` in the signed-in session `cookies`).
+async fn consent_csp(s: &Server, client_id: &str, cookies: &str) -> String {
+    let (path, _, _) = Server::authorize_path(client_id, "openid");
     let r = s
         .http
-        .post(s.url("/oauth/token"))
-        .basic_auth("adm", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
+        .get(s.url(&format!("{path}&prompt=consent")))
+        .header("Cookie", cookies)
         .send()
         .await
         .unwrap();
-    let t: Value = r.json().await.unwrap();
-    t["access_token"].as_str().unwrap().to_string()
+    assert_eq!(r.status(), 200);
+    r.headers()["content-security-policy"].to_str().unwrap().to_string()
 }
 
 #[tokio::test]
 async fn the_admin_api_takes_and_returns_the_references_names() {
     let s = Server::start(&[NO_LIMITS]).await;
-    let token = admin_token(&s).await;
+    let token = s.admin_token("adm").await;
     let clients = s.admin_url(0, "/admin/oauth/clients");
     let names = json!({
         "logo_url": "https://cdn.example/l.png",
@@ -206,15 +192,7 @@ async fn the_admin_api_takes_and_returns_the_references_names() {
     assert!(created["data"]["client_secret"].is_string());
     let id = created["data"]["client_id"].as_str().unwrap().to_string();
     // Stored under RFC 7591's names: the registration view of the same client.
-    let info: Value = s
-        .http
-        .get(s.url(&format!("/oauth/client/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = json_of(s.http.get(s.url(&format!("/oauth/client/{id}")))).await;
     assert_eq!(info["data"]["logo_uri"], names["logo_url"]);
     assert_eq!(info["data"]["tos_uri"], names["terms_url"]);
     // A partial update changes one and keeps the rest.
@@ -254,16 +232,7 @@ async fn the_admin_api_takes_and_returns_the_references_names() {
         assert!(m.starts_with(&format!("{field}:")), "{field}: {m}");
     }
     assert_eq!(s.snapshot(), before);
-    let got: Value = s
-        .http
-        .get(&one)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = json_of(s.http.get(&one).bearer_auth(&token)).await;
     assert_eq!(got["data"]["website"], "https://shop.example/");
     assert!(got["data"]["fapi_profile"].is_null());
 }
@@ -323,19 +292,7 @@ async fn the_consent_page_shows_escaped_display_metadata_and_lets_in_only_the_lo
     }
 
     // The CSP: images from the page's origin and the logo's https origin, nothing wider.
-    let (pairs, _, _) = Server::authorization_params("shown", "openid", &[]);
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let r = s
-        .http
-        .get(s.url(&format!("/oauth/authorize?{q}&prompt=consent")))
-        .header("Cookie", &a.cookies)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = consent_csp(&s, "shown", &a.cookies).await;
     assert_eq!(
         csp_directive(&csp, "img-src"),
         "img-src 'self' https://cdn.example:8443",
@@ -345,17 +302,6 @@ async fn the_consent_page_shows_escaped_display_metadata_and_lets_in_only_the_lo
     // A client without a logo: no image, and img-src stays 'self'.
     let a = s.authorize("pub", "openid").await;
     assert!(!a.consent_html.unwrap().contains("<img"));
-    let (pairs, _, _) = Server::authorization_params("pub", "openid", &[]);
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let r = s
-        .http
-        .get(s.url(&format!("/oauth/authorize?{q}&prompt=consent")))
-        .header("Cookie", &a.cookies)
-        .send()
-        .await
-        .unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = consent_csp(&s, "pub", &a.cookies).await;
     assert_eq!(csp_directive(&csp, "img-src"), "img-src 'self'", "{csp}");
 }

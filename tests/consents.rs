@@ -226,20 +226,8 @@ async fn tokens_without_a_user_or_the_scope_are_refused() {
         assert_eq!(body["code"], 403);
     }
     // A client's own token (client_credentials): no user, 401.
-    let secret = s.cli(&["client", "create", "--name", "Ops", "--admin", "--client-id", "ops"])["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = s
-        .http
-        .post(s.url("/oauth/token"))
-        .basic_auth("ops", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let cc: Value = r.json().await.unwrap();
-    let r = delete(&s, at(&cc), "pub").await;
+    let cc = s.admin_token("ops").await;
+    let r = delete(&s, &cc, "pub").await;
     assert_eq!(r.status(), 401);
     let www = r.headers()["www-authenticate"].to_str().unwrap().to_string();
     assert!(www.contains("invalid_token"), "{www}");
@@ -315,16 +303,8 @@ async fn only_an_account_client_can_ask_for_the_scope() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--grant-type"));
     // An ordinary client cannot request it at the authorization endpoint either.
-    let (pairs, _, _) = Server::authorization_params("pub", "openid consents", &[]);
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let r = s
-        .http
-        .get(s.url(&format!("/oauth/authorize?{q}")))
-        .send()
-        .await
-        .unwrap();
+    let (path, _, _) = Server::authorize_path("pub", "openid consents");
+    let r = s.http.get(s.url(&path)).send().await.unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(location.contains("error=invalid_scope"), "{location}");
 }

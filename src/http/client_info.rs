@@ -43,12 +43,7 @@ pub async fn public_client(
         Ok(Some(c)) => ok(
             StatusCode::OK,
             PublicClientInfo {
-                scopes: c
-                    .scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                scopes: c.scopes(),
                 client_id: c.id,
                 client_name: c.name,
                 logo_uri: c.display.logo_uri,

@@ -662,14 +662,35 @@ impl Server {
         self.walk_as("alice", path, verifier, nonce).await
     }
 
-    /// The code flow through the pages as `username`.
-    pub async fn authorize_as(&self, username: &str, client_id: &str, scope: &str) -> Authorized {
+    /// An authorization request's path and query (see [`Server::authorization_params`]).
+    pub fn authorize_path(client_id: &str, scope: &str) -> (String, String, String) {
         let (pairs, verifier, nonce) = Server::authorization_params(client_id, scope, &[]);
         let q: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        self.walk_as(username, &format!("/oauth/authorize?{q}"), verifier, nonce)
+        (format!("/oauth/authorize?{q}"), verifier, nonce)
+    }
+
+    /// The code flow through the pages as `username`.
+    pub async fn authorize_as(&self, username: &str, client_id: &str, scope: &str) -> Authorized {
+        let (path, verifier, nonce) = Server::authorize_path(client_id, scope);
+        self.walk_as(username, &path, verifier, nonce).await
+    }
+
+    /// A `client_credentials` access token of a new admin client `id` (`client create --admin`).
+    pub async fn admin_token(&self, id: &str) -> String {
+        let made = self.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", id]);
+        let r = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(id, made["client_secret"].as_str())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
             .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let t: Value = r.json().await.unwrap();
+        t["access_token"].as_str().unwrap().to_string()
     }
 
     /// [`Server::walk`] as `username`.

@@ -69,12 +69,7 @@ fn client_item(c: &Client) -> ClientItem {
         is_confidential: !c.is_public(),
         redirect_uris: c.redirect_uris.clone(),
         grant_types: c.grant_types.clone(),
-        scopes: c
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes: c.scopes(),
         client_auth_methods: [c.auth_method.as_str()],
         jwks_uri: c.jwks_uri.clone(),
         logo_url: c.display.logo_uri.clone(),
