@@ -12,6 +12,11 @@
 //!   services).
 //! - [`Profile::Operator`]: the operator configures its own clients: any supported grant type,
 //!   any known scope, and a `jwks_uri` over http too (a key server on the operator's network).
+//! - [`Profile::Admin`] and [`Profile::Account`]: the operator's admin and account clients, the
+//!   only ones that may hold the reserved scopes (`Profile::reserving`: the admin scopes,
+//!   `consents`).
+//!
+//! Display metadata (`client_uri`, `logo_uri`, … ) is checked by [`super::display::check`].
 //!
 //! Everything else holds for both, in particular what RFC 7591 forbids: `jwks` together with
 //! `jwks_uri` (§2), a public client (`none`) with `client_credentials` (RFC 6749 §4.4: only a
