@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::domain::model::ClientSecret;
-use crate::domain::registration::{Field, Metadata};
+use crate::domain::registration::{Field, Metadata, Profile};
 use crate::domain::secrets as domain_secrets;
 use crate::grants::accounts::{self, NewUser};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
@@ -136,8 +136,25 @@ struct ClientCreate {
     client_id: Option<String>,
     /// An admin client: `client_credentials` only, with the admin API's scopes (`admin:read
     /// admin:write`, or one of them with --scope), for the admin listener (`admin.listen`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "account")]
     admin: bool,
+    /// An account client: the user's own app, which may ask for the consent API's scope
+    /// (`consents`: list and withdraw the user's consents to other clients); user-facing grants
+    /// only. Without --scope: the OpenID scopes and `consents`.
+    #[arg(long)]
+    account: bool,
+    /// The client's home page (https), linked from the consent page.
+    #[arg(long, value_name = "URL")]
+    client_uri: Option<String>,
+    /// Its logo (https), shown on the consent page.
+    #[arg(long, value_name = "URL")]
+    logo_uri: Option<String>,
+    /// Its privacy policy (https), linked from the consent page.
+    #[arg(long, value_name = "URL")]
+    policy_uri: Option<String>,
+    /// Its terms of service (https), linked from the consent page.
+    #[arg(long, value_name = "URL")]
+    tos_uri: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -305,6 +322,15 @@ fn flag(f: Field) -> &'static str {
         Field::Jwks => "--jwks",
         Field::JwksUri => "--jwks-uri",
         Field::Scope => "--scope",
+        Field::ClientUri => "--client-uri",
+        Field::LogoUri => "--logo-uri",
+        Field::PolicyUri => "--policy-uri",
+        Field::TosUri => "--tos-uri",
+        // Not settable from the command line.
+        Field::Contacts => "contacts",
+        Field::SoftwareId => "software_id",
+        Field::SoftwareVersion => "software_version",
+        Field::ApplicationType => "application_type",
     }
 }
 
@@ -330,9 +356,14 @@ fn operator_request(a: &ClientCreate) -> anyhow::Result<OperatorRequest> {
         Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(path)?)?),
         None => None,
     };
-    // An admin client's scope is the admin scopes unless --scope names one of them (the
-    // default --scope is the user-facing one).
-    let scope = (!a.admin || a.scope != DEFAULT_CLIENT_SCOPE).then(|| a.scope.clone());
+    let profile = match (a.admin, a.account) {
+        (true, _) => Profile::Admin,
+        (_, true) => Profile::Account,
+        _ => Profile::Operator,
+    };
+    // An admin or account client's scope is its profile's default unless --scope names one
+    // (the default --scope is the ordinary user-facing one).
+    let scope = (profile == Profile::Operator || a.scope != DEFAULT_CLIENT_SCOPE).then(|| a.scope.clone());
     let meta = Metadata {
         client_id: None,
         redirect_uris: a.redirect_uris.clone(),
@@ -346,11 +377,16 @@ fn operator_request(a: &ClientCreate) -> anyhow::Result<OperatorRequest> {
         post_logout_redirect_uris: a.post_logout_redirect_uris.clone(),
         dpop_bound_access_tokens: a.dpop_bound,
         require_pushed_authorization_requests: a.require_par,
+        client_uri: a.client_uri.clone(),
+        logo_uri: a.logo_uri.clone(),
+        policy_uri: a.policy_uri.clone(),
+        tos_uri: a.tos_uri.clone(),
+        ..Metadata::default()
     };
     Ok(OperatorRequest {
         meta,
         client_id: a.client_id.clone(),
-        admin: a.admin,
+        profile,
         refresh_idle_ttl_s: a.refresh_idle_ttl.map(|d| d.as_secs()),
         refresh_absolute_ttl_s: a.refresh_absolute_ttl.map(|d| d.as_secs()),
     })

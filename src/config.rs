@@ -696,16 +696,13 @@ impl Config {
         if !absolute(api) {
             return bad("scopes.api_audience", format!("`{api}` is not an absolute URI"));
         }
-        if let Some(s) = self
+        if let Some((s, owner)) = self
             .scopes
             .custom
             .iter()
-            .find(|s| crate::domain::admin::is_admin_scope(s))
+            .find_map(|s| crate::domain::registration::Profile::reserving(s).map(|p| (s, p)))
         {
-            return bad(
-                "scopes.custom",
-                format!("`{s}` is reserved for admin clients (`autional client create --admin`)"),
-            );
+            return bad("scopes.custom", format!("`{s}` is reserved for {}", owner.holders()));
         }
         for (scope, aud) in &self.scopes.audiences {
             if !self.scopes.custom.contains(scope) {

@@ -21,6 +21,9 @@ pub const END_SESSION: &str = "/oauth/logout";
 pub const REGISTER: &str = "/oauth/register";
 /// Public client information for consent screens (SPEC §8).
 pub const PUBLIC_CLIENT: &str = "/oauth/client/{client_id}";
+/// The end-user consent API (SPEC §8): the user's consents, and one of them.
+pub const CONSENTS: &str = "/oauth/consents";
+pub const CONSENT: &str = "/oauth/consents/{id}";
 /// RFC 7592 client configuration endpoint (axum path syntax).
 pub const REGISTER_CLIENT: &str = "/oauth/register/{client_id}";
 pub const ACCOUNT: &str = "/account";

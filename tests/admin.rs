@@ -362,8 +362,12 @@ async fn clients_are_listed_read_created_and_deleted() {
             "jwks",
         ),
         (
-            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "logo_url": "https://a.example/l.png"}),
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "logo_url": "http://a.example/l.png"}),
             "logo_url",
+        ),
+        (
+            json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "fapi_profile": "fapi2"}),
+            "fapi_profile",
         ),
         (
             json!({"name": "A", "redirect_uris": ["https://a.example/cb"], "colour": "red"}),
@@ -847,7 +851,8 @@ async fn clients_are_updated_partially_through_the_one_validator() {
         (json!({"client_auth_methods": ["client_secret_post"]}), "cannot change"),
         (json!({"is_confidential": false}), "is_confidential"),
         (json!({"status": "disabled"}), "status"),
-        (json!({"website": "https://a.example"}), "website"),
+        (json!({"website": "http://a.example"}), "website"),
+        (json!({"fapi_profile": "fapi2"}), "fapi_profile"),
         (json!({"colour": "red"}), "colour"),
     ] {
         let (st, resp, _) = put(conf, body.clone()).await;

@@ -455,6 +455,7 @@ fn client(id: &str) -> Client {
         refresh_idle_ttl_s: None,
         refresh_absolute_ttl_s: None,
         created_at_ms: 0,
+        display: Default::default(),
     }
 }
 

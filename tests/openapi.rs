@@ -131,14 +131,27 @@ async fn documents_validate_and_use_the_reference_names() {
 type Seen = BTreeMap<String, BTreeSet<u16>>;
 
 /// Runs schemathesis against `base` with the document at `doc`, fixed values for some path
-/// parameters (`path.NAME`, so that operations on one object reach it), and the extra
-/// arguments; every generated case must pass. Returns what it saw.
-fn schemathesis(doc: &std::path::Path, base: &str, params: &[(&str, &str)], extra: &[&str]) -> Seen {
+/// parameters (`path.NAME`, so that operations on one object reach it), other values for some
+/// operations (`(operation, NAME, value)`: a delete gets an object of its own, so that the
+/// others keep theirs), and the extra arguments; every generated case must pass. Returns what
+/// it saw.
+fn schemathesis(
+    doc: &std::path::Path,
+    base: &str,
+    params: &[(&str, &str)],
+    per_operation: &[(&str, &str, &str)],
+    extra: &[&str],
+) -> Seen {
     let examples = examples();
     let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     let mut toml = String::from("[parameters]\n");
     for (k, v) in params {
         toml.push_str(&format!("\"path.{k}\" = \"{v}\"\n"));
+    }
+    for (op, k, v) in per_operation {
+        toml.push_str(&format!(
+            "\n[[operations]]\ninclude-name = \"{op}\"\nparameters = {{ \"path.{k}\" = \"{v}\" }}\n"
+        ));
     }
     std::io::Write::write_all(&mut config, toml.as_bytes()).unwrap();
     let report = tempfile::Builder::new()
@@ -252,6 +265,7 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
         &doc,
         &s.base,
         &[("client_id", "fuzz")],
+        &[],
         &["-a", &auth, "--exclude-tag", "pages"],
     );
     succeeded(
@@ -279,16 +293,23 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
 #[tokio::test]
 async fn schemathesis_finds_nothing_on_the_admin_api() {
     let s = Server::start(&[("AUTIONAL_RATE_LIMIT__ENABLED", "false")]).await;
-    s.cli(&[
-        "client",
-        "create",
-        "--name",
-        "Target",
-        "--client-id",
-        "target",
-        "--redirect-uri",
-        "https://rp.example/cb",
-    ]);
+    // What the operations act on: a client and alice (kept), and a client and a user to delete.
+    for id in ["target", "doomed"] {
+        s.cli(&[
+            "client",
+            "create",
+            "--name",
+            id,
+            "--client-id",
+            id,
+            "--redirect-uri",
+            "https://rp.example/cb",
+        ]);
+    }
+    s.run_cli_stdin(
+        &["user", "create", "--username", "doomed", "--password-stdin"],
+        common::PASSWORD,
+    );
     let secret = s.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", "ops"])["client_secret"]
         .as_str()
         .unwrap()
@@ -313,11 +334,17 @@ async fn schemathesis_finds_nothing_on_the_admin_api() {
     let base = s.admin_url(0, "");
     let header = format!("Authorization: Bearer {token}");
     let alice = s.scalar_str("SELECT id FROM users WHERE username = 'alice'").unwrap();
+    let doomed = s.scalar_str("SELECT id FROM users WHERE username = 'doomed'").unwrap();
     let params = [("client_id", "target"), ("user_id", alice.as_str())];
+    let deletes = [
+        ("DELETE /admin/oauth/clients/{client_id}", "client_id", "doomed"),
+        ("DELETE /admin/oauth/users/{user_id}", "user_id", doomed.as_str()),
+    ];
     let seen = schemathesis(
         &doc,
         &base,
         &params,
+        &deletes,
         &["-H", &header, "--phases", "examples,coverage,fuzzing"],
     );
     succeeded(
@@ -336,6 +363,8 @@ async fn schemathesis_finds_nothing_on_the_admin_api() {
             "POST /admin/oauth/users",
             "GET /admin/oauth/tokens/user/{user_id}",
             "GET /openapi.json",
+            "DELETE /admin/oauth/clients/{client_id}",
+            "DELETE /admin/oauth/users/{user_id}",
         ],
     );
     // The token kept working throughout (a 401 answer would still conform, and prove nothing).

@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod audience;
+pub mod consents;
 pub mod device;
+pub mod display;
 pub mod error;
 pub mod grant;
 pub mod model;

@@ -125,6 +125,39 @@ named! {
     }
 }
 
+named! {
+    /// What kind of application a client is (OpenID Connect Registration §2): a web server
+    /// application (the default) or one running on the user's device.
+    #[derive(Default, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ApplicationType {
+        #[default]
+        Web = "web",
+        Native = "native",
+    }
+}
+
+/// A client's display metadata (RFC 7591 §2, OIDC Registration §2), validated by
+/// `domain::display`: shown on the consent page and by `GET /oauth/client/{id}`, returned by
+/// registration and the admin API. Stored as one JSON column (`clients.display`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientDisplay {
+    /// The client's home page (absolute https).
+    pub client_uri: Option<String>,
+    /// Its logo, shown on the consent page (absolute https, no fragment).
+    pub logo_uri: Option<String>,
+    /// Its privacy policy (absolute https).
+    pub policy_uri: Option<String>,
+    /// Its terms of service (absolute https).
+    pub tos_uri: Option<String>,
+    /// E-mail addresses of the people responsible for it.
+    pub contacts: Vec<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    pub application_type: ApplicationType,
+}
+
 /// A client secret as stored (JSON in `clients.secrets`): its SHA-256, never the secret, and
 /// what the admin API shows of it. Entries written before secrets had ids carry only `hash` and
 /// `expires_at_ms`: the defaults below, completed by `domain::secrets::normalize`.
@@ -171,6 +204,8 @@ pub struct Client {
     pub refresh_idle_ttl_s: Option<i64>,
     pub refresh_absolute_ttl_s: Option<i64>,
     pub created_at_ms: i64,
+    /// What the consent page and the client information show about it.
+    pub display: ClientDisplay,
 }
 
 impl Client {
@@ -193,7 +228,17 @@ impl Client {
             refresh_idle_ttl_s: None,
             refresh_absolute_ttl_s: None,
             created_at_ms,
+            display: ClientDisplay::default(),
         }
+    }
+
+    /// The scopes it may request, one by one.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn is_public(&self) -> bool {
@@ -212,6 +257,17 @@ pub struct User {
     pub email: Option<String>,
     pub name: Option<String>,
     pub created_at_ms: i64,
+}
+
+/// A user's remembered consent to a client (`consents`, one per user and client): the scopes
+/// granted so far, and when it was last given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    /// The client's name (`None` when the client no longer exists).
+    pub client_name: Option<String>,
+    pub scope: crate::domain::scope::Scope,
+    pub updated_at_ms: i64,
 }
 
 /// A sign-in session. The cookie holds a secret whose SHA-256 is `token_hash`; `id` is the

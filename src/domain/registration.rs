@@ -12,6 +12,11 @@
 //!   services).
 //! - [`Profile::Operator`]: the operator configures its own clients: any supported grant type,
 //!   any known scope, and a `jwks_uri` over http too (a key server on the operator's network).
+//! - [`Profile::Admin`] and [`Profile::Account`]: the operator's admin and account clients, the
+//!   only ones that may hold the reserved scopes (`Profile::reserving`: the admin scopes,
+//!   `consents`).
+//!
+//! Display metadata (`client_uri`, `logo_uri`, … ) is checked by [`super::display::check`].
 //!
 //! Everything else holds for both, in particular what RFC 7591 forbids: `jwks` together with
 //! `jwks_uri` (§2), a public client (`none`) with `client_credentials` (RFC 6749 §4.4: only a
@@ -49,6 +54,24 @@ pub struct Metadata {
     pub dpop_bound_access_tokens: bool,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    // Display metadata (`domain::display`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// `web` (the default) or `native` (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
 }
 
 /// The metadata field a validation failure is about.
@@ -62,6 +85,14 @@ pub enum Field {
     Jwks,
     JwksUri,
     Scope,
+    ClientUri,
+    LogoUri,
+    PolicyUri,
+    TosUri,
+    Contacts,
+    SoftwareId,
+    SoftwareVersion,
+    ApplicationType,
 }
 
 impl Field {
@@ -76,6 +107,14 @@ impl Field {
             Field::Jwks => "jwks",
             Field::JwksUri => "jwks_uri",
             Field::Scope => "scope",
+            Field::ClientUri => "client_uri",
+            Field::LogoUri => "logo_uri",
+            Field::PolicyUri => "policy_uri",
+            Field::TosUri => "tos_uri",
+            Field::Contacts => "contacts",
+            Field::SoftwareId => "software_id",
+            Field::SoftwareVersion => "software_version",
+            Field::ApplicationType => "application_type",
         }
     }
 }
@@ -101,6 +140,32 @@ pub enum Profile {
     /// only, a confidential client, and scopes among the admin scopes only (`domain::admin`),
     /// which no other profile may ask for.
     Admin,
+    /// The operator's account client (`client create --account`, `domain::consents`): as
+    /// [`Profile::Operator`], but with user-facing grants only (`authorization_code`,
+    /// `refresh_token`) and the consent API's scope, which no other profile may ask for.
+    Account,
+}
+
+impl Profile {
+    /// The profile a reserved scope belongs to (`None`: not reserved).
+    pub fn reserving(scope: &str) -> Option<Profile> {
+        if super::admin::is_admin_scope(scope) {
+            Some(Profile::Admin)
+        } else if super::consents::is_consents_scope(scope) {
+            Some(Profile::Account)
+        } else {
+            None
+        }
+    }
+
+    /// Who may hold a scope this profile reserves, in words for an error message.
+    pub fn holders(self) -> &'static str {
+        match self {
+            Profile::Admin => "admin clients (`autional client create --admin`)",
+            Profile::Account => "account clients (`autional client create --account`)",
+            Profile::Operator | Profile::Registrant => "any client",
+        }
+    }
 }
 
 /// What may be asked for: the profile, and the configuration it reads (`registration.*` and
@@ -121,20 +186,22 @@ impl Policy<'_> {
         match self.profile {
             Profile::Operator => true,
             Profile::Admin => g == "client_credentials",
+            Profile::Account => g == "authorization_code" || g == "refresh_token",
             Profile::Registrant => self.allowed_grant_types.iter().any(|a| a == g),
         }
     }
     fn scope_allowed(&self, s: &str) -> bool {
         match self.profile {
-            Profile::Operator => !super::admin::is_admin_scope(s),
+            Profile::Operator => Profile::reserving(s).is_none(),
             Profile::Admin => super::admin::is_admin_scope(s),
-            Profile::Registrant => !super::admin::is_admin_scope(s) && self.allowed_scopes.iter().any(|a| a == s),
+            Profile::Account => !super::admin::is_admin_scope(s),
+            Profile::Registrant => Profile::reserving(s).is_none() && self.allowed_scopes.iter().any(|a| a == s),
         }
     }
     /// The schemes a `jwks_uri` may use.
     fn jwks_uri_schemes(&self) -> &'static [&'static str] {
         match self.profile {
-            Profile::Operator | Profile::Admin => &["https", "http"],
+            Profile::Operator | Profile::Admin | Profile::Account => &["https", "http"],
             Profile::Registrant => &["https"],
         }
     }
@@ -188,10 +255,15 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         return Err(invalid(
             ErrorCode::InvalidClientMetadata,
             Field::GrantTypes,
-            format!(
-                "grant type `{g}` is not open to dynamic registration (allowed: {})",
-                policy.allowed_grant_types.join(" ")
-            ),
+            match policy.profile {
+                Profile::Account => {
+                    format!("grant type `{g}`: an account client has authorization_code and refresh_token only")
+                }
+                _ => format!(
+                    "grant type `{g}` is not open to dynamic registration (allowed: {})",
+                    policy.allowed_grant_types.join(" ")
+                ),
+            },
         ));
     }
     if let Some(rt) = &m.response_types {
@@ -245,7 +317,7 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
                 Field::JwksUri,
                 match policy.profile {
                     Profile::Registrant => "jwks_uri must be an absolute https URI",
-                    Profile::Operator | Profile::Admin => "jwks_uri must be an absolute https (or http) URI",
+                    _ => "jwks_uri must be an absolute https (or http) URI",
                 },
             ));
         }
@@ -258,10 +330,11 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         None if policy.profile == Profile::Admin => {
             Scope::parse(&super::admin::SCOPES.join(" ")).map_err(|e| meta(Field::Scope, e))?
         }
-        // Without scope: the OpenID user scopes the policy opens.
+        // Without scope: the OpenID user scopes the policy opens (and an account client's own).
         None => Scope::parse(
             &super::scope::SUPPORTED
                 .iter()
+                .chain((policy.profile == Profile::Account).then_some(&super::consents::SCOPE))
                 .filter(|s| policy.scope_allowed(s))
                 .copied()
                 .collect::<Vec<_>>()
@@ -269,15 +342,15 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         )
         .map_err(|e| meta(Field::Scope, e))?,
     };
-    let admin_scopes: Vec<&str> = scope.iter().filter(|s| super::admin::is_admin_scope(s)).collect();
-    if policy.profile != Profile::Admin && !admin_scopes.is_empty() {
+    // Reserved scopes: only their own profile may ask for them, whatever else is open.
+    if let Some((s, owner)) = scope
+        .iter()
+        .find_map(|s| Profile::reserving(s).filter(|p| *p != policy.profile).map(|p| (s, p)))
+    {
         return Err(invalid(
             ErrorCode::InvalidClientMetadata,
             Field::Scope,
-            format!(
-                "scope `{}` is reserved for admin clients (`autional client create --admin`)",
-                admin_scopes.join(" ")
-            ),
+            format!("scope `{s}` is reserved for {}", owner.holders()),
         ));
     }
     let unknown: Vec<&str> = scope
@@ -314,6 +387,7 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
             ),
         ));
     }
+    let display = super::display::check(m)?;
     client.name = m
         .client_name
         .clone()
@@ -330,6 +404,7 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
     client.post_logout_redirect_uris = m.post_logout_redirect_uris.clone();
     client.dpop_bound = m.dpop_bound_access_tokens;
     client.require_par = m.require_pushed_authorization_requests;
+    client.display = display;
     Ok(())
 }
 
@@ -349,6 +424,14 @@ pub fn describe(c: &Client) -> serde_json::Value {
         "jwks_uri": c.jwks_uri,
         "jwks": c.jwks.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
         "client_id_issued_at": c.created_at_ms / 1000,
+        "client_uri": c.display.client_uri,
+        "logo_uri": c.display.logo_uri,
+        "policy_uri": c.display.policy_uri,
+        "tos_uri": c.display.tos_uri,
+        "contacts": c.display.contacts,
+        "software_id": c.display.software_id,
+        "software_version": c.display.software_version,
+        "application_type": c.display.application_type.as_str(),
     })
 }
 
@@ -419,6 +502,44 @@ mod tests {
         assert_eq!(
             run_as(Profile::Admin, public, &[], &[]).unwrap_err().field,
             Field::GrantTypes
+        );
+    }
+
+    #[test]
+    fn the_consents_scope_only_for_the_account_profile() {
+        let ask = serde_json::json!({"redirect_uris": ["https://a.example/cb"], "scope": "openid consents"});
+        let open = &["openid", "consents"];
+        for profile in [Profile::Registrant, Profile::Operator] {
+            let e = run_as(profile, ask.clone(), USER_GRANTS, open).unwrap_err();
+            assert_eq!(e.field, Field::Scope, "{profile:?}");
+            assert!(
+                e.description.contains("reserved for account clients"),
+                "{}",
+                e.description
+            );
+        }
+        let c = run_as(Profile::Account, ask, &[], &[]).unwrap();
+        assert_eq!(c.scope, "consents openid");
+        let c = run_as(
+            Profile::Account,
+            serde_json::json!({"redirect_uris": ["https://a.example/cb"]}),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.scope, "consents email offline_access openid profile");
+        // User-facing grants only, and never the admin scopes.
+        let cc = serde_json::json!({"grant_types": ["client_credentials"], "scope": "consents"});
+        assert_eq!(
+            run_as(Profile::Account, cc, &[], &[]).unwrap_err().field,
+            Field::GrantTypes
+        );
+        let admin = serde_json::json!({"redirect_uris": ["https://a.example/cb"], "scope": "consents admin:read"});
+        let e = run_as(Profile::Account, admin, &[], &[]).unwrap_err();
+        assert!(
+            e.description.contains("reserved for admin clients"),
+            "{}",
+            e.description
         );
     }
 

@@ -46,10 +46,13 @@ impl Scope {
         self.0.iter().map(|s| s.as_str())
     }
 
-    /// Tokens this server does not know, if any (`custom` are the configured API scopes).
+    /// Tokens this server does not know, if any (`custom` are the configured API scopes; the
+    /// consent API's scope is known, and only clients registered with it may ask for it).
     pub fn unknown(&self, custom: &[String]) -> Vec<&str> {
         self.iter()
-            .filter(|s| !SUPPORTED.contains(s) && !custom.iter().any(|c| c == s))
+            .filter(|s| {
+                !SUPPORTED.contains(s) && !super::consents::is_consents_scope(s) && !custom.iter().any(|c| c == s)
+            })
             .collect()
     }
 

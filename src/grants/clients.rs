@@ -33,8 +33,10 @@ pub struct OperatorRequest {
     pub meta: Metadata,
     /// The id to give it (else a random one).
     pub client_id: Option<String>,
-    /// An admin client (`--admin`, `domain::admin`): the admin profile instead of the operator's.
-    pub admin: bool,
+    /// Whose rules: [`Profile::Operator`] for an ordinary client, [`Profile::Admin`] for an
+    /// admin client (`--admin`, `domain::admin`), [`Profile::Account`] for an account client
+    /// (`--account`, `domain::consents`).
+    pub profile: Profile,
     /// This client's refresh lifetimes (seconds, > 0), overriding `refresh.*`.
     pub refresh_idle_ttl_s: Option<i64>,
     pub refresh_absolute_ttl_s: Option<i64>,
@@ -59,7 +61,7 @@ pub async fn create(
     req: OperatorRequest,
 ) -> Result<(Client, Option<String>), CreateError> {
     let policy = Policy {
-        profile: if req.admin { Profile::Admin } else { Profile::Operator },
+        profile: req.profile,
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &[],
         allowed_scopes: &[],
@@ -100,12 +102,16 @@ pub async fn update(
     Ok(client)
 }
 
-/// The policy an operator's change to `client` is checked with: the admin profile for an admin
-/// client (it keeps only admin scopes), the operator's for any other.
+/// The policy an operator's change to `client` is checked with: the profile its reserved scope
+/// says (an admin client keeps only admin scopes, an account client may keep the consent API's
+/// scope), the operator's for any other.
 pub fn operator_policy<'a>(cfg: &'a Config, client: &Client) -> Policy<'a> {
-    let admin = client.scope.split(' ').any(crate::domain::admin::is_admin_scope);
     Policy {
-        profile: if admin { Profile::Admin } else { Profile::Operator },
+        profile: client
+            .scope
+            .split(' ')
+            .find_map(Profile::reserving)
+            .unwrap_or(Profile::Operator),
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &[],
         allowed_scopes: &[],

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod clients;
+pub mod consents;
 pub mod device;
 pub mod dpop;
 pub mod introspection;

@@ -3,7 +3,9 @@
 //! `request_uri` from PAR stands for its pushed parameters and is single-use.
 
 use super::body::MAX_BODY;
-use super::pages::{describe_scope, error_page, form_target_source, render, secure_headers, ConsentPage};
+use super::pages::{
+    describe_scope, error_page, form_target_source, image_source, render_with_images, secure_headers, ConsentPage,
+};
 use super::session::{csrf_ok, csrf_token, current};
 use super::AppState;
 use crate::domain::error::OAuthError;
@@ -21,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 
 fn redirect(status: StatusCode, location: &str) -> Response {
     let mut resp = (status, [(header::LOCATION, location.to_string())]).into_response();
-    secure_headers(&mut resp, &[]);
+    secure_headers(&mut resp, &[], &[]);
     resp
 }
 
@@ -188,10 +190,17 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| req.redirect_uri.clone());
     let targets: Vec<String> = form_target_source(&req.redirect_uri).into_iter().collect();
-    render(
+    let shown = &req.client.display;
+    let logo = shown.logo_uri.as_deref().filter(|u| image_source(u).is_some());
+    let images: Vec<String> = logo.and_then(image_source).into_iter().collect();
+    render_with_images(
         StatusCode::OK,
         &ConsentPage {
             client_name: &req.client.name,
+            logo_uri: logo,
+            client_uri: shown.client_uri.as_deref(),
+            policy_uri: shown.policy_uri.as_deref(),
+            tos_uri: shown.tos_uri.as_deref(),
             username: &user.username,
             scopes,
             details,
@@ -200,6 +209,7 @@ pub async fn get_authorize(State(st): State<AppState>, headers: HeaderMap, RawQu
             csrf_token: &csrf,
         },
         &targets,
+        &images,
     )
 }
 

@@ -1,6 +1,6 @@
 //! `GET /oauth/client/{client_id}` (SPEC §8): what a consent screen may show about a client,
-//! the reference's `PublicClientInfo {client_name, logo_uri, scopes, tenant_id}` in its
-//! envelope. Public (no authentication), so it is charged to the caller's address like the
+//! the reference's `PublicClientInfo {client_name, logo_uri, scopes, tenant_id}` (plus
+//! `client_id` and the RFC 7591 `client_uri`, `policy_uri`, `tos_uri`) in its envelope. Public (no authentication), so it is charged to the caller's address like the
 //! token endpoint, and it says nothing secret: no redirect URIs, keys or secrets.
 
 use super::envelope::{fail, from_oauth, ok};
@@ -17,6 +17,9 @@ pub struct PublicClientInfo {
     pub client_id: String,
     pub client_name: String,
     pub logo_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// The scopes the client may ask for.
     pub scopes: Vec<String>,
     /// Always null (one tenant).
@@ -49,15 +52,13 @@ pub async fn public_client(
         Ok(Some(c)) => ok(
             StatusCode::OK,
             PublicClientInfo {
-                scopes: c
-                    .scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                scopes: c.scopes(),
                 client_id: c.id,
                 client_name: c.name,
-                logo_uri: None,
+                logo_uri: c.display.logo_uri,
+                client_uri: c.display.client_uri,
+                policy_uri: c.display.policy_uri,
+                tos_uri: c.display.tos_uri,
                 tenant_id: None,
             },
         ),

@@ -1,7 +1,8 @@
 //! The reference service's envelope for its non-OAuth endpoints (SPEC §8; the admin API, the
-//! public client information): results `{code, message, data, timestamp}`, lists `{code,
-//! message, items, total, pagination, timestamp}`, errors `SimpleResponse {code, message,
-//! timestamp}`. `code` is the HTTP status, `timestamp` Unix seconds. OAuth endpoints never use it.
+//! public client information, the consent API): results `{code, message, data, timestamp}`,
+//! lists `{code, message, items, total, pagination, timestamp}`, errors `SimpleResponse {code,
+//! message, timestamp}`. `code` is the HTTP status, `timestamp` Unix seconds. OAuth endpoints
+//! never use it.
 
 use crate::domain::error::OAuthError;
 use crate::util::now_ms;

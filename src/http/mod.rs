@@ -5,6 +5,7 @@ mod admin;
 mod authorize;
 mod body;
 mod client_info;
+mod consents;
 pub mod cookies;
 mod device;
 mod discovery;
@@ -65,7 +66,7 @@ pub fn admin_router(state: AppState) -> Router {
 
 /// The public routes and what they are (`http::openapi` documents each of them).
 pub fn public_routes() -> Routes<AppState> {
-    use routes::{get, post};
+    use routes::{delete, get, post};
     Routes::new()
         .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
         .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::oauth_metadata))
@@ -87,6 +88,8 @@ pub fn public_routes() -> Routes<AppState> {
         .route(paths::LOGOUT, post(session::logout))
         .route(paths::END_SESSION, get(logout::logout).post(logout::logout))
         .route(paths::PUBLIC_CLIENT, get(client_info::public_client))
+        .route(paths::CONSENTS, get(consents::list))
+        .route(paths::CONSENT, delete(consents::delete))
         .route(paths::REGISTER, post(register::register))
         .route(
             paths::REGISTER_CLIENT,

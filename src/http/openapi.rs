@@ -7,7 +7,9 @@
 
 use super::error::OAuthErrorBody;
 use super::{authorize as authz, envelope};
-use super::{client_info, device, discovery, dpop, health, logout, pages, register, resource, session, token};
+use super::{
+    client_info, consents, device, discovery, dpop, health, logout, pages, register, resource, session, token,
+};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -46,6 +48,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         session::logout,
         logout::logout,
         client_info::public_client,
+        consents::list,
+        consents::delete,
         register::register,
         register::read,
         register::update,

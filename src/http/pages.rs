@@ -17,6 +17,11 @@ pub struct LoginPage<'a> {
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub client_name: &'a str,
+    /// The client's display metadata (https URIs only, `domain::display`).
+    pub logo_uri: Option<&'a str>,
+    pub client_uri: Option<&'a str>,
+    pub policy_uri: Option<&'a str>,
+    pub tos_uri: Option<&'a str>,
     pub username: &'a str,
     pub scopes: Vec<(&'a str, &'static str)>,
     /// RAR details in plain words.
@@ -125,6 +130,7 @@ pub fn describe_scope(s: &str) -> &'static str {
         "profile" => "see your name and username",
         "email" => "see your email address",
         "offline_access" => "stay connected after you sign out, until you revoke it",
+        crate::domain::consents::SCOPE => crate::domain::consents::DESCRIPTION,
         _ => "a permission this server does not describe",
     }
 }
@@ -138,8 +144,25 @@ pub fn form_target_source(uri: &str) -> Option<String> {
     }
 }
 
+/// The CSP source for an image the page shows (the consent page's client logo): its https
+/// origin, nothing wider; `None` for anything else (never plain http: no mixed content).
+pub fn image_source(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    (u.scheme() == "https" && u.host().is_some()).then(|| u.origin().ascii_serialization())
+}
+
 /// Renders a page with the security headers. `form_targets` are extra `form-action` sources.
 pub fn render<T: askama::Template>(status: StatusCode, page: &T, form_targets: &[String]) -> Response {
+    render_with_images(status, page, form_targets, &[])
+}
+
+/// [`render`], with extra `img-src` sources (see [`image_source`]).
+pub fn render_with_images<T: askama::Template>(
+    status: StatusCode,
+    page: &T,
+    form_targets: &[String],
+    images: &[String],
+) -> Response {
     let html = match page.render() {
         Ok(h) => h,
         Err(e) => {
@@ -148,20 +171,28 @@ pub fn render<T: askama::Template>(status: StatusCode, page: &T, form_targets: &
         }
     };
     let mut resp = (status, axum::response::Html(html)).into_response();
-    secure_headers(&mut resp, form_targets);
+    secure_headers(&mut resp, form_targets, images);
     resp
 }
 
-pub fn secure_headers(resp: &mut Response, form_targets: &[String]) {
-    let mut form_action = String::from("'self'");
-    for t in form_targets {
+/// `'self'` and `extra`, less any source that could break out of its directive.
+fn sources(extra: &[String]) -> String {
+    let mut out = String::from("'self'");
+    for t in extra {
         if !t.contains([';', ',', '\'', ' ', '\n', '\r']) {
-            form_action.push(' ');
-            form_action.push_str(t);
+            out.push(' ');
+            out.push_str(t);
         }
     }
+    out
+}
+
+/// The pages' headers: a strict CSP (`form_targets` extra `form-action` sources, `images` extra
+/// `img-src` ones), no framing, no sniffing, no referrer, no caching.
+pub fn secure_headers(resp: &mut Response, form_targets: &[String], images: &[String]) {
+    let (form_action, img) = (sources(form_targets), sources(images));
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src {img}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {

@@ -34,45 +34,139 @@ enum Scheme {
     Dpop,
 }
 
-/// A 401/403 with the `WWW-Authenticate` challenge of `scheme` (RFC 6750 §3, RFC 9449 §7.1).
-fn challenge(scheme: Scheme, status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    let mut c = match scheme {
-        Scheme::Bearer => "Bearer realm=\"autional\"".to_string(),
-        Scheme::Dpop => format!("DPoP algs=\"{}\"", crate::jose::dpop::ALGS.join(" ")),
-    };
-    if let Some(e) = error {
-        c.push_str(&format!(", error=\"{e}\", error_description=\"{description}\""));
-    }
-    let mut resp = match error {
-        Some(e) => (
+/// A refused protected-resource request: its status and `WWW-Authenticate` challenge (RFC 6750
+/// §3, RFC 9449 §7.1), with the body of an OAuth endpoint ([`Challenge::oauth`]) or of the
+/// envelope's endpoints ([`Challenge::envelope`]).
+pub(super) struct Challenge {
+    scheme: Scheme,
+    status: StatusCode,
+    error: Option<&'static str>,
+    description: String,
+    /// The scope an `insufficient_scope` refusal names.
+    scope: Option<&'static str>,
+    /// A fresh nonce for `use_dpop_nonce`.
+    nonce: Option<String>,
+}
+
+impl Challenge {
+    fn new(scheme: Scheme, status: StatusCode, error: Option<&'static str>, description: &str) -> Challenge {
+        Challenge {
+            scheme,
             status,
-            axum::Json(json!({"error": e, "error_description": description})),
-        )
-            .into_response(),
-        None => status.into_response(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            error,
+            description: description.to_string(),
+            scope: None,
+            nonce: None,
+        }
     }
-    no_store(&mut resp);
-    resp
+
+    /// A Bearer challenge.
+    pub(super) fn bearer(status: StatusCode, error: Option<&'static str>, description: &str) -> Challenge {
+        Challenge::new(Scheme::Bearer, status, error, description)
+    }
+
+    /// A 403 `insufficient_scope` naming the scope needed.
+    pub(super) fn insufficient_scope(scope: &'static str, description: &str) -> Challenge {
+        Challenge {
+            scope: Some(scope),
+            ..Challenge::bearer(StatusCode::FORBIDDEN, Some("insufficient_scope"), description)
+        }
+    }
+
+    /// Adds the challenge header (and the nonce) to `resp`.
+    fn finish(self, mut resp: Response) -> Response {
+        let mut c = match self.scheme {
+            Scheme::Bearer => "Bearer realm=\"autional\"".to_string(),
+            Scheme::Dpop => format!("DPoP algs=\"{}\"", crate::jose::dpop::ALGS.join(" ")),
+        };
+        if let Some(e) = self.error {
+            c.push_str(&format!(", error=\"{e}\", error_description=\"{}\"", self.description));
+        }
+        if let Some(s) = self.scope {
+            c.push_str(&format!(", scope=\"{s}\""));
+        }
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(v) = self.nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            resp.headers_mut().insert("dpop-nonce", v);
+        }
+        no_store(&mut resp);
+        resp
+    }
+
+    /// As an OAuth endpoint answers: `{error, error_description}` (no body without an error).
+    fn oauth(self) -> Response {
+        let resp = match self.error {
+            Some(e) => (
+                self.status,
+                axum::Json(json!({"error": e, "error_description": self.description})),
+            )
+                .into_response(),
+            None => self.status.into_response(),
+        };
+        self.finish(resp)
+    }
+
+    /// As the envelope's endpoints answer: `SimpleResponse {code, message, timestamp}`.
+    pub(super) fn envelope(self) -> Response {
+        let message = if self.description.is_empty() {
+            "an access token is required"
+        } else {
+            &self.description
+        };
+        let resp = super::envelope::fail(self.status, message);
+        self.finish(resp)
+    }
 }
 
-fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    challenge(Scheme::Bearer, status, error, description)
+/// Why a protected-resource request was refused: a challenge, or a failing store (503).
+pub(super) enum Refusal {
+    Challenge(Challenge),
+    Failed(OAuthError),
 }
 
-/// RFC 9449 §7: a DPoP-bound token only with the `DPoP` scheme and a fresh proof of its key with
-/// the right `ath`; an unbound token only with `Bearer`.
+impl From<Challenge> for Refusal {
+    fn from(c: Challenge) -> Refusal {
+        Refusal::Challenge(c)
+    }
+}
+
+impl Refusal {
+    fn oauth(self) -> Response {
+        match self {
+            Refusal::Challenge(c) => c.oauth(),
+            Refusal::Failed(e) => ApiError(e).into_response(),
+        }
+    }
+
+    /// As the envelope's endpoints answer.
+    pub(super) fn envelope(self) -> Response {
+        match self {
+            Refusal::Challenge(c) => c.envelope(),
+            Refusal::Failed(e) => super::envelope::from_oauth(e),
+        }
+    }
+}
+
+fn bearer_error(status: StatusCode, error: Option<&'static str>, description: &str) -> Response {
+    Challenge::bearer(status, error, description).oauth()
+}
+
+/// RFC 9449 §7: a DPoP-bound token only with the `DPoP` scheme and a fresh proof of its key (for
+/// `method` at `path`) with the right `ath`; an unbound token only with `Bearer`.
 async fn check_binding(
     st: &AppState,
     headers: &HeaderMap,
     method: &str,
+    path: &str,
     scheme: Scheme,
     token: &str,
     claims: &AccessClaims,
-) -> Result<(), Response> {
-    let unauthorized = |error: &str, d: &str| challenge(Scheme::Dpop, StatusCode::UNAUTHORIZED, Some(error), d);
+) -> Result<(), Refusal> {
+    let unauthorized = |error: &'static str, d: &str| {
+        Refusal::from(Challenge::new(Scheme::Dpop, StatusCode::UNAUTHORIZED, Some(error), d))
+    };
     let Some(cnf) = &claims.cnf else {
         return match scheme {
             Scheme::Bearer => Ok(()),
@@ -88,16 +182,15 @@ async fn check_binding(
             "the access token is DPoP-bound: use the DPoP scheme with a proof",
         ));
     }
-    let proof = match super::dpop::proof(st, headers, method, paths::USERINFO, Some(token)) {
+    let proof = match super::dpop::proof(st, headers, method, path, Some(token)) {
         Ok(Some(p)) => p,
         Ok(None) => return Err(unauthorized("invalid_dpop_proof", "a DPoP proof is required")),
         Err(super::dpop::DpopFailure::Invalid(d)) => return Err(unauthorized("invalid_dpop_proof", d)),
         Err(super::dpop::DpopFailure::UseNonce(d, nonce)) => {
-            let mut resp = unauthorized("use_dpop_nonce", d);
-            if let Ok(v) = HeaderValue::from_str(&nonce) {
-                resp.headers_mut().insert("dpop-nonce", v);
-            }
-            return Err(resp);
+            return Err(Refusal::Challenge(Challenge {
+                nonce: Some(nonce),
+                ..Challenge::new(Scheme::Dpop, StatusCode::UNAUTHORIZED, Some("use_dpop_nonce"), d)
+            }))
         }
     };
     if proof.jkt != cnf.jkt {
@@ -109,8 +202,67 @@ async fn check_binding(
     match crate::grants::dpop::record(&st.app, &proof).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(unauthorized("invalid_dpop_proof", Reject::DpopReplay.description())),
-        Err(e) => Err(ApiError(OAuthError::from(e)).into_response()),
+        Err(e) => Err(Refusal::Failed(OAuthError::from(e))),
     }
+}
+
+/// The token of an `Authorization` header with the `Bearer` or `DPoP` scheme.
+fn header_token(auth: Option<&str>) -> Option<(Scheme, String)> {
+    let (scheme, t) = auth?.split_once(' ')?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, t.trim().to_string()))
+}
+
+/// A token presented with `scheme` that is active and bound as it must be, with its family.
+async fn verified(
+    st: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    scheme: Scheme,
+    token: &str,
+) -> Result<(AccessClaims, Option<Family>), Refusal> {
+    let Some((claims, family)) = active_access(st, token).await.map_err(Refusal::Failed)? else {
+        return Err(Challenge::new(
+            scheme,
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+            "the access token is invalid, expired or revoked",
+        )
+        .into());
+    };
+    check_binding(st, headers, method.as_str(), path, scheme, token, &claims).await?;
+    Ok((claims, family))
+}
+
+/// The caller of a protected resource at `path` (the request's own path, for DPoP's `htu`): the
+/// access token of its `Authorization` header (`Bearer`, or `DPoP` with a proof), active and
+/// bound as it must be, with its family (`None` for a client's own token).
+pub(super) async fn caller(
+    st: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<(AccessClaims, Option<Family>), Refusal> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some((scheme, token)) = header_token(auth) else {
+        return Err(match auth {
+            Some(_) => Challenge::bearer(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_request"),
+                "use the Bearer or DPoP scheme",
+            ),
+            None => Challenge::bearer(StatusCode::UNAUTHORIZED, None, ""),
+        }
+        .into());
+    };
+    verified(st, headers, method, path, scheme, &token).await
 }
 
 /// The UserInfo response (OIDC Core §5.3.2): the claims the token's scopes allow.
@@ -143,17 +295,7 @@ pub struct UserInfoResponse {
     ))]
 pub async fn userinfo(State(st): State<AppState>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let header_token = auth.and_then(|a| {
-        let (scheme, t) = a.split_once(' ')?;
-        let scheme = if scheme.eq_ignore_ascii_case("bearer") {
-            Scheme::Bearer
-        } else if scheme.eq_ignore_ascii_case("dpop") {
-            Scheme::Dpop
-        } else {
-            return None;
-        };
-        Some((scheme, t.trim().to_string()))
-    });
+    let header_token = header_token(auth);
     let body_token = if method == Method::POST && header_token.is_none() {
         match read_params(&headers, body, Accept::Form).await {
             Ok(p) => p.get("access_token").ok().flatten().map(str::to_owned),
@@ -174,21 +316,10 @@ pub async fn userinfo(State(st): State<AppState>, method: Method, headers: Heade
         }
         _ => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
     };
-    let (claims, _) = match active_access(&st, &token).await {
-        Ok(Some(x)) => x,
-        Ok(None) => {
-            return challenge(
-                scheme,
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
-                "the access token is invalid, expired or revoked",
-            )
-        }
-        Err(e) => return ApiError(e).into_response(),
+    let (claims, _) = match verified(&st, &headers, &method, paths::USERINFO, scheme, &token).await {
+        Ok(x) => x,
+        Err(r) => return r.oauth(),
     };
-    if let Err(resp) = check_binding(&st, &headers, method.as_str(), scheme, &token, &claims).await {
-        return resp;
-    }
     let scope = crate::domain::scope::Scope::parse(&claims.scope).unwrap_or_default();
     if !scope.contains("openid") {
         return bearer_error(

@@ -16,7 +16,7 @@ mod sqlite_writer;
 use crate::domain::device::Poll;
 use crate::domain::grant::{RefreshPolicy, Reject};
 use crate::domain::model::{
-    AuditEvent, AuthCode, Client, ClientSecret, DeviceCode, Family, KeyRecord, RevocationReason, Session, User,
+    AuditEvent, AuthCode, Client, ClientSecret, Consent, DeviceCode, Family, KeyRecord, RevocationReason, Session, User,
 };
 use crate::domain::refresh_token::Presented;
 use crate::domain::scope::Scope;
@@ -380,6 +380,12 @@ sql_store::store_api! {
     fn get_consent(user_id: &str, client_id: &str) -> Option<String> = read get_consent(&user_id, &client_id);
     fn save_consent(user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> () =
         write_one save_consent(&user_id, &client_id, &scope, now_ms);
+    /// The user's consents, by client id.
+    fn list_user_consents(user_id: &str) -> Vec<Consent> = read list_user_consents(&user_id);
+    /// Withdraws the user's consent to a client and ends every grant between them, as
+    /// `revoke_consent`; false, and nothing changed, when there is no such consent.
+    fn withdraw_consent(user_id: &str, client_id: &str, now_ms: i64) -> bool =
+        write withdraw_consent(&user_id, &client_id, now_ms);
 
     fn insert_code(code: AuthCode) -> () = write_one insert(&code);
     /// A refresh token's generation and family, for introspection and revocation.

@@ -38,7 +38,7 @@ static PING: Stmt = Stmt::new("SELECT 1");
 
 static GET_CLIENT: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients WHERE id = $1"]);
 static LIST_CLIENTS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients ORDER BY created_at_ms, id"]);
-static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11 WHERE id = $1");
+static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11, display = $12 WHERE id = $1");
 /// A client and its secrets' stored text (the value a compare-and-set of them expects).
 static GET_CLIENT_SECRETS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, ", secrets FROM clients WHERE id = $1"]);
 /// Replaces a client's secrets only if they are still what the caller read (compare-and-set):
@@ -130,6 +130,10 @@ static SESSION_END_LOCKED: Stmt = Stmt::new(
 static GET_CONSENT: Stmt = Stmt::new("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2");
 static SAVE_CONSENT: Stmt = Stmt::new("INSERT INTO consents (user_id, client_id, scope, updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at_ms = excluded.updated_at_ms");
 static DELETE_CONSENT: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1 AND client_id = $2");
+/// A user's consents, by client, with the client's name (NULL once the client is gone).
+static LIST_USER_CONSENTS: Stmt = Stmt::new(
+    "SELECT c.client_id, cl.name, c.scope, c.updated_at_ms FROM consents c LEFT JOIN clients cl ON cl.id = c.client_id WHERE c.user_id = $1 ORDER BY c.client_id",
+);
 static DELETE_USER_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE user_id = $1");
 static DELETE_CLIENT_CONSENTS: Stmt = Stmt::new("DELETE FROM consents WHERE client_id = $1");
 
@@ -304,7 +308,8 @@ pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
                 cl.jwks_uri,
                 json(&cl.post_logout_redirect_uris),
                 cl.dpop_bound,
-                cl.require_par
+                cl.require_par,
+                json(&cl.display)
             ],
         )
         .await?;
@@ -359,6 +364,22 @@ pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Resu
 
 pub async fn revoke_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
     c.exec(&DELETE_CONSENT, args![user_id, client_id]).await?;
+    end_grant(c, user_id, client_id, now_ms).await
+}
+
+/// Withdraws the user's consent to a client, as `revoke_consent`, only when there is one
+/// (consent API): false, and nothing changed, when the user has no consent to that client.
+pub async fn withdraw_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i64) -> Result<bool> {
+    if c.exec(&DELETE_CONSENT, args![user_id, client_id]).await? == 0 {
+        return Ok(false);
+    }
+    end_grant(c, user_id, client_id, now_ms).await?;
+    Ok(true)
+}
+
+/// Ends everything between a user and a client whose consent is withdrawn: approved device
+/// codes, unredeemed codes, and the families (revoked as `consent_revoked`).
+async fn end_grant<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i64) -> Result<u64> {
     c.exec(&END_GRANT_DEVICES, args![user_id, client_id, ENDED, APPROVED])
         .await?;
     c.exec(&END_GRANT_CODES, args![user_id, client_id]).await?;
@@ -554,6 +575,10 @@ pub async fn list_user_sessions<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec
 
 pub async fn get_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str) -> Result<Option<String>> {
     c.one(&GET_CONSENT, args![user_id, client_id], rows::text_col).await
+}
+
+pub async fn list_user_consents<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Consent>> {
+    c.all(&LIST_USER_CONSENTS, args![user_id], rows::consent).await
 }
 
 pub async fn save_consent<C: Conn>(c: &mut C, user_id: &str, client_id: &str, scope: &str, now_ms: i64) -> Result<()> {

@@ -4,12 +4,12 @@
 
 use super::sql::{record, Record, RowRef};
 use super::{AuditRecord, ParRequest, Result};
-use crate::domain::model::{AuthCode, Client, DeviceCode, Family, KeyRecord, Session, User};
+use crate::domain::model::{AuthCode, Client, Consent, DeviceCode, Family, KeyRecord, Session, User};
 
 record!(Client, "clients" as "c" {
     id, name, auth_method, secrets: json, redirect_uris: json, grant_types: json, scope, dpop_bound, jwks,
     refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par, jwks_uri,
-    post_logout_redirect_uris: json, registration_token_hash
+    post_logout_redirect_uris: json, registration_token_hash, display: json
 });
 record!(User, "users" as "u" { id, username, password_hash, email, name, created_at_ms });
 record!(AuditRecord, "audit_events" as "a" { id, at_ms, kind, client_id, user_id, family_id, detail });
@@ -48,6 +48,16 @@ pub fn code_and_session_end(r: &RowRef<'_>) -> Result<(AuthCode, Option<i64>)> {
 /// A client, then its secrets' stored text.
 pub fn client_and_secrets(r: &RowRef<'_>) -> Result<(Client, String)> {
     Ok((Client::read(r, 0)?, r.get(Client::WIDTH)?))
+}
+
+/// A consent and its client's name (`LIST_USER_CONSENTS`).
+pub fn consent(r: &RowRef<'_>) -> Result<Consent> {
+    Ok(Consent {
+        client_id: r.get(0)?,
+        client_name: r.get(1)?,
+        scope: r.get(2)?,
+        updated_at_ms: r.get(3)?,
+    })
 }
 
 pub fn i64_col(r: &RowRef<'_>) -> Result<i64> {

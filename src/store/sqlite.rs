@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_refresh_tokens_by_seq.sql"),
     include_str!("../../migrations/sqlite/0005_pending_grants.sql"),
     include_str!("../../migrations/sqlite/0006_family_token_hashes.sql"),
+    include_str!("../../migrations/sqlite/0007_client_display.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;

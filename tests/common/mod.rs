@@ -579,6 +579,11 @@ impl Server {
 
     /// Signs in as alice through the pages and returns the session cookie header value.
     pub async fn sign_in(&self, return_to: &str) -> (String, String) {
+        self.sign_in_as("alice", return_to).await
+    }
+
+    /// Signs in as `username` (whose password is [`PASSWORD`]) through the pages.
+    pub async fn sign_in_as(&self, username: &str, return_to: &str) -> (String, String) {
         let r = self
             .http
             .get(self.url(&format!("/login?return_to={}", enc(return_to))))
@@ -593,7 +598,7 @@ impl Server {
             .post(self.url("/login"))
             .header(COOKIE, format!("autional_csrf={csrf_cookie}"))
             .form(&[
-                ("username", "alice"),
+                ("username", username),
                 ("password", PASSWORD),
                 ("csrf_token", &token),
                 ("return_to", return_to),
@@ -672,10 +677,46 @@ impl Server {
 
     /// Authorize → sign in → consent (when asked) → the redirect with the code.
     pub async fn walk(&self, path: &str, verifier: String, nonce: String) -> Authorized {
+        self.walk_as("alice", path, verifier, nonce).await
+    }
+
+    /// An authorization request's path and query (see [`Server::authorization_params`]).
+    pub fn authorize_path(client_id: &str, scope: &str) -> (String, String, String) {
+        let (pairs, verifier, nonce) = Server::authorization_params(client_id, scope, &[]);
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        (format!("/oauth/authorize?{q}"), verifier, nonce)
+    }
+
+    /// The code flow through the pages as `username`.
+    pub async fn authorize_as(&self, username: &str, client_id: &str, scope: &str) -> Authorized {
+        let (path, verifier, nonce) = Server::authorize_path(client_id, scope);
+        self.walk_as(username, &path, verifier, nonce).await
+    }
+
+    /// A `client_credentials` access token of a new admin client `id` (`client create --admin`).
+    pub async fn admin_token(&self, id: &str) -> String {
+        let made = self.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", id]);
+        let r = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(id, made["client_secret"].as_str())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let t: Value = r.json().await.unwrap();
+        t["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// [`Server::walk`] as `username`.
+    pub async fn walk_as(&self, username: &str, path: &str, verifier: String, nonce: String) -> Authorized {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 303, "authorize should send to sign-in");
         let (cookies, back) = self
-            .sign_in(&path_from_login(r.headers()[LOCATION].to_str().unwrap()))
+            .sign_in_as(username, &path_from_login(r.headers()[LOCATION].to_str().unwrap()))
             .await;
         let r = self
             .http

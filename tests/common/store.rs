@@ -137,6 +137,7 @@ pub async fn fixture(store: &DynStore) -> Fixture {
             refresh_idle_ttl_s: None,
             refresh_absolute_ttl_s: None,
             created_at_ms: now,
+            display: Default::default(),
         })
         .await
         .unwrap();

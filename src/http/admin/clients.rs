@@ -6,49 +6,90 @@ use super::{authorize, change, found, known_params, paginate, removed};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::domain::model::Client;
-use crate::domain::registration::{Field, Metadata};
+use crate::domain::registration::{Field, Metadata, Profile};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
-use crate::http::envelope::{fail, from_oauth, list_page, ok};
+use crate::http::envelope::{fail, from_oauth, list_page, ok, Envelope, ListEnvelope};
 use crate::http::AppState;
 use crate::paths;
 use crate::util::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
-/// A client as the reference lists it (`OAuthClientItem`); fields this server does not keep are
-/// null. Never a secret or its hash.
-fn client_item(c: &Client) -> Value {
+/// A client as the reference lists it (`OAuthClientItem`), plus this server's own settings;
+/// fields this server does not keep are null. Never a secret or its hash. The reference's display
+/// names map to RFC 7591's: `logo_url` = `logo_uri`, `website` = `client_uri`, `privacy_policy`
+/// = `policy_uri`, `terms_url` = `tos_uri`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OAuthClientItem)]
+pub struct ClientItem {
+    id: String,
+    client_id: String,
+    name: String,
+    is_confidential: bool,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    client_auth_methods: [&'static str; 1],
+    jwks_uri: Option<String>,
+    logo_url: Option<String>,
+    website: Option<String>,
+    privacy_policy: Option<String>,
+    terms_url: Option<String>,
+    fapi_profile: Option<String>,
+    cors_origins: Vec<String>,
+    secret_last_four: Option<String>,
+    status: &'static str,
+    tenant_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+    post_logout_redirect_uris: Vec<String>,
+    dpop_bound_access_tokens: bool,
+    require_pushed_authorization_requests: bool,
+}
+
+/// A new client: the item and its secret, shown this once (null for a client without one).
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreateClientResponse)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    client: ClientItem,
+    client_secret: Option<String>,
+}
+
+fn client_item(c: &Client) -> ClientItem {
     let at = c.created_at_ms / 1000;
-    json!({
-        "id": c.id,
-        "client_id": c.id,
-        "name": c.name,
-        "is_confidential": !c.is_public(),
-        "redirect_uris": c.redirect_uris,
-        "grant_types": c.grant_types,
-        "scopes": c.scope.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-        "client_auth_methods": [c.auth_method.as_str()],
-        "jwks_uri": c.jwks_uri,
-        "logo_url": null,
-        "website": null,
-        "privacy_policy": null,
-        "terms_url": null,
-        "fapi_profile": null,
-        "cors_origins": [],
-        "secret_last_four": null,
-        "status": "active",
-        "tenant_id": null,
-        "created_at": at,
-        "updated_at": at,
-        "deleted_at": null,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris,
-        "dpop_bound_access_tokens": c.dpop_bound,
-        "require_pushed_authorization_requests": c.require_par,
-    })
+    ClientItem {
+        id: c.id.clone(),
+        client_id: c.id.clone(),
+        name: c.name.clone(),
+        is_confidential: !c.is_public(),
+        redirect_uris: c.redirect_uris.clone(),
+        grant_types: c.grant_types.clone(),
+        scopes: c.scopes(),
+        client_auth_methods: [c.auth_method.as_str()],
+        jwks_uri: c.jwks_uri.clone(),
+        logo_url: c.display.logo_uri.clone(),
+        website: c.display.client_uri.clone(),
+        privacy_policy: c.display.policy_uri.clone(),
+        terms_url: c.display.tos_uri.clone(),
+        fapi_profile: None,
+        cors_origins: vec![],
+        secret_last_four: None,
+        status: "active",
+        tenant_id: None,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        dpop_bound_access_tokens: c.dpop_bound,
+        require_pushed_authorization_requests: c.require_par,
+    }
 }
 
 /// `GET /admin/oauth/clients?name=&status=&page_size=&cursor=` (or `page=`): clients by id,
@@ -56,7 +97,7 @@ fn client_item(c: &Client) -> Value {
 #[utoipa::path(get, path = paths::ADMIN_CLIENTS, tag = "clients", security(("admin" = ["admin:read"])),
     params(("name" = Option<String>, Query, description = "A case-insensitive part of the name"),
         ("status" = Option<String>, Query, description = "active or inactive"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
-    responses((status = 200, description = "One page of clients", body = Object), super::openapi::AdminErrors))]
+    responses((status = 200, description = "One page of clients", body = ListEnvelope<ClientItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -88,7 +129,7 @@ pub(super) async fn list(
 /// `GET /admin/oauth/clients/{client_id}`.
 #[utoipa::path(get, path = paths::ADMIN_CLIENT, tag = "clients", security(("admin" = ["admin:read"])),
     params(("client_id" = String, Path)),
-    responses((status = 200, description = "The client", body = Object), super::openapi::AdminErrors))]
+    responses((status = 200, description = "The client", body = Envelope<ClientItem>), super::openapi::AdminErrors))]
 pub(super) async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&st, &headers, Need::Read).await {
         return r;
@@ -120,9 +161,10 @@ pub(super) async fn delete(State(st): State<AppState>, headers: HeaderMap, Path(
 
 /// The reference's `CreateClientRequest` and `UpdateClientRequest`: the same fields; creating
 /// needs `name` and `redirect_uris`, updating replaces only what is given.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClientRequest {
+#[schema(example = json!({"name": "Example shop", "redirect_uris": ["https://shop.example/cb"], "scopes": ["openid", "profile"], "website": "https://shop.example/"}))]
+pub struct ClientRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -149,30 +191,27 @@ struct ClientRequest {
     /// Updates only: `active` (a client ends by being deleted).
     #[serde(default)]
     status: Option<String>,
-    // Names of the reference that this server does not keep yet: refused when set.
+    /// RFC 7591 `logo_uri`.
     #[serde(default)]
     logo_url: Option<String>,
+    /// RFC 7591 `client_uri`.
     #[serde(default)]
     website: Option<String>,
+    /// RFC 7591 `policy_uri`.
     #[serde(default)]
     privacy_policy: Option<String>,
+    /// RFC 7591 `tos_uri`.
     #[serde(default)]
     terms_url: Option<String>,
+    /// Not supported by this server: refused when set.
     #[serde(default)]
     fapi_profile: Option<String>,
 }
 
 /// `r` over `m` (a new client's defaults, or a client's metadata): what is given replaces.
 fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
-    let unsupported = [
-        ("logo_url", &r.logo_url),
-        ("website", &r.website),
-        ("privacy_policy", &r.privacy_policy),
-        ("terms_url", &r.terms_url),
-        ("fapi_profile", &r.fapi_profile),
-    ];
-    if let Some((name, _)) = unsupported.iter().find(|(_, v)| v.is_some()) {
-        return Err(format!("{name}: not supported by this server"));
+    if r.fapi_profile.is_some() {
+        return Err("fapi_profile: not supported by this server".into());
     }
     if r.status.as_deref().is_some_and(|s| s != "active") {
         return Err("status: only active is supported (delete a client to end it)".into());
@@ -209,6 +248,16 @@ fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
     }
     if let Some(p) = r.require_pushed_authorization_requests {
         m.require_pushed_authorization_requests = p;
+    }
+    for (given, field) in [
+        (r.logo_url, &mut m.logo_uri),
+        (r.website, &mut m.client_uri),
+        (r.privacy_policy, &mut m.policy_uri),
+        (r.terms_url, &mut m.tos_uri),
+    ] {
+        if given.is_some() {
+            *field = given;
+        }
     }
     Ok(m)
 }
@@ -254,8 +303,8 @@ fn update_metadata(c: &Client, r: ClientRequest) -> Result<Metadata, String> {
 /// validator (an admin client keeps the admin profile); nothing changes when it is refused.
 #[utoipa::path(put, path = paths::ADMIN_CLIENT, tag = "clients", security(("admin" = ["admin:write"])),
     params(("client_id" = String, Path)),
-    request_body(content = Object, description = "UpdateClientRequest: the fields to change"),
-    responses((status = 200, description = "The updated client", body = Object), super::openapi::AdminErrors))]
+    request_body(content = ClientRequest, description = "UpdateClientRequest: only the fields to change"),
+    responses((status = 200, description = "The updated client", body = Envelope<ClientItem>), super::openapi::AdminErrors))]
 pub(super) async fn update(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -291,14 +340,18 @@ fn field_name(f: Field) -> &'static str {
     match f {
         Field::Scope => "scopes",
         Field::TokenEndpointAuthMethod => "client_auth_methods",
+        Field::LogoUri => "logo_url",
+        Field::ClientUri => "website",
+        Field::PolicyUri => "privacy_policy",
+        Field::TosUri => "terms_url",
         f => f.name(),
     }
 }
 
 /// `POST /admin/oauth/clients`: 201 with the client and its secret (shown once).
 #[utoipa::path(post, path = paths::ADMIN_CLIENTS, tag = "clients", security(("admin" = ["admin:write"])),
-    request_body(content = Object, description = "CreateClientRequest: `name` and `redirect_uris` required"),
-    responses((status = 201, description = "Created; `client_secret` is shown once", body = Object), super::openapi::AdminErrors))]
+    request_body(content = ClientRequest, description = "CreateClientRequest: `name` and `redirect_uris` required"),
+    responses((status = 201, description = "Created; `client_secret` is shown once", body = Envelope<CreatedClient>), super::openapi::AdminErrors))]
 pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let req: ClientRequest = match change(&st, &headers, &body).await {
         Ok(r) => r,
@@ -311,16 +364,18 @@ pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body:
     let request = OperatorRequest {
         meta,
         client_id: None,
-        admin: false,
+        profile: Profile::Operator,
         refresh_idle_ttl_s: None,
         refresh_absolute_ttl_s: None,
     };
     match clients::create(&st.app.cfg, &st.app.store, request).await {
-        Ok((client, secret)) => {
-            let mut data = client_item(&client);
-            data["client_secret"] = json!(secret);
-            ok(StatusCode::CREATED, data)
-        }
+        Ok((client, secret)) => ok(
+            StatusCode::CREATED,
+            CreatedClient {
+                client: client_item(&client),
+                client_secret: secret,
+            },
+        ),
         Err(CreateError::Invalid(e)) => fail(
             StatusCode::BAD_REQUEST,
             &format!("{}: {}", field_name(e.field), e.description),
