@@ -24,6 +24,8 @@ pub struct App {
     /// Clients' `jwks_uri` documents, fetched under the outbound policy and cached by URL.
     pub client_jwks: crate::jose::jwks_fetch::JwksFetcher,
     /// Public clients by id, for the token hot path: (read at ms, client).
+    /// This process's refreshes per client, not yet in the database (`grants::refresh_counts`).
+    pub refresh_counts: crate::grants::refresh_counts::RefreshCounts,
     public_clients: std::sync::RwLock<std::collections::HashMap<String, (i64, Arc<crate::domain::model::Client>)>>,
 }
 
@@ -59,6 +61,7 @@ impl App {
             encryption_key,
             last_forced_reload_ms: Default::default(),
             client_jwks,
+            refresh_counts: Default::default(),
             public_clients: Default::default(),
         }))
     }

@@ -77,6 +77,17 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             limits.shrink();
         }
     });
+    let counts_app = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::grants::refresh_counts::FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            let app = &counts_app;
+            if let Err(e) = crate::grants::refresh_counts::flush(&app.refresh_counts, &app.store, now_ms()).await {
+                tracing::warn!(error = %e, "storing refresh counts failed; kept for the next try");
+            }
+        }
+    });
     let keys_app = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(keys_app.cfg.keys.reload_interval.0.max(Duration::from_millis(100)));
@@ -152,6 +163,10 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     .await?;
     for t in [metrics_task, admin_task].into_iter().flatten() {
         let _ = t.await;
+    }
+    // The last interval's refresh counts, before the process goes.
+    if let Err(e) = crate::grants::refresh_counts::flush(&app.refresh_counts, &app.store, now_ms()).await {
+        tracing::warn!(error = %e, "storing refresh counts at shutdown failed");
     }
     Ok(())
 }

@@ -1023,6 +1023,68 @@ async fn a_grace_period_lets_grants_work_until_it_ends() {
     assert_eq!(listed["total"], 0);
 }
 
+/// `refreshes_24h` of the client `pub`.
+async fn refreshes(s: &Server, t: &str) -> i64 {
+    let (st, stats, _) = call(s, reqwest::Method::GET, "/admin/oauth/clients/pub/stats", Some(t), None).await;
+    assert_eq!(st, StatusCode::OK, "{stats}");
+    stats["data"]["refreshes_24h"].as_i64().unwrap()
+}
+
+/// Per-client stats count refreshes: at once in the process that served them, and, once a
+/// process stopped (it stores its counts as it goes), from the database; a refused reuse and
+/// another client's refreshes are not counted.
+#[tokio::test]
+async fn client_stats_count_refreshes_across_a_restart() {
+    let mut s = Server::start(&[]).await;
+    let t = admin_token(&s, "adm", None).await;
+    let (b, _) = s.tokens("pub", "openid offline_access").await;
+    let mut rt = b["refresh_token"].as_str().unwrap().to_string();
+    let first = rt.clone();
+    for _ in 0..3 {
+        let r = s.refresh("pub", &rt).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        rt = r.json::<Value>().await.unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    assert_eq!(
+        s.refresh("pub", &first).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "reuse"
+    );
+    let (other, _) = s.tokens("pub2", "openid offline_access").await;
+    assert_eq!(
+        s.refresh("pub2", other["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(refreshes(&s, &t).await, 3);
+    // A graceful stop stores the counts; the next process reads them from the database.
+    let pid = s.pid(0).to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| st.contains(") Z "))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    s.restart(&[]).await;
+    let t = admin_token(&s, "adm2", None).await;
+    assert_eq!(refreshes(&s, &t).await, 3);
+    assert_eq!(
+        s.scalar_i64("SELECT CAST(SUM(count) AS BIGINT) FROM refresh_counts WHERE client_id = 'pub'"),
+        3
+    );
+}
+
 /// Per-client stats: live grants, the last request, grants used and reuse detections over 24 h.
 #[tokio::test]
 async fn client_stats_count_live_grants_and_reuse() {

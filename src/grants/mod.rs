@@ -15,6 +15,7 @@ pub mod dpop;
 pub mod introspection;
 pub mod par;
 pub mod refresh;
+pub mod refresh_counts;
 pub mod revocation;
 pub mod secrets;
 pub mod tokens;

@@ -174,6 +174,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
     match outcome {
         RotateOutcome::Issued { family, grace } => {
             counted(if grace { Outcome::Grace } else { Outcome::Rotated });
+            app.refresh_counts.record(&client.id);
             let scope = requested_scope.unwrap_or_else(|| family.scope.clone());
             let granted = granted_details(&family);
             let details = match (&granted, requested_details) {

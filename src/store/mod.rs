@@ -325,6 +325,13 @@ sql_store::store_api! {
     /// Replaces a client's metadata (RFC 7592 update); false when unknown.
     fn update_client(client: Client) -> bool = write_one update_client(&client);
 
+    /// Adds refresh counts to a bucket and drops buckets before `before_ms`
+    /// (`grants::refresh_counts`).
+    fn add_refresh_counts(counts: Vec<(String, i64)>, bucket_ms: i64, before_ms: i64) -> () =
+        write add_refresh_counts(&counts, bucket_ms, before_ms);
+    /// A client's refreshes counted in buckets from `since_ms` on.
+    fn count_refreshes(client_id: &str, since_ms: i64) -> i64 = read count_refreshes(&client_id, since_ms);
+
     fn insert_user(user: User) -> () = write_one insert(&user);
     fn get_user(id: &str) -> Option<User> = read get_user(&id);
     /// Every user, by id (the admin API pages through them).

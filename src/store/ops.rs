@@ -232,6 +232,12 @@ static SWEEP_PARS: Stmt = sweep!("par_requests", "hash", "expires_at_ms < $1");
 static SWEEP_DEVICES: Stmt = sweep!("device_codes", "device_hash", "expires_at_ms < $1");
 static DEAD_FAMILIES: Stmt = Stmt::new("SELECT id FROM families WHERE absolute_expires_at_ms < $1 UNION SELECT id FROM families WHERE revoked_at_ms < $2 LIMIT $3");
 static DELETE_FAMILY: Stmt = Stmt::new("DELETE FROM families WHERE id = $1");
+/// A process's refresh count of a client, added to a bucket (`grants::refresh_counts`).
+static ADD_REFRESHES: Stmt = Stmt::new("INSERT INTO refresh_counts (client_id, bucket_ms, count) VALUES ($1, $2, $3) ON CONFLICT (client_id, bucket_ms) DO UPDATE SET count = refresh_counts.count + excluded.count");
+static PRUNE_REFRESHES: Stmt = Stmt::new("DELETE FROM refresh_counts WHERE bucket_ms < $1");
+static COUNT_REFRESHES: Stmt = Stmt::new(
+    "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM refresh_counts WHERE client_id = $1 AND bucket_ms >= $2",
+);
 /// The refresh tokens' lifetime classes, each found by seeking the index from the previous one.
 static TOKEN_CLASSES: Stmt = Stmt::new(
     "WITH RECURSIVE k(t) AS (SELECT min(ttl_ms) FROM refresh_tokens \
@@ -725,6 +731,28 @@ pub async fn sweep_chunk<C: Conn>(c: &mut C, now_ms: i64, policy: SweepPolicy) -
         r.refresh_tokens += c.exec(&SWEEP_TOKENS, args![ttl, now_ms, n]).await?;
     }
     Ok(r)
+}
+
+/// Adds refresh counts (`(client, n)`) to the bucket `bucket_ms` and drops buckets before
+/// `before_ms`, in one transaction.
+pub async fn add_refresh_counts<C: Conn>(
+    c: &mut C,
+    counts: &[(String, i64)],
+    bucket_ms: i64,
+    before_ms: i64,
+) -> Result<()> {
+    for (client_id, n) in counts {
+        c.exec(&ADD_REFRESHES, args![client_id, bucket_ms, n]).await?;
+    }
+    c.exec(&PRUNE_REFRESHES, args![before_ms]).await?;
+    Ok(())
+}
+
+/// The refreshes of a client counted in buckets from `since_ms` on.
+pub async fn count_refreshes<C: Conn>(c: &mut C, client_id: &str, since_ms: i64) -> Result<i64> {
+    Ok(c.one(&COUNT_REFRESHES, args![client_id, since_ms], rows::i64_col)
+        .await?
+        .unwrap_or(0))
 }
 
 // ---- rotation and redemption for a serialised writer ------------------------------------------

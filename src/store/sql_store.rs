@@ -109,6 +109,7 @@ owned_as_is!(
     Vec<u8>,
     String,
     Vec<ClientSecret>,
+    Vec<(String, i64)>,
     Option<(String, String, i64)>,
     crate::domain::model::RevocationReason,
     super::GrantsOf,

@@ -1,11 +1,12 @@
 //! Admin API: a client's figures (`ClientStatsResponse`): live grants, last use, and the last
-//! 24 hours' use and reuse detections.
+//! 24 hours' refreshes, grants used and reuse detections.
 
 use super::authorize;
 use super::grants::exists;
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::domain::model::Family;
+use crate::grants::refresh_counts;
 use crate::http::envelope::{from_oauth, ok, Envelope};
 use crate::http::AppState;
 use crate::paths;
@@ -30,6 +31,9 @@ pub struct ClientStatsResponse {
     pub grants_used_24h: usize,
     /// Refresh-token reuse detections in the last 24 hours.
     pub reuse_detections_24h: usize,
+    /// Refreshes (rotations issued) in the last 24 hours, to within ten minutes; other
+    /// processes' last few seconds may not be in it yet.
+    pub refreshes_24h: i64,
 }
 
 /// The most reuse detections counted for one client's stats (a bound on the query).
@@ -37,8 +41,7 @@ const MAX_COUNTED_EVENTS: i64 = 10_000;
 
 /// `GET /admin/oauth/clients/{client_id}/stats`: the reference's `ClientStatsResponse`
 /// (`client_id`, `active_tokens`, `active_refresh_tokens`, `last_request_at`) with the last 24
-/// hours: grants used and reuse detections. Refreshes themselves leave no row since issue 12, so
-/// "grants used" (families refreshed at least once) stands in for a refresh count.
+/// hours: refreshes (`grants::refresh_counts`), grants used and reuse detections.
 #[utoipa::path(get, path = paths::ADMIN_CLIENT_STATS, tag = "clients", security(("admin" = ["admin:read"])),
     params(("client_id" = String, Path)),
     responses((status = 200, description = "The client's figures", body = Envelope<ClientStatsResponse>), super::openapi::AdminErrors))]
@@ -71,7 +74,12 @@ pub(super) async fn stats(State(st): State<AppState>, headers: HeaderMap, Path(i
         Ok(e) => e.len(),
         Err(e) => return from_oauth(OAuthError::from(e)),
     };
+    let refreshes = match refresh_counts::last_day(&st.app.refresh_counts, &st.app.store, &id, now).await {
+        Ok(n) => n,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
     let body = ClientStatsResponse {
+        refreshes_24h: refreshes,
         active_tokens: live.len(),
         active_refresh_tokens: live.len(),
         last_request_at: live.iter().map(|f| f.last_used_at_ms / 1000).max(),
