@@ -976,9 +976,21 @@ async fn a_grace_period_lets_grants_work_until_it_ends() {
     let t = admin_token(&s, "adm", None).await;
     let (tokens, _) = s.tokens("pub", "openid offline_access").await;
     let rt = tokens["refresh_token"].as_str().unwrap().to_string();
-    let (other, _) = s.tokens("pub", "openid offline_access").await;
+    let (other, signed_in) = s.tokens("pub", "openid offline_access").await;
     let other_rt = other["refresh_token"].as_str().unwrap().to_string();
     let other_at = other["access_token"].as_str().unwrap().to_string();
+    let account = || async {
+        let r = s
+            .http
+            .get(s.url("/account"))
+            .header("cookie", &signed_in.cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    };
+    assert!(!account().await.contains("Access ends"), "nothing scheduled yet");
     let path = "/admin/oauth/clients/pub/tokens?grace_period=3";
     let (st, body, _) = call(&s, reqwest::Method::DELETE, path, Some(&t), None).await;
     assert_eq!(st, StatusCode::OK, "{body}");
@@ -999,6 +1011,14 @@ async fn a_grace_period_lets_grants_work_until_it_ends() {
     )
     .await;
     assert_eq!(listed["total"], 2, "still live: {listed}");
+    // Both say when it ends: the admin API's list and the user's account page.
+    let now = common::dpop::now();
+    for g in listed["items"].as_array().unwrap() {
+        let at = g["revoked_at"].as_i64().unwrap();
+        assert!((now..=now + 4).contains(&at), "{g}");
+    }
+    let page = account().await;
+    assert_eq!(page.matches("Access ends").count(), 2, "{page}");
     // A reuse during the grace period ends that family now.
     assert_eq!(s.refresh("pub", &rt).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(s.introspect(&new_rt).await["active"], false);

@@ -358,6 +358,12 @@ impl Family {
         }
     }
 
+    /// When an operator's scheduled revocation (a `grace_period`) ends this live family, if one
+    /// does.
+    pub fn scheduled_end(&self, now_ms: i64) -> Option<i64> {
+        self.revoked_at_ms.filter(|at| *at > now_ms && !self.is_revoked(now_ms))
+    }
+
     pub fn is_active(&self, now_ms: i64) -> bool {
         !self.is_revoked(now_ms) && now_ms < self.absolute_expires_at_ms
     }

@@ -95,6 +95,8 @@ pub struct AccountGrant {
     pub first_used: String,
     pub last_used: String,
     pub user_agent: Option<String>,
+    /// When an administrator's scheduled revocation ends it.
+    pub ends: Option<String>,
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for a millisecond timestamp.

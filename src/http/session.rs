@@ -263,6 +263,7 @@ pub async fn account(State(st): State<AppState>, headers: HeaderMap) -> Response
             first_used: utc(f.created_at_ms),
             last_used: utc(f.last_used_at_ms),
             user_agent: f.last_user_agent.clone(),
+            ends: f.scheduled_end(now).map(utc),
         };
         match apps.iter_mut().find(|a| a.client_id == f.client_id) {
             Some(a) => a.grants.push(grant),

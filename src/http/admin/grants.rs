@@ -34,6 +34,8 @@ pub struct GrantItem {
     pub last_used_at: i64,
     pub user_agent: Option<String>,
     pub dpop_bound: bool,
+    /// When a scheduled revocation (`grace_period`) ends it, Unix seconds; null if none.
+    pub revoked_at: Option<i64>,
 }
 
 fn grant_item(f: &Family) -> GrantItem {
@@ -48,6 +50,7 @@ fn grant_item(f: &Family) -> GrantItem {
         last_used_at: f.last_used_at_ms / 1000,
         user_agent: f.last_user_agent.clone(),
         dpop_bound: f.dpop_jkt.is_some(),
+        revoked_at: f.revoked_at_ms.map(|t| t / 1000),
     }
 }
 
