@@ -28,7 +28,9 @@ use super::redirect_uri;
 use super::scope::Scope;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// Client metadata (RFC 7591 §2) as registration, RFC 7592 and the CLI give it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = ClientMetadata, example = json!({"client_name": "Example app", "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_basic", "grant_types": ["authorization_code", "refresh_token"], "scope": "openid profile offline_access"}))]
 pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -44,7 +46,9 @@ pub struct Metadata {
     pub client_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// A JWK Set (`{"keys": [...]}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,

@@ -84,7 +84,7 @@ fn invalid(e: Invalid) -> OAuthError {
 /// `POST /oauth/register` (RFC 7591 §3): 201 with the client's metadata, its secret (shown
 /// once) and its registration access token.
 #[utoipa::path(post, path = crate::paths::REGISTER, tag = "oauth",
-    request_body(content = Object, description = "Client metadata (RFC 7591 §2)", content_type = "application/json"),
+    request_body(content = crate::domain::registration::Metadata, description = "Client metadata (RFC 7591 §2)", content_type = "application/json"),
     responses(
         (status = 201, description = "Registered (RFC 7591 §3.2.1)", body = Object),
         (status = 403, description = "Dynamic registration is disabled (`access_denied`)", body = crate::http::error::OAuthErrorBody<'static>),
@@ -181,7 +181,7 @@ pub async fn read(State(st): State<AppState>, headers: HeaderMap, Path(id): Path
 
 /// `PUT /oauth/register/{client_id}` (RFC 7592 §2.2): the client's whole metadata, replaced.
 #[utoipa::path(put, path = crate::paths::REGISTER_CLIENT, tag = "oauth", params(("client_id" = String, Path, description = "The registered client")),
-    request_body(content = Object, description = "Client metadata (RFC 7591 §2), with `client_id`", content_type = "application/json"),
+    request_body(content = crate::domain::registration::Metadata, description = "Client metadata (RFC 7591 §2), with `client_id`", content_type = "application/json"),
     security(("registration_access_token" = [])),
     responses(
         (status = 200, description = "The client's new metadata", body = Object),

@@ -31,7 +31,7 @@ pub enum TokenTypeHint {
 
 /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8628 §3.4), a form.
 #[derive(ToSchema)]
-#[schema(example = json!({"grant_type": "client_credentials", "scope": "openid"}))]
+#[schema(example = json!({"grant_type": "client_credentials"}))]
 pub struct TokenRequest {
     grant_type: GrantTypeName,
     code: Option<String>,
@@ -51,7 +51,7 @@ pub struct TokenRequest {
 
 /// `POST /oauth/refresh` (SPEC §4): a JSON object or a form.
 #[derive(ToSchema)]
-#[schema(example = json!({"refresh_token": "rt_8xLOxBtZp8", "client_id": "s6BhdRkqt3"}))]
+#[schema(example = json!({"refresh_token": "rt_8xLOxBtZp8"}))]
 pub struct RefreshRequest {
     refresh_token: String,
     /// Required unless the client authenticates with the Authorization header.
