@@ -155,7 +155,7 @@ async fn audit_page<T: Serialize>(
 /// audit events (reuse detections, code replays, failed sign-ins, admin revocations), newest
 /// first, for a SIEM to page through.
 #[utoipa::path(get, path = paths::ADMIN_AUDIT, tag = "audit", security(("admin" = ["admin:read"])),
-    params(("client_id" = Option<String>, Query), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query)),
+    params(("client_id" = Option<String>, Query), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), super::Cursored),
     responses((status = 200, description = "One page of events, newest first", body = ListEnvelope<AuditEventItem>), super::openapi::AdminErrors))]
 pub(super) async fn events(
     State(st): State<AppState>,
@@ -172,7 +172,7 @@ pub(super) async fn events(
 /// `GET /admin/oauth/clients/{client_id}/audit-logs`: the client's audit events in the
 /// reference's shape.
 #[utoipa::path(get, path = paths::ADMIN_CLIENT_AUDIT, tag = "audit", security(("admin" = ["admin:read"])),
-    params(("client_id" = String, Path), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query)),
+    params(("client_id" = String, Path), ("kind" = Option<String>, Query, description = "e.g. refresh.reuse_detected"), ("user_id" = Option<String>, Query), ("since" = Option<i64>, Query, description = "Unix seconds"), ("until" = Option<i64>, Query, description = "Unix seconds"), super::Cursored),
     responses((status = 200, description = "One page of the client's events, newest first", body = ListEnvelope<OAuthAuditLogItem>), super::openapi::AdminErrors))]
 pub(super) async fn client_logs(
     State(st): State<AppState>,

@@ -96,7 +96,7 @@ fn client_item(c: &Client) -> ClientItem {
 /// `name` a case-insensitive substring; `pagination.next_cursor` continues the list.
 #[utoipa::path(get, path = paths::ADMIN_CLIENTS, tag = "clients", security(("admin" = ["admin:read"])),
     params(("name" = Option<String>, Query, description = "A case-insensitive part of the name"),
-        ("status" = Option<String>, Query, description = "active or inactive"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+        ("status" = Option<String>, Query, description = "active or inactive"), super::Paged),
     responses((status = 200, description = "One page of clients", body = ListEnvelope<ClientItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,

@@ -55,7 +55,7 @@ fn device_item(d: &DeviceCode) -> DeviceAuthorizationListItem {
 /// authorizations by user code (`status=pending` for those waiting for a user).
 #[utoipa::path(get, path = paths::ADMIN_DEVICES, tag = "devices", security(("admin" = ["admin:read"])),
     params(("status" = Option<String>, Query, description = "pending, approved, denied, consumed or ended"),
-        ("client_id" = Option<String>, Query), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+        ("client_id" = Option<String>, Query), super::Paged),
     responses((status = 200, description = "One page of device authorizations", body = ListEnvelope<DeviceAuthorizationListItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,

@@ -144,7 +144,7 @@ async fn revoke_grants(st: &AppState, headers: &HeaderMap, q: &HashMap<String, S
 
 /// `GET /admin/oauth/clients/{client_id}/tokens`: the client's live grants.
 #[utoipa::path(get, path = paths::ADMIN_CLIENT_TOKENS, tag = "tokens", security(("admin" = ["admin:read"])),
-    params(("client_id" = String, Path), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    params(("client_id" = String, Path), super::Paged),
     responses((status = 200, description = "One page of grants", body = ListEnvelope<GrantItem>), super::openapi::AdminErrors))]
 pub(super) async fn client_grants(
     State(st): State<AppState>,
@@ -157,7 +157,7 @@ pub(super) async fn client_grants(
 
 /// `GET /admin/oauth/tokens/user/{user_id}`: the user's live grants.
 #[utoipa::path(get, path = paths::ADMIN_USER_TOKENS, tag = "tokens", security(("admin" = ["admin:read"])),
-    params(("user_id" = String, Path), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    params(("user_id" = String, Path), super::Paged),
     responses((status = 200, description = "One page of grants", body = ListEnvelope<GrantItem>), super::openapi::AdminErrors))]
 pub(super) async fn user_grants(
     State(st): State<AppState>,

@@ -71,6 +71,30 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The paging parameters of a list (documentation: `paginate` reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read by the OpenAPI derive only.
+pub struct Paged {
+    /// 1 to 100, default 20.
+    page_size: Option<usize>,
+    /// `pagination.next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Instead of `cursor`: the page number, from 1.
+    page: Option<usize>,
+}
+
+/// The paging parameters of the audit log, newest first (cursor only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read by the OpenAPI derive only.
+pub struct Cursored {
+    /// 1 to 100, default 20.
+    page_size: Option<usize>,
+    /// `pagination.next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// Most items on one page of a list.
 const MAX_PAGE_SIZE: usize = 100;
 const DEFAULT_PAGE_SIZE: usize = 20;

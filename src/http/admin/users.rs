@@ -50,7 +50,7 @@ fn account_error(e: AccountError) -> Response {
 /// `GET /admin/oauth/users?username=&page_size=&cursor=`: users by id, `username` a
 /// case-insensitive substring.
 #[utoipa::path(get, path = paths::ADMIN_USERS, tag = "users", security(("admin" = ["admin:read"])),
-    params(("username" = Option<String>, Query, description = "A case-insensitive part of the username"), ("page_size" = Option<usize>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "`pagination.next_cursor` of the previous page"), ("page" = Option<usize>, Query, description = "Instead of `cursor`: the page number, from 1")),
+    params(("username" = Option<String>, Query, description = "A case-insensitive part of the username"), super::Paged),
     responses((status = 200, description = "One page of users", body = ListEnvelope<UserItem>), super::openapi::AdminErrors))]
 pub(super) async fn list(
     State(st): State<AppState>,
