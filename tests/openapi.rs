@@ -177,6 +177,11 @@ fn schemathesis(
         "--no-color",
         "--request-timeout",
         "10",
+        // A pooled connection the server closed after `http.header_read_timeout` idle can race
+        // with the next request on it: such network-level failures are retried (a server that
+        // really stopped answering still fails every retry).
+        "--request-retries",
+        "2",
         "--workers",
         "2",
         "--report",
