@@ -215,19 +215,29 @@ pub struct ClientRequest {
     fapi_profile: Option<String>,
     /// This client's grace window, 0 to 60 seconds (SPEC §4 rule 3); null or absent on create:
     /// `refresh.reuse_grace_seconds`; null on update: back to it.
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "given_seconds")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 60)]
     reuse_grace_seconds: Option<Option<i64>>,
     /// This client's grace count, 0 to 10; null as for `reuse_grace_seconds`.
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "given_count")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10)]
     reuse_grace_count: Option<Option<i64>>,
 }
 
 /// A field that is present, null or not: absent stays `None` (`serde(default)`), null is
-/// `Some(None)`.
-fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+/// `Some(None)`; a value of the wrong type is refused with the field named.
+fn given<'de, D: serde::Deserializer<'de>>(d: D, field: &str) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{field}: {e}")))
+}
+
+fn given_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    given(d, "reuse_grace_seconds")
+}
+
+fn given_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    given(d, "reuse_grace_count")
 }
 
 impl ClientRequest {
