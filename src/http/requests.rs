@@ -31,7 +31,7 @@ pub enum TokenTypeHint {
 
 /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6; RFC 8628 §3.4), a form.
 #[derive(ToSchema)]
-#[schema(example = json!({"grant_type": "client_credentials", "scope": "openid"}))]
+#[schema(example = json!({"grant_type": "client_credentials", "scope": "profile"}))]
 pub struct TokenRequest {
     grant_type: GrantTypeName,
     code: Option<String>,
