@@ -1459,13 +1459,8 @@ async fn code_of_a_deleted_client_cannot_be_exchanged() {
 async fn the_grace_rule_is_the_operators_within_the_configured_limits() {
     let s = Server::start(&[REGISTRATION_ON]).await;
     let before = s.snapshot();
-    for (flag, value, why) in [
-        ("--reuse-grace-seconds", "61", "61 is above the maximum of 60"),
-        ("--reuse-grace-seconds", "-1", "-1 is below the minimum of 0"),
-        ("--reuse-grace-count", "11", "11 is above the maximum of 10"),
-        ("--reuse-grace-count", "-3", "-3 is below the minimum of 0"),
-    ] {
-        let out = s.run_cli_raw(&[
+    let create = |extra: &[&str]| {
+        let mut args = vec![
             "client",
             "create",
             "--name",
@@ -1473,23 +1468,24 @@ async fn the_grace_rule_is_the_operators_within_the_configured_limits() {
             "--public",
             "--redirect-uri",
             REDIRECT,
-            flag,
-            value,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        s.run_cli_raw(&args)
+    };
+    for (flag, value, why) in [
+        ("--reuse-grace-seconds", "61", "61 is above the maximum of 60"),
+        ("--reuse-grace-seconds", "-1", "-1 is below the minimum of 0"),
+        ("--reuse-grace-count", "11", "11 is above the maximum of 10"),
+        ("--reuse-grace-count", "-3", "-3 is below the minimum of 0"),
+    ] {
+        let out = create(&[flag, value]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{flag} {value}");
         assert!(stderr.contains(&format!("{flag}: {why}")), "{flag} {value}: {stderr}");
     }
     assert_eq!(s.snapshot(), before, "a refused client create stores nothing");
     // The limits themselves are accepted.
-    s.cli(&[
-        "client",
-        "create",
-        "--name",
-        "G",
-        "--public",
-        "--redirect-uri",
-        REDIRECT,
+    let out = create(&[
         "--client-id",
         "g",
         "--reuse-grace-seconds",
@@ -1497,6 +1493,7 @@ async fn the_grace_rule_is_the_operators_within_the_configured_limits() {
         "--reuse-grace-count",
         "10",
     ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         s.rows("SELECT CAST(reuse_grace_seconds AS TEXT), CAST(reuse_grace_count AS TEXT) FROM clients WHERE id = 'g'"),
         vec![vec![Some("60".into()), Some("10".into())]]
