@@ -132,6 +132,12 @@ struct ClientCreate {
     /// This client's `refresh.absolute_ttl`, e.g. `30d`.
     #[arg(long, value_parser = crate::config::parse_duration)]
     refresh_absolute_ttl: Option<crate::config::Dur>,
+    /// This client's `refresh.reuse_grace_seconds` (SPEC §4 rule 3), 0 to 60; 0 = no grace.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    reuse_grace_seconds: Option<i64>,
+    /// This client's `refresh.reuse_grace_count`, 0 to 10.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    reuse_grace_count: Option<i64>,
     #[arg(long)]
     client_id: Option<String>,
     /// An admin client: `client_credentials` only, with the admin API's scopes (`admin:read
@@ -326,6 +332,8 @@ fn flag(f: Field) -> &'static str {
         Field::LogoUri => "--logo-uri",
         Field::PolicyUri => "--policy-uri",
         Field::TosUri => "--tos-uri",
+        Field::ReuseGraceSeconds => "--reuse-grace-seconds",
+        Field::ReuseGraceCount => "--reuse-grace-count",
         // Not settable from the command line.
         Field::Contacts => "contacts",
         Field::SoftwareId => "software_id",
@@ -389,6 +397,10 @@ fn operator_request(a: &ClientCreate) -> anyhow::Result<OperatorRequest> {
         profile,
         refresh_idle_ttl_s: a.refresh_idle_ttl.map(|d| d.as_secs()),
         refresh_absolute_ttl_s: a.refresh_absolute_ttl.map(|d| d.as_secs()),
+        grace: crate::domain::grace::Change {
+            seconds: a.reuse_grace_seconds.map(Some),
+            count: a.reuse_grace_count.map(Some),
+        },
     })
 }
 

@@ -553,17 +553,22 @@ impl Config {
             return bad("http.max_connections", "must be between 1 and 1000000".into());
         }
         self.database_location()?;
-        if self.refresh.reuse_grace_seconds > 60 {
-            return bad(
+        use crate::domain::grace::{check, Setting};
+        for (key, setting, value) in [
+            (
                 "refresh.reuse_grace_seconds",
-                format!("{} is above the maximum of 60", self.refresh.reuse_grace_seconds),
-            );
-        }
-        if self.refresh.reuse_grace_count > 10 {
-            return bad(
+                Setting::Seconds,
+                self.refresh.reuse_grace_seconds,
+            ),
+            (
                 "refresh.reuse_grace_count",
-                format!("{} is above the maximum of 10", self.refresh.reuse_grace_count),
-            );
+                Setting::Count,
+                self.refresh.reuse_grace_count,
+            ),
+        ] {
+            if let Err(e) = check(setting, i64::from(value)) {
+                return bad(key, e);
+            }
         }
         if self
             .refresh

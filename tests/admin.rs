@@ -1147,3 +1147,122 @@ async fn client_stats_count_live_grants_and_reuse() {
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// A client's grace rule over the admin API: `reuse_grace_seconds` and `reuse_grace_count` set
+/// on create and update within the configured settings' limits (400 naming the field and the
+/// limit otherwise, nothing changed), shown in the item (null: the configured value), reset by
+/// null; a client made with grace 0 detects the reuse of its previous token at once although
+/// the configured grace is 30 s.
+#[tokio::test]
+async fn a_clients_grace_rule_is_set_within_the_configured_limits() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "30"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "2"),
+    ])
+    .await;
+    let t = admin_token(&s, "adm", None).await;
+    let new = |extra: Value| {
+        let mut body = json!({"name": "Strict", "redirect_uris": [common::REDIRECT], "is_confidential": false});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let snapshot = s.snapshot();
+    for (extra, message) in [
+        (
+            json!({"reuse_grace_seconds": 61}),
+            "reuse_grace_seconds: 61 is above the maximum of 60",
+        ),
+        (
+            json!({"reuse_grace_seconds": -1}),
+            "reuse_grace_seconds: -1 is below the minimum of 0",
+        ),
+        (
+            json!({"reuse_grace_count": 11}),
+            "reuse_grace_count: 11 is above the maximum of 10",
+        ),
+        (json!({"reuse_grace_count": "2"}), "reuse_grace_count: invalid type"),
+    ] {
+        let (st, resp, _) = call(&s, reqwest::Method::POST, CLIENTS, Some(&t), Some(new(extra.clone()))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{extra}: {resp}");
+        let got = resp["message"].as_str().unwrap();
+        assert!(got.contains(message), "{extra}: {got}");
+    }
+    assert_eq!(s.snapshot(), snapshot, "refused creations store nothing");
+
+    let (st, made, _) = call(
+        &s,
+        reqwest::Method::POST,
+        CLIENTS,
+        Some(&t),
+        Some(new(json!({"reuse_grace_seconds": 0}))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(
+        (&made["data"]["reuse_grace_seconds"], &made["data"]["reuse_grace_count"]),
+        (&json!(0), &Value::Null)
+    );
+    let id = made["data"]["client_id"].as_str().unwrap().to_string();
+    let path = format!("{CLIENTS}/{id}");
+
+    // Grace 0: the predecessor presented at once is reuse; the family ends.
+    let (tokens, _) = s.tokens(&id, "openid offline_access").await;
+    let rt0 = tokens["refresh_token"].as_str().unwrap();
+    let r = s.refresh(&id, rt0).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let rt1 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.refresh(&id, rt0).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.refresh(&id, &rt1).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.audit_count("refresh.reuse_detected"), 1);
+
+    // Update: refused out of range (nothing changes), set, then back to the configured value.
+    let snapshot = s.snapshot();
+    let (st, resp, _) = call(
+        &s,
+        reqwest::Method::PUT,
+        &path,
+        Some(&t),
+        Some(json!({"name": "Renamed", "reuse_grace_count": 100})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["message"], "reuse_grace_count: 100 is above the maximum of 10");
+    assert_eq!(s.snapshot(), snapshot, "a refused update changes nothing");
+    let (st, resp, _) = call(
+        &s,
+        reqwest::Method::PUT,
+        &path,
+        Some(&t),
+        Some(json!({"reuse_grace_count": 5})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{resp}");
+    assert_eq!(
+        (&resp["data"]["reuse_grace_seconds"], &resp["data"]["reuse_grace_count"]),
+        (&json!(0), &json!(5)),
+        "an update changes only what it names"
+    );
+    let (st, resp, _) = call(
+        &s,
+        reqwest::Method::PUT,
+        &path,
+        Some(&t),
+        Some(json!({"reuse_grace_seconds": null})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{resp}");
+    let (_, read, _) = call(&s, reqwest::Method::GET, &path, Some(&t), None).await;
+    assert_eq!(
+        (&read["data"]["reuse_grace_seconds"], &read["data"]["reuse_grace_count"]),
+        (&Value::Null, &json!(5))
+    );
+    assert_eq!(
+        s.rows(&format!(
+            "SELECT CAST(reuse_grace_seconds AS TEXT), CAST(reuse_grace_count AS TEXT) FROM clients WHERE id = '{id}'"
+        )),
+        vec![vec![None, Some("5".into())]]
+    );
+}

@@ -1451,3 +1451,72 @@ async fn code_of_a_deleted_client_cannot_be_exchanged() {
     ));
     assert_eq!(live, 0, "no live grant of a deleted client");
 }
+
+/// A client's grace rule (SPEC §4 rule 3) is the operator's: `client create` refuses values
+/// outside the configured settings' limits with the flag named, and registration (RFC 7591,
+/// RFC 7592) refuses the settings by name; nothing is stored either way.
+#[tokio::test]
+async fn the_grace_rule_is_the_operators_within_the_configured_limits() {
+    let s = Server::start(&[REGISTRATION_ON]).await;
+    let before = s.snapshot();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            "G",
+            "--public",
+            "--redirect-uri",
+            REDIRECT,
+        ];
+        args.extend_from_slice(extra);
+        s.run_cli_raw(&args)
+    };
+    for (flag, value, why) in [
+        ("--reuse-grace-seconds", "61", "61 is above the maximum of 60"),
+        ("--reuse-grace-seconds", "-1", "-1 is below the minimum of 0"),
+        ("--reuse-grace-count", "11", "11 is above the maximum of 10"),
+        ("--reuse-grace-count", "-3", "-3 is below the minimum of 0"),
+    ] {
+        let out = create(&[flag, value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(stderr.contains(&format!("{flag}: {why}")), "{flag} {value}: {stderr}");
+    }
+    assert_eq!(s.snapshot(), before, "a refused client create stores nothing");
+    // The limits themselves are accepted.
+    let out = create(&[
+        "--client-id",
+        "g",
+        "--reuse-grace-seconds",
+        "60",
+        "--reuse-grace-count",
+        "10",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        s.rows("SELECT CAST(reuse_grace_seconds AS TEXT), CAST(reuse_grace_count AS TEXT) FROM clients WHERE id = 'g'"),
+        vec![vec![Some("60".into()), Some("10".into())]]
+    );
+
+    // Registration: refused by name, whatever the value.
+    for field in ["reuse_grace_seconds", "reuse_grace_count"] {
+        let meta = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", field: 0});
+        let (body, _) = refused(&s, field, register(&s, &meta), 400, "invalid_client_metadata").await;
+        let d = body["error_description"].as_str().unwrap();
+        assert!(d.starts_with(&format!("{field} is set by the operator only")), "{d}");
+    }
+    // Nor through RFC 7592 management.
+    let reg = registered(
+        &s,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let id = reg["client_id"].as_str().unwrap();
+    let put = s
+        .http
+        .put(s.url(&format!("/oauth/register/{id}")))
+        .bearer_auth(reg["registration_access_token"].as_str().unwrap())
+        .json(&json!({"client_id": id, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "reuse_grace_count": 10}));
+    refused(&s, "RFC 7592 update", put, 400, "invalid_client_metadata").await;
+}

@@ -454,6 +454,8 @@ fn client(id: &str) -> Client {
         jwks: None,
         refresh_idle_ttl_s: None,
         refresh_absolute_ttl_s: None,
+        reuse_grace_seconds: None,
+        reuse_grace_count: None,
         created_at_ms: 0,
         display: Default::default(),
     }

@@ -469,10 +469,13 @@ async fn device_flow_through_the_page_and_polling() {
     tokio::time::sleep(Duration::from_millis(6100)).await; // the interval grew by 5 s with slow_down
     let t = ok(poll(&s, &dc).await).await;
     assert!(t["refresh_token"].as_str().unwrap().starts_with("rt_") && t["id_token"].is_string());
+    // The refresh token's lifetime: the configured idle one (14 d), shorter than the absolute.
+    assert_eq!(t["refresh_token_expires_in"], 14 * 86400, "{t}");
     // Single use.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(poll_err(&s, &dc).await, "invalid_grant");
-    ok(s.refresh("tv", t["refresh_token"].as_str().unwrap()).await).await;
+    let r = ok(s.refresh("tv", t["refresh_token"].as_str().unwrap()).await).await;
+    assert_eq!(r["refresh_token_expires_in"], 14 * 86400, "{r}");
 }
 
 #[tokio::test]

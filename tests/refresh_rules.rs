@@ -760,3 +760,148 @@ async fn a_forged_old_token_revokes_nothing() {
     assert!(row.is_current(), "the family is untouched: {row:?}");
     rotated(&s, &rt2).await;
 }
+
+/// Creates the public client `id` (redirect URI `common::REDIRECT`) with `extra` options.
+fn public_client(s: &Server, id: &str, extra: &[&str]) {
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        id,
+        "--redirect-uri",
+        common::REDIRECT,
+        "--public",
+        "--client-id",
+        id,
+    ];
+    args.extend_from_slice(extra);
+    s.cli(&args);
+}
+
+/// The access token's `iat`, the instant `refresh_token_expires_in` counts from.
+fn iat(t: &Value) -> i64 {
+    claims(t["access_token"].as_str().unwrap())["iat"].as_i64().unwrap()
+}
+
+/// SPEC §9: every response that issues a refresh token says in `refresh_token_expires_in` how
+/// many seconds after the response's `iat` that token expires: its idle or absolute lifetime,
+/// whichever ends first, configured or the client's own; a response without one has none.
+#[tokio::test]
+async fn refresh_token_expires_in_counts_to_the_nearer_expiry() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__IDLE_TTL", "1h"),
+        ("AUTIONAL_REFRESH__ABSOLUTE_TTL", "2h"),
+    ])
+    .await;
+    // The configured idle lifetime ends first: the code exchange, /oauth/refresh, /oauth/token.
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    assert_eq!(t["refresh_token_expires_in"], 3600, "{t}");
+    let r1 = ok_json(s.refresh("pub", t["refresh_token"].as_str().unwrap()).await).await;
+    assert_eq!(r1["refresh_token_expires_in"], 3600, "{r1}");
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", r1["refresh_token"].as_str().unwrap()),
+            ("client_id", "pub"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r2 = ok_json(r).await;
+    assert_eq!(r2["refresh_token_expires_in"], 3600, "{r2}");
+
+    // A client's own idle lifetime.
+    public_client(
+        &s,
+        "short",
+        &["--refresh-idle-ttl", "10m", "--refresh-absolute-ttl", "1d"],
+    );
+    let (t, _) = s.tokens("short", SCOPE).await;
+    assert_eq!(t["refresh_token_expires_in"], 600, "{t}");
+    let r = ok_json(s.refresh("short", t["refresh_token"].as_str().unwrap()).await).await;
+    assert_eq!(r["refresh_token_expires_in"], 600, "{r}");
+
+    // A client whose absolute lifetime (20 min from the sign-in) ends before its idle one (1 h):
+    // the answer counts to the absolute expiry, and a rotation does not extend it.
+    public_client(
+        &s,
+        "near",
+        &["--refresh-idle-ttl", "1h", "--refresh-absolute-ttl", "20m"],
+    );
+    let (t, _) = s.tokens("near", SCOPE).await;
+    let auth_time = claims(t["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
+    assert_eq!(t["refresh_token_expires_in"], auth_time + 1200 - iat(&t), "{t}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = ok_json(s.refresh("near", t["refresh_token"].as_str().unwrap()).await).await;
+    assert!(iat(&r) > iat(&t), "a later response");
+    assert_eq!(r["refresh_token_expires_in"], auth_time + 1200 - iat(&r), "{r}");
+
+    // No refresh token, no lifetime of one.
+    public_client(&s, "once", &["--grant-type", "authorization_code"]);
+    let (t, _) = s.tokens("once", SCOPE).await;
+    assert!(
+        t.get("refresh_token").is_none() && t.get("refresh_token_expires_in").is_none(),
+        "{t}"
+    );
+}
+
+/// SPEC §4 rule 3 per client: a client's own grace window and count replace the configured
+/// ones (`client create --reuse-grace-seconds/--reuse-grace-count`), each on its own.
+#[tokio::test]
+async fn rule3_grace_per_client_overrides_the_configured_rule() {
+    let s = Server::start(&[
+        ("AUTIONAL_REFRESH__REUSE_GRACE_SECONDS", "30"),
+        ("AUTIONAL_REFRESH__REUSE_GRACE_COUNT", "1"),
+    ])
+    .await;
+    public_client(&s, "strict", &["--reuse-grace-seconds", "0"]);
+    public_client(&s, "lenient", &["--reuse-grace-count", "4"]);
+    assert_eq!(
+        s.rows("SELECT id, CAST(reuse_grace_seconds AS TEXT), CAST(reuse_grace_count AS TEXT) FROM clients WHERE id IN ('lenient', 'pub', 'strict') ORDER BY id"),
+        vec![
+            vec![Some("lenient".into()), None, Some("4".into())],
+            vec![Some("pub".into()), None, None],
+            vec![Some("strict".into()), Some("0".into()), None],
+        ]
+    );
+
+    // The configured rule: one re-issue of the predecessor, the second replay is reuse.
+    let (t, _) = s.tokens("pub", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    ok_json(s.refresh("pub", &rt0).await).await;
+    ok_json(s.refresh("pub", &rt0).await).await;
+    err(s.refresh("pub", &rt0).await, 401, "invalid_grant").await;
+
+    // Grace 0: the predecessor presented at once, well inside the configured 30 s, is reuse,
+    // and the family ends (its successor too).
+    let (t, _) = s.tokens("strict", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let rt1 = ok_json(s.refresh("strict", &rt0).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reuses = s.audit_count("refresh.reuse_detected");
+    err(s.refresh("strict", &rt0).await, 401, "invalid_grant").await;
+    assert_eq!(s.audit_count("refresh.reuse_detected"), reuses + 1);
+    err(s.refresh("strict", &rt1).await, 401, "invalid_grant").await;
+
+    // Count 4 (the configured window): four siblings, all live; a fifth replay is reuse.
+    let (t, _) = s.tokens("lenient", SCOPE).await;
+    let rt0 = t["refresh_token"].as_str().unwrap().to_string();
+    let first = ok_json(s.refresh("lenient", &rt0).await).await;
+    let mut live = vec![first["refresh_token"].as_str().unwrap().to_string()];
+    for _ in 0..4 {
+        let r = ok_json(s.refresh("lenient", &rt0).await).await;
+        // A sibling does not renew the idle lifetime: it expires with the current generation.
+        let idle = s.scalar_i64("SELECT idle_expires_at_ms FROM families WHERE client_id = 'lenient'");
+        assert_eq!(r["refresh_token_expires_in"], idle / 1000 - iat(&r), "{r}");
+        live.push(r["refresh_token"].as_str().unwrap().to_string());
+    }
+    for rt in &live {
+        assert_eq!(s.introspect(rt).await["active"], true);
+    }
+    err(s.refresh("lenient", &rt0).await, 401, "invalid_grant").await;
+    err(s.refresh("lenient", &live[4]).await, 401, "invalid_grant").await;
+}

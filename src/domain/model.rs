@@ -203,6 +203,9 @@ pub struct Client {
     /// Per-client refresh lifetime overrides, seconds.
     pub refresh_idle_ttl_s: Option<i64>,
     pub refresh_absolute_ttl_s: Option<i64>,
+    /// Per-client grace rule (`domain::grace`), overriding `refresh.reuse_grace_*`.
+    pub reuse_grace_seconds: Option<i64>,
+    pub reuse_grace_count: Option<i64>,
     pub created_at_ms: i64,
     /// What the consent page and the client information show about it.
     pub display: ClientDisplay,
@@ -227,6 +230,8 @@ impl Client {
             registration_token_hash: None,
             refresh_idle_ttl_s: None,
             refresh_absolute_ttl_s: None,
+            reuse_grace_seconds: None,
+            reuse_grace_count: None,
             created_at_ms,
             display: ClientDisplay::default(),
         }
@@ -340,6 +345,20 @@ pub struct Family {
 }
 
 impl Family {
+    /// When its live refresh tokens stop working: the idle or the absolute expiry, whichever
+    /// comes first (SPEC §4 rule 4).
+    pub fn refresh_expires_at_ms(&self) -> i64 {
+        self.idle_expires_at_ms.min(self.absolute_expires_at_ms)
+    }
+
+    /// `refresh_token_expires_in` for a refresh token issued at `issued_at_s` (the response's
+    /// `iat`, Unix seconds): whole seconds to [`Family::refresh_expires_at_ms`], rounded down,
+    /// so the token works at least until `issued_at_s` + the answer (as `expires_in` counts
+    /// from `iat`).
+    pub fn refresh_expires_in(&self, issued_at_s: i64) -> i64 {
+        (self.refresh_expires_at_ms().div_euclid(1000) - issued_at_s).max(0)
+    }
+
     /// Whether the token stored under `hash` is one of the family's live tokens.
     pub fn holds(&self, hash: &[u8; 32]) -> bool {
         self.token_hashes

@@ -76,6 +76,12 @@ pub struct Metadata {
     /// `web` (the default) or `native` (OIDC Registration §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
+    /// The operator's settings of a client (`grants::clients::OperatorRequest`), read only to
+    /// be refused by name: a client does not set its own grace rule (see [`apply`]).
+    #[serde(default, skip_serializing)]
+    pub reuse_grace_seconds: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub reuse_grace_count: Option<serde_json::Value>,
 }
 
 /// The metadata field a validation failure is about.
@@ -97,6 +103,10 @@ pub enum Field {
     SoftwareId,
     SoftwareVersion,
     ApplicationType,
+    /// The operator's per-client grace window (`domain::grace`), not client metadata.
+    ReuseGraceSeconds,
+    /// The operator's per-client grace count (`domain::grace`), not client metadata.
+    ReuseGraceCount,
 }
 
 impl Field {
@@ -119,6 +129,8 @@ impl Field {
             Field::SoftwareId => "software_id",
             Field::SoftwareVersion => "software_version",
             Field::ApplicationType => "application_type",
+            Field::ReuseGraceSeconds => "reuse_grace_seconds",
+            Field::ReuseGraceCount => "reuse_grace_count",
         }
     }
 }
@@ -223,6 +235,23 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         description: d,
     };
     let meta = |field: Field, d: &str| invalid(ErrorCode::InvalidClientMetadata, field, d.to_string());
+    // The grace rule protects the grant against a stolen refresh token: it is the operator's
+    // to loosen (`grants::clients::OperatorRequest`), never the client's own metadata.
+    for (given, field) in [
+        (&m.reuse_grace_seconds, Field::ReuseGraceSeconds),
+        (&m.reuse_grace_count, Field::ReuseGraceCount),
+    ] {
+        if given.is_some() {
+            return Err(invalid(
+                ErrorCode::InvalidClientMetadata,
+                field,
+                format!(
+                    "{} is set by the operator only, not by client registration",
+                    field.name()
+                ),
+            ));
+        }
+    }
     let method = match m.token_endpoint_auth_method.as_deref() {
         None => AuthMethod::ClientSecretBasic,
         Some(s) => AuthMethod::parse(s).ok_or_else(|| {
@@ -470,6 +499,21 @@ mod tests {
 
     const USER_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
     const OIDC: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+    #[test]
+    fn the_grace_rule_is_never_metadata() {
+        for (name, field) in [
+            ("reuse_grace_seconds", Field::ReuseGraceSeconds),
+            ("reuse_grace_count", Field::ReuseGraceCount),
+        ] {
+            let ask = serde_json::json!({"redirect_uris": ["https://rp.example/cb"], name: 0});
+            for profile in [Profile::Registrant, Profile::Operator] {
+                let e = run_as(profile, ask.clone(), USER_GRANTS, OIDC).unwrap_err();
+                assert_eq!((e.code, e.field), (ErrorCode::InvalidClientMetadata, field));
+                assert!(e.description.starts_with(name), "{}", e.description);
+            }
+        }
+    }
 
     #[test]
     fn admin_scopes_only_for_the_admin_profile_and_only_them_there() {

@@ -37,6 +37,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
         }
     }
     let (family, refresh) = plan_family(app, client, input.proof.as_ref(), input.user_agent);
+    let now = now_ms();
     let outcome = app
         .store
         .redeem_code(RedeemCode {
@@ -46,7 +47,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
             dpop_jti: input.proof.as_ref().map(|p| replay_entry(app, p)),
             redirect_uri: input.redirect_uri.map(str::to_owned),
             code_verifier: input.code_verifier.map(str::to_owned),
-            now_ms: now_ms(),
+            now_ms: now,
             family,
         })
         .await
@@ -63,6 +64,7 @@ pub async fn exchange(app: &App, client: &Client, input: CodeInput<'_>) -> Resul
                 refresh_token: refresh,
                 proof: input.proof.as_ref(),
                 details: granted_details(&family),
+                issued_at_ms: now,
             };
             Ok(mint(app, &family, issue))
         }

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::domain::error::ErrorCode;
+use crate::domain::grace;
 use crate::domain::model::Client;
 use crate::domain::registration::{apply, Field, Invalid, Metadata, Policy, Profile};
 use crate::domain::secrets;
@@ -40,6 +41,9 @@ pub struct OperatorRequest {
     /// This client's refresh lifetimes (seconds, > 0), overriding `refresh.*`.
     pub refresh_idle_ttl_s: Option<i64>,
     pub refresh_absolute_ttl_s: Option<i64>,
+    /// This client's grace rule, overriding `refresh.reuse_grace_*` (checked by
+    /// `domain::grace`, with the configured values' limits).
+    pub grace: grace::Change,
 }
 
 /// Why the operator's client was not made.
@@ -68,6 +72,7 @@ pub async fn create(
     };
     let mut client = Client::blank(req.client_id.unwrap_or_else(random_id), now_ms());
     apply(&req.meta, &mut client, &policy).map_err(CreateError::Invalid)?;
+    set_grace(req.grace, &mut client)?;
     client.refresh_idle_ttl_s = req.refresh_idle_ttl_s;
     client.refresh_absolute_ttl_s = req.refresh_absolute_ttl_s;
     let secret = issue_secret(&mut client);
@@ -79,18 +84,37 @@ pub async fn create(
     Ok((client, secret))
 }
 
-/// Applies new metadata to an existing client and stores it (RFC 7592 update, admin API
-/// update): the one validator with `policy`; how the client authenticates cannot change (a
-/// secret would appear or vanish under its users: make a new client instead). Returns the
-/// updated client; `CreateError::Exists` is not used.
+/// Applies `change` to the client's grace rule (`domain::grace`); a value out of range is
+/// `invalid_client_metadata` about its field.
+fn set_grace(change: grace::Change, client: &mut Client) -> Result<(), CreateError> {
+    grace::apply(change, client).map_err(|(setting, description)| {
+        let field = match setting {
+            grace::Setting::Seconds => Field::ReuseGraceSeconds,
+            grace::Setting::Count => Field::ReuseGraceCount,
+        };
+        CreateError::Invalid(Invalid {
+            code: ErrorCode::InvalidClientMetadata,
+            field,
+            description,
+        })
+    })
+}
+
+/// Applies new metadata (and, from the operator, a change of the grace rule; RFC 7592 passes
+/// none) to an existing client and stores it (RFC 7592 update, admin API update): the one
+/// validator with `policy`; how the client authenticates cannot change (a secret would appear
+/// or vanish under its users: make a new client instead). Returns the updated client;
+/// `CreateError::Exists` is not used.
 pub async fn update(
     store: &DynStore,
     mut client: Client,
     meta: &Metadata,
+    grace: grace::Change,
     policy: &Policy<'_>,
 ) -> Result<Client, CreateError> {
     let before = client.auth_method;
     apply(meta, &mut client, policy).map_err(CreateError::Invalid)?;
+    set_grace(grace, &mut client)?;
     if client.auth_method != before {
         return Err(CreateError::Invalid(Invalid {
             code: ErrorCode::InvalidClientMetadata,

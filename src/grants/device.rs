@@ -106,12 +106,13 @@ pub async fn poll(
     }
     super::dpop::use_proof(app, proof.as_ref()).await?;
     let (family, refresh) = plan_family(app, client, proof.as_ref(), user_agent);
+    let now = now_ms();
     let outcome = app
         .store
         .poll_device(PollDevice {
             device_hash: sha256(device_code.as_bytes()),
             client_id: client.id.clone(),
-            now_ms: now_ms(),
+            now_ms: now,
             family,
         })
         .await
@@ -126,6 +127,7 @@ pub async fn poll(
                 refresh_token: refresh,
                 proof: proof.as_ref(),
                 details: None,
+                issued_at_ms: now,
             };
             Ok(mint(app, &family, issue))
         }

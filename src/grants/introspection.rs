@@ -31,7 +31,9 @@ pub async fn introspect(app: &App, client: &Client, p: &Params) -> Result<Intros
     let token = p.required("token")?;
     if let Some(found) = find_refresh(app, token).await? {
         return Ok(match found {
-            Some((generation, f)) if token_state(&f, generation, now_ms(), super::refresh::grace(app)).is_active() => {
+            Some((generation, f))
+                if token_state(&f, generation, now_ms(), super::refresh::configured_grace(app)).is_active() =>
+            {
                 Introspection::Refresh(f)
             }
             _ => Introspection::Inactive,

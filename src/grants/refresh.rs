@@ -27,8 +27,10 @@ pub struct RefreshInput<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+/// The refresh rule for `client`: its grace rule and idle lifetime (its own where it has them,
+/// else the configured ones). Read from the client already loaded: no store call.
 pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
-    let g = grace(app);
+    let g = grace(app, client);
     RefreshPolicy {
         grace_ms: g.ms,
         grace_count: g.count,
@@ -36,8 +38,15 @@ pub fn policy(app: &App, client: &Client) -> RefreshPolicy {
     }
 }
 
-/// The configured grace rule (`refresh.reuse_grace_*`), the same for every client.
-pub fn grace(app: &App) -> Grace {
+/// The grace rule for `client` (`domain::grace::for_client`): its own seconds and count where
+/// it has them, else `refresh.reuse_grace_*`.
+pub fn grace(app: &App, client: &Client) -> Grace {
+    crate::domain::grace::for_client(configured_grace(app), client)
+}
+
+/// The configured grace rule (`refresh.reuse_grace_*`), for a question whose answer does not
+/// depend on the grace rule (introspection: a predecessor in grace is not active either way).
+pub fn configured_grace(app: &App) -> Grace {
     let r = &app.cfg.refresh;
     Grace {
         ms: i64::from(r.reuse_grace_seconds) * 1000,
@@ -151,6 +160,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
         return Err(OAuthError::invalid_grant("refresh token is invalid"));
     };
     let (token, new_hash) = new_refresh_token(app, &family_id, new_generation);
+    let now = now_ms();
     let outcome = app
         .store
         .rotate_refresh(RotateRequest {
@@ -163,7 +173,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
             dpop_jkt: input.proof.as_ref().map(|p| p.jkt.clone()),
             dpop_jti: input.proof.as_ref().map(|p| replay_entry(app, p)),
             policy: policy(app, client),
-            now_ms: now_ms(),
+            now_ms: now,
             user_agent: input.user_agent.map(|s| s.chars().take(256).collect()),
         })
         .await
@@ -187,6 +197,7 @@ pub async fn refresh(app: &App, client: &Client, input: RefreshInput<'_>) -> Res
                 refresh_token: Some(token),
                 proof: input.proof.as_ref(),
                 details,
+                issued_at_ms: now,
             };
             Ok(mint(app, &family, issue))
         }

@@ -22,7 +22,7 @@ pub async fn revoke(app: &App, client: &Client, token: &str) -> Result<(), OAuth
             let now = now_ms();
             // Whatever the token's own state (current, rotated, expired), its family ends;
             // a revoked family has nothing left to end.
-            if token_state(&f, generation, now, super::refresh::grace(app)) != TokenState::Revoked {
+            if token_state(&f, generation, now, super::refresh::grace(app, client)) != TokenState::Revoked {
                 store
                     .revoke_family(&f.id, RevocationReason::RevokedByClient, now)
                     .await

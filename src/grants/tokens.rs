@@ -23,6 +23,10 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds until `refresh_token` expires (its idle or absolute lifetime, whichever ends
+    /// first, counted from the access token's `iat`); only with a `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
@@ -47,12 +51,15 @@ pub struct Issue<'a> {
     pub proof: Option<&'a Proof>,
     /// RAR details for the access token and the response.
     pub details: Option<Vec<Detail>>,
+    /// When the store issued it (the `now_ms` of the redemption, poll or rotation that wrote
+    /// the family): the tokens' `iat`, from which `refresh_token_expires_in` counts.
+    pub issued_at_ms: i64,
 }
 
 /// Issues the access token and, when the grant has `openid`, an ID token.
 pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
     let keys = app.keys.get();
-    let now = crate::util::now_ms() / 1000;
+    let now = issue.issued_at_ms.div_euclid(1000);
     let ttl = app.cfg.access_token.ttl.as_secs();
     let scope_str = issue.scope.to_string();
     let details = issue.details.map(|d| serde_json::to_value(d).unwrap_or_default());
@@ -95,6 +102,7 @@ pub fn mint(app: &App, family: &Family, issue: Issue<'_>) -> TokenResponse {
         access_token: sign_access(&keys, &access),
         token_type: if issue.proof.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ttl,
+        refresh_token_expires_in: issue.refresh_token.as_ref().map(|_| family.refresh_expires_in(now)),
         refresh_token: issue.refresh_token,
         scope: scope_str,
         id_token,
@@ -129,6 +137,7 @@ pub fn mint_for_client(app: &App, client_id: &str, scope: &Scope, proof: Option<
         token_type: if proof.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ttl,
         refresh_token: None,
+        refresh_token_expires_in: None,
         scope: scope.to_string(),
         id_token: None,
         authorization_details: None,

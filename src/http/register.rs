@@ -200,13 +200,19 @@ pub async fn update(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
                 "client_id in the body does not match the URL",
             ));
         }
-        let client = clients::update(&st.app.store, client, &m, &policy(&st))
-            .await
-            .map_err(|e| match e {
-                clients::CreateError::Invalid(e) => invalid(e),
-                clients::CreateError::Store(e) => OAuthError::from(e),
-                clients::CreateError::Exists(id) => OAuthError::invalid_request(format!("client {id} exists")),
-            })?;
+        let client = clients::update(
+            &st.app.store,
+            client,
+            &m,
+            crate::domain::grace::Change::default(),
+            &policy(&st),
+        )
+        .await
+        .map_err(|e| match e {
+            clients::CreateError::Invalid(e) => invalid(e),
+            clients::CreateError::Store(e) => OAuthError::from(e),
+            clients::CreateError::Exists(id) => OAuthError::invalid_request(format!("client {id} exists")),
+        })?;
         Ok(describe(&client))
     }
     .await;

@@ -38,7 +38,7 @@ static PING: Stmt = Stmt::new("SELECT 1");
 
 static GET_CLIENT: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients WHERE id = $1"]);
 static LIST_CLIENTS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients ORDER BY created_at_ms, id"]);
-static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11, display = $12 WHERE id = $1");
+static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11, display = $12, reuse_grace_seconds = $13, reuse_grace_count = $14 WHERE id = $1");
 /// A client and its secrets' stored text (the value a compare-and-set of them expects).
 static GET_CLIENT_SECRETS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, ", secrets FROM clients WHERE id = $1"]);
 /// Replaces a client's secrets only if they are still what the caller read (compare-and-set):
@@ -315,7 +315,9 @@ pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
                 json(&cl.post_logout_redirect_uris),
                 cl.dpop_bound,
                 cl.require_par,
-                json(&cl.display)
+                json(&cl.display),
+                cl.reuse_grace_seconds,
+                cl.reuse_grace_count
             ],
         )
         .await?;

@@ -25,7 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_pending_grants.sql"),
     include_str!("../../migrations/sqlite/0006_family_token_hashes.sql"),
     include_str!("../../migrations/sqlite/0007_client_display.sql"),
-    include_str!("../../migrations/sqlite/0008_refresh_counts.sql"),
+    include_str!("../../migrations/sqlite/0008_client_grace.sql"),
+    include_str!("../../migrations/sqlite/0009_refresh_counts.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;

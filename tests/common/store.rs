@@ -136,6 +136,8 @@ pub async fn fixture(store: &DynStore) -> Fixture {
             jwks: None,
             refresh_idle_ttl_s: None,
             refresh_absolute_ttl_s: None,
+            reuse_grace_seconds: None,
+            reuse_grace_count: None,
             created_at_ms: now,
             display: Default::default(),
         })

@@ -5,6 +5,7 @@
 use super::{authorize, change, found, known_params, paginate, removed};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
+use crate::domain::grace::Change as GraceChange;
 use crate::domain::model::Client;
 use crate::domain::registration::{Field, Metadata, Profile};
 use crate::grants::clients::{self, CreateError, OperatorRequest};
@@ -51,6 +52,10 @@ pub struct ClientItem {
     post_logout_redirect_uris: Vec<String>,
     dpop_bound_access_tokens: bool,
     require_pushed_authorization_requests: bool,
+    /// This client's grace window, seconds (SPEC §4 rule 3); null: `refresh.reuse_grace_seconds`.
+    reuse_grace_seconds: Option<i64>,
+    /// This client's grace count; null: `refresh.reuse_grace_count`.
+    reuse_grace_count: Option<i64>,
 }
 
 /// A new client: the item and its secret, shown this once (null for a client without one).
@@ -89,6 +94,8 @@ fn client_item(c: &Client) -> ClientItem {
         post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
         dpop_bound_access_tokens: c.dpop_bound,
         require_pushed_authorization_requests: c.require_par,
+        reuse_grace_seconds: c.reuse_grace_seconds,
+        reuse_grace_count: c.reuse_grace_count,
     }
 }
 
@@ -206,6 +213,41 @@ pub struct ClientRequest {
     /// Not supported by this server: refused when set.
     #[serde(default)]
     fapi_profile: Option<String>,
+    /// This client's grace window, 0 to 60 seconds (SPEC §4 rule 3); null or absent on create:
+    /// `refresh.reuse_grace_seconds`; null on update: back to it.
+    #[serde(default, deserialize_with = "given_seconds")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 60)]
+    reuse_grace_seconds: Option<Option<i64>>,
+    /// This client's grace count, 0 to 10; null as for `reuse_grace_seconds`.
+    #[serde(default, deserialize_with = "given_count")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10)]
+    reuse_grace_count: Option<Option<i64>>,
+}
+
+/// A field that is present, null or not: absent stays `None` (`serde(default)`), null is
+/// `Some(None)`; a value of the wrong type is refused with the field named.
+fn given<'de, D: serde::Deserializer<'de>>(d: D, field: &str) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{field}: {e}")))
+}
+
+fn given_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    given(d, "reuse_grace_seconds")
+}
+
+fn given_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    given(d, "reuse_grace_count")
+}
+
+impl ClientRequest {
+    /// The change it asks for to the client's grace rule.
+    fn grace(&self) -> GraceChange {
+        GraceChange {
+            seconds: self.reuse_grace_seconds,
+            count: self.reuse_grace_count,
+        }
+    }
 }
 
 /// `r` over `m` (a new client's defaults, or a client's metadata): what is given replaces.
@@ -319,12 +361,13 @@ pub(super) async fn update(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let grace = req.grace();
     let meta = match update_metadata(&client, req) {
         Ok(m) => m,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
     let policy = clients::operator_policy(&st.app.cfg, &client);
-    match clients::update(&st.app.store, client, &meta, &policy).await {
+    match clients::update(&st.app.store, client, &meta, grace, &policy).await {
         Ok(c) => ok(StatusCode::OK, client_item(&c)),
         Err(CreateError::Invalid(e)) => fail(
             StatusCode::BAD_REQUEST,
@@ -357,6 +400,7 @@ pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body:
         Ok(r) => r,
         Err(r) => return r,
     };
+    let grace = req.grace();
     let meta = match create_metadata(req) {
         Ok(m) => m,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
@@ -367,6 +411,7 @@ pub(super) async fn create(State(st): State<AppState>, headers: HeaderMap, body:
         profile: Profile::Operator,
         refresh_idle_ttl_s: None,
         refresh_absolute_ttl_s: None,
+        grace,
     };
     match clients::create(&st.app.cfg, &st.app.store, request).await {
         Ok((client, secret)) => ok(
