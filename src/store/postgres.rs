@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_refresh_tokens_by_lifetime.sql"),
     include_str!("../../migrations/postgres/0006_family_token_hashes.sql"),
     include_str!("../../migrations/postgres/0007_client_display.sql"),
+    include_str!("../../migrations/postgres/0008_events.sql"),
 ];
 
 /// How many attempts a rotation makes before giving up. Each failed attempt means another

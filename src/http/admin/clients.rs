@@ -51,6 +51,8 @@ pub struct ClientItem {
     post_logout_redirect_uris: Vec<String>,
     dpop_bound_access_tokens: bool,
     require_pushed_authorization_requests: bool,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 /// A new client: the item and its secret, shown this once (null for a client without one).
@@ -89,6 +91,8 @@ fn client_item(c: &Client) -> ClientItem {
         post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
         dpop_bound_access_tokens: c.dpop_bound,
         require_pushed_authorization_requests: c.require_par,
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
     }
 }
 
@@ -206,6 +210,12 @@ pub struct ClientRequest {
     /// Not supported by this server: refused when set.
     #[serde(default)]
     fapi_profile: Option<String>,
+    /// OpenID Connect Back-Channel Logout: where Logout Tokens are POSTed (`""` removes it).
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    /// Its Logout Tokens must carry `sid`.
+    #[serde(default)]
+    backchannel_logout_session_required: Option<bool>,
 }
 
 /// `r` over `m` (a new client's defaults, or a client's metadata): what is given replaces.
@@ -248,6 +258,12 @@ fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
     }
     if let Some(p) = r.require_pushed_authorization_requests {
         m.require_pushed_authorization_requests = p;
+    }
+    if let Some(u) = r.backchannel_logout_uri {
+        m.backchannel_logout_uri = (!u.is_empty()).then_some(u);
+    }
+    if let Some(b) = r.backchannel_logout_session_required {
+        m.backchannel_logout_session_required = b;
     }
     for (given, field) in [
         (r.logo_url, &mut m.logo_uri),
