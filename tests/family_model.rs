@@ -456,6 +456,8 @@ fn client(id: &str) -> Client {
         refresh_absolute_ttl_s: None,
         created_at_ms: 0,
         display: Default::default(),
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
 }
 

@@ -138,6 +138,8 @@ pub async fn fixture(store: &DynStore) -> Fixture {
             refresh_absolute_ttl_s: None,
             created_at_ms: now,
             display: Default::default(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         })
         .await
         .unwrap();
