@@ -573,8 +573,9 @@ async fn a_receiver_that_always_fails_is_given_up_after_max_age() {
 }
 
 /// Three server processes on one PostgreSQL database, one slow receiver: every event is
-/// delivered, and none twice (counted at the receiver, by jti): a claimed event is leased to one
-/// process.
+/// delivered, and none twice (counted at the receiver, by jti). Two processes can claim all the
+/// events (a batch of 6 each), so the third polls, idle, all the while the others deliver: only
+/// the leases keep it off their events.
 #[tokio::test]
 async fn three_processes_deliver_each_event_once() {
     if common::backend() != Backend::Postgres {
@@ -584,11 +585,15 @@ async fn three_processes_deliver_each_event_once() {
     rcv.delay_ms.store(300, Ordering::SeqCst);
     let s = Server::start_cluster(
         3,
-        &env(&[("AUTIONAL_EVENTS__BATCH", "3"), ("AUTIONAL_EVENTS__POLL_MS", "50")]),
+        &env(&[
+            ("AUTIONAL_EVENTS__BATCH", "6"),
+            ("AUTIONAL_EVENTS__PER_RECEIVER", "2"),
+            ("AUTIONAL_EVENTS__POLL_MS", "50"),
+        ]),
     )
     .await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
-    const N: usize = 24;
+    const N: usize = 12;
     for _ in 0..N {
         signed_in(&s, "alice", "rp1", "openid").await;
     }
@@ -732,4 +737,31 @@ async fn http_receivers_off_loopback_are_refused_everywhere() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["backchannel_logout_uri"], "https://rp.example/bcl");
     assert_eq!(body["data"]["backchannel_logout_session_required"], true);
+}
+
+/// At delivery the receiver's address is checked again (`events.receiver_allow`, as
+/// `outbound` does for `jwks_uri`): a loopback receiver the operator did not allow is never
+/// called, however its URL was registered.
+#[tokio::test]
+async fn a_receiver_address_outside_the_policy_is_never_called() {
+    let rcv = Receiver::started().await;
+    let s = Server::start(&[
+        ("AUTIONAL_EVENTS__ALLOW_HTTP_LOOPBACK", "true"),
+        ("AUTIONAL_EVENTS__POLL_MS", "100"),
+        ("AUTIONAL_EVENTS__RETRY_BASE_MS", "100"),
+    ])
+    .await;
+    rp(&s, "rp1", Some(&rcv.url("rp1")));
+    let (a, _, _) = signed_in(&s, "alice", "rp1", "openid").await;
+    sign_out(&s, &a).await;
+    let start = Instant::now();
+    while s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE attempts >= 2") == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "not attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.scalar_str("SELECT last_error FROM event_outbox").as_deref(),
+        Some("refused: 127.0.0.1 is not a permitted address")
+    );
+    assert!(rcv.got().is_empty(), "the receiver was called");
 }

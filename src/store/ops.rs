@@ -281,11 +281,12 @@ static EVENTS_DUE: Stmt = Stmt::new(
 /// Claims up to `$4` due events for `$3` until `$2` (the lease) and counts the attempt. On
 /// PostgreSQL the rows are locked while the claim runs and a concurrent claim skips them (`SKIP
 /// LOCKED`: it takes other events instead of waiting); once committed, the lease keeps every
-/// other process off them until it passes (a process that died mid-delivery).
+/// other process off them until it passes (a process that died mid-delivery). The outer
+/// condition repeats the lease's: it is checked again on the row as it is when locked.
 static CLAIM_EVENTS: Stmt = Stmt::parts(&[
     "UPDATE event_outbox SET lease_until_ms = $2, lease_owner = $3, attempts = attempts + 1, updated_at_ms = $1 \
      WHERE id IN (SELECT id FROM event_outbox WHERE state = 'pending' AND next_attempt_at_ms <= $1 AND lease_until_ms <= $1 \
-     ORDER BY next_attempt_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
+     ORDER BY next_attempt_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED) AND state = 'pending' AND lease_until_ms <= $1 RETURNING ",
     OutboxEvent::COLS,
 ]);
 /// Records an attempt's outcome, only while `$2` still holds the lease.
