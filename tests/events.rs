@@ -214,45 +214,10 @@ async fn also(s: &Server, cookies: &str, client: &str, scope: &str) -> String {
         .to_string()
 }
 
-/// Signs out through the account page's form (`POST /logout`).
-async fn sign_out(s: &Server, cookies: &str) {
-    let html = page(s, "/account", cookies).await;
-    let csrf = form_field(&html, "/logout", "csrf_token").expect("the sign-out form");
-    let r = s
-        .http
-        .post(s.url("/logout"))
-        .header("cookie", cookies)
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-}
-
-async fn page(s: &Server, path: &str, cookies: &str) -> String {
-    s.http
-        .get(s.url(path))
-        .header("cookie", cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Verifies every token with joserfc against the server's JWKS, each for the client whose
 /// receiver path it arrived at; returns the claims.
 async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
-    let jwks: Value = s
-        .http
-        .get(s.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = s.get_json("/oauth/jwks").await;
     let tokens: Vec<Value> = got
         .iter()
         .map(|g| {
@@ -331,7 +296,7 @@ async fn every_session_ending_sends_a_verified_logout_token_to_the_clients_of_th
     let (a, sid_a, alice) = signed_in(&s, "alice", "rp1", "openid").await;
     also(&s, &a, "rp3", "openid").await;
     let (b, sid_b, _) = signed_in(&s, "alice", "rp2", "openid").await;
-    sign_out(&s, &a).await;
+    s.sign_out(&a).await;
     let new = news(rcv.wait_for(1).await);
     assert_eq!(
         endings(&verified(&s, &new).await),
@@ -340,7 +305,7 @@ async fn every_session_ending_sends_a_verified_logout_token_to_the_clients_of_th
     );
 
     // RP-initiated logout (confirmed on the page) of session B: rp2 only.
-    let html = page(&s, "/oauth/logout", &b).await;
+    let html = s.page("/oauth/logout", &b).await;
     let csrf = form_field(&html, "/oauth/logout", "csrf_token").unwrap();
     let r = s
         .http
@@ -361,7 +326,7 @@ async fn every_session_ending_sends_a_verified_logout_token_to_the_clients_of_th
     // A session ended from another browser on /account: its offline_access grant counts too.
     let (c, sid_c, _) = signed_in(&s, "alice", "rp1", "openid offline_access").await;
     let (d, _) = s.sign_in("/account").await;
-    let html = page(&s, "/account", &d).await;
+    let html = s.page("/account", &d).await;
     let csrf = form_field(&html, "/account/revoke", "csrf_token").unwrap();
     let r = s
         .http
@@ -433,7 +398,7 @@ async fn events_survive_a_receiver_outage_and_a_killed_server() {
     rp(&s, "rp1", Some(&rcv.url("rp1")));
 
     let (a, sid_a, _) = signed_in(&s, "alice", "rp1", "openid").await;
-    sign_out(&s, &a).await;
+    s.sign_out(&a).await;
     // Tried, refused, kept.
     let start = Instant::now();
     while s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE attempts >= 2 AND state = 'pending'") == 0 {
@@ -455,7 +420,7 @@ async fn events_survive_a_receiver_outage_and_a_killed_server() {
     // deliver, and started again; the receiver comes back.
     rcv.down();
     let (b, sid_b, _) = signed_in(&s, "alice", "rp1", "openid").await;
-    sign_out(&s, &b).await;
+    s.sign_out(&b).await;
     assert_eq!(
         s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE state = 'pending'"),
         1,
@@ -515,7 +480,7 @@ async fn a_rolled_back_ending_leaves_no_event() {
         Backend::Sqlite => "DROP TRIGGER fail_delete",
         Backend::Postgres => "DROP TRIGGER fail_delete ON users",
     });
-    sign_out(&s, &a).await;
+    s.sign_out(&a).await;
     assert_eq!(rcv.wait_for(1).await.len(), 1);
 }
 
@@ -542,7 +507,7 @@ async fn a_receiver_that_always_fails_is_given_up_after_max_age() {
     let s = Server::start(&env(&[("AUTIONAL_EVENTS__MAX_AGE", "3")])).await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
     let (a, _, _) = signed_in(&s, "alice", "rp1", "openid").await;
-    sign_out(&s, &a).await;
+    s.sign_out(&a).await;
     let start = Instant::now();
     while s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE state = 'failed'") == 0 {
         assert!(start.elapsed() < Duration::from_secs(15), "not given up");
@@ -623,15 +588,7 @@ async fn three_processes_deliver_each_event_once() {
 #[tokio::test]
 async fn http_receivers_off_loopback_are_refused_everywhere() {
     let s = Server::start(&[("AUTIONAL_REGISTRATION__ENABLED", "true")]).await;
-    let d: Value = s
-        .http
-        .get(s.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = s.get_json("/.well-known/openid-configuration").await;
     assert_eq!(d["backchannel_logout_supported"], true);
     assert_eq!(d["backchannel_logout_session_supported"], true);
     let clients = || s.scalar_i64("SELECT COUNT(*) FROM clients");
@@ -753,7 +710,7 @@ async fn a_receiver_address_outside_the_policy_is_never_called() {
     .await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
     let (a, _, _) = signed_in(&s, "alice", "rp1", "openid").await;
-    sign_out(&s, &a).await;
+    s.sign_out(&a).await;
     let start = Instant::now();
     while s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE attempts >= 2") == 0 {
         assert!(start.elapsed() < Duration::from_secs(10), "not attempted");
