@@ -161,6 +161,13 @@ struct ClientCreate {
     /// Its terms of service (https), linked from the consent page.
     #[arg(long, value_name = "URL")]
     tos_uri: Option<String>,
+    /// Where Logout Tokens are POSTed when a sign-in session it took part in ends (OpenID
+    /// Connect Back-Channel Logout; https, or http on loopback with events.allow_http_loopback).
+    #[arg(long, value_name = "URL")]
+    backchannel_logout_uri: Option<String>,
+    /// Its Logout Tokens must carry `sid` (they always do).
+    #[arg(long, requires = "backchannel_logout_uri")]
+    backchannel_logout_session_required: bool,
 }
 
 #[derive(Subcommand)]
@@ -334,6 +341,7 @@ fn flag(f: Field) -> &'static str {
         Field::TosUri => "--tos-uri",
         Field::ReuseGraceSeconds => "--reuse-grace-seconds",
         Field::ReuseGraceCount => "--reuse-grace-count",
+        Field::BackchannelLogoutUri => "--backchannel-logout-uri",
         // Not settable from the command line.
         Field::Contacts => "contacts",
         Field::SoftwareId => "software_id",
@@ -389,6 +397,8 @@ fn operator_request(a: &ClientCreate) -> anyhow::Result<OperatorRequest> {
         logo_uri: a.logo_uri.clone(),
         policy_uri: a.policy_uri.clone(),
         tos_uri: a.tos_uri.clone(),
+        backchannel_logout_uri: a.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: a.backchannel_logout_session_required,
         ..Metadata::default()
     };
     Ok(OperatorRequest {

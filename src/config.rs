@@ -100,6 +100,103 @@ pub struct Config {
     pub client_auth: ClientAuthConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// Events pushed to relying parties: Back-Channel Logout tokens, through the outbox and the
+/// delivery worker (docs/design/events.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    /// Destinations a receiver URL may reach although they are not public addresses: CIDRs,
+    /// addresses or host names, as `client_auth.jwks_fetch_allow` (a list of its own: receivers
+    /// and key servers are different trust decisions).
+    #[serde(deserialize_with = "string_list")]
+    pub receiver_allow: Vec<String>,
+    /// Whether a receiver URL may be http on a loopback host (development); https otherwise.
+    pub allow_http_loopback: bool,
+    /// One delivery, whole: connect, request, response.
+    pub timeout: Dur,
+    /// Largest response body read from a receiver (the rest is not read).
+    pub max_response_bytes: usize,
+    /// How long after it was written an undelivered event is marked failed.
+    pub max_age: Dur,
+    /// The first retry's back-off, milliseconds; doubled at each further attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// The longest back-off between two attempts.
+    pub retry_max: Dur,
+    /// Deliveries in progress to one receiver (scheme, host and port) at once, per process.
+    pub per_receiver: usize,
+    /// Events one worker claims at once.
+    pub batch: usize,
+    /// How often the worker looks for due events, milliseconds.
+    pub poll_ms: u64,
+    /// Lifetime of a signed Logout Token (`exp` − `iat`).
+    pub token_ttl: Dur,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            receiver_allow: Vec::new(),
+            allow_http_loopback: false,
+            timeout: Dur::secs(5),
+            max_response_bytes: 16 * 1024,
+            max_age: Dur::secs(86400),
+            retry_base_ms: 1000,
+            retry_max: Dur::secs(900),
+            per_receiver: 4,
+            batch: 32,
+            poll_ms: 500,
+            token_ttl: Dur::secs(120),
+        }
+    }
+}
+
+impl EventsConfig {
+    /// How long a claimed event is this process's: its batch's deliveries to one receiver run
+    /// `per_receiver` at a time, each bounded by `timeout`, plus a margin. Another process takes
+    /// the event over only after this (a process that died mid-delivery).
+    pub fn lease_ms(&self) -> i64 {
+        let rounds = self.batch.div_ceil(self.per_receiver.max(1)) as i64;
+        rounds.saturating_mul(self.timeout.as_ms()) + 5_000
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let bad = |key: &str, msg: &str| Err(format!("config error: events.{key}: {msg}"));
+        if let Err(e) = crate::outbound::AddressPolicy::parse(&self.receiver_allow) {
+            return bad("receiver_allow", &e);
+        }
+        if !(1..=60).contains(&self.timeout.as_secs()) {
+            return bad("timeout", "must be between 1 s and 60 s");
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_response_bytes) {
+            return bad("max_response_bytes", "must be between 1024 and 1048576");
+        }
+        if self.max_age.as_secs() == 0 {
+            return bad("max_age", "must be at least 1 s");
+        }
+        if !(10..=3_600_000).contains(&self.retry_base_ms) {
+            return bad("retry_base_ms", "must be between 10 and 3600000");
+        }
+        if self.retry_max.as_ms() < self.retry_base_ms as i64 {
+            return bad("retry_max", "must be at least retry_base_ms");
+        }
+        if !(1..=64).contains(&self.per_receiver) {
+            return bad("per_receiver", "must be between 1 and 64");
+        }
+        if !(1..=1000).contains(&self.batch) {
+            return bad("batch", "must be between 1 and 1000");
+        }
+        if !(50..=60_000).contains(&self.poll_ms) {
+            return bad("poll_ms", "must be between 50 and 60000");
+        }
+        if !(10..=600).contains(&self.token_ttl.as_secs()) {
+            return bad("token_ttl", "must be between 10 s and 600 s");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -445,6 +542,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             client_auth: ClientAuthConfig::default(),
             admin: AdminConfig::default(),
+            events: EventsConfig::default(),
             store: StoreConfig {
                 max_batch: 256,
                 readers: 2,
@@ -681,6 +779,7 @@ impl Config {
                 "jwks_fetch_concurrency, jwks_cache_entries and jwks_cache_ttl must be greater than zero".into(),
             );
         }
+        self.events.validate()?;
         if let Some(k) = &self.keys.encryption_key {
             match crate::util::b64_decode(k) {
                 Some(bytes) if bytes.len() == 32 => {}
@@ -875,5 +974,32 @@ mod tests {
         );
         assert!(load("10.0.0.0/99").is_err());
         assert!(Config::default().client_auth.jwks_fetch_allow.is_empty());
+    }
+
+    #[test]
+    fn events_settings_are_validated() {
+        let load = |k: &str, v: serde_json::Value| {
+            let fig = Figment::from(Serialized::defaults(Config::default())).merge(Serialized::default(k, v));
+            let mut c: Config = fig.extract().map_err(|e| e.to_string())?;
+            c.validate().map(|_| c.events)
+        };
+        assert_eq!(
+            load("events.receiver_allow", "127.0.0.1, ::1".into())
+                .unwrap()
+                .receiver_allow,
+            ["127.0.0.1", "::1"]
+        );
+        for (k, v) in [
+            ("events.receiver_allow", serde_json::json!("10.0.0.0/99")),
+            ("events.timeout", serde_json::json!(0)),
+            ("events.max_age", serde_json::json!(0)),
+            ("events.per_receiver", serde_json::json!(0)),
+            ("events.token_ttl", serde_json::json!("1h")),
+            ("events.retry_max", serde_json::json!(0)),
+        ] {
+            let e = load(k, v).unwrap_err();
+            assert!(e.contains(k), "{k}: {e}");
+        }
+        assert_eq!(EventsConfig::default().lease_ms(), 8 * 5000 + 5000);
     }
 }

@@ -1,5 +1,6 @@
-//! Outbound HTTP requests to URLs that clients choose (today: `jwks_uri`), with an address
-//! policy against SSRF and hard bounds on what one request may cost.
+//! Outbound HTTP requests to URLs that clients choose (`jwks_uri`, fetched; event receivers such
+//! as `backchannel_logout_uri`, posted to), with an address policy against SSRF and hard bounds
+//! on what one request may cost. Each use has its own [`Outbound`] (policy, limits).
 //!
 //! - Address policy: a URL's host is resolved, and only addresses that are publicly routable
 //!   (see [`is_public`]) or allowed by the operator (`client_auth.jwks_fetch_allow`: host names,
@@ -263,6 +264,50 @@ impl Outbound {
 
     /// GETs `url` and returns its body: a 200 response of at most `max_bytes`.
     pub async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let u = self.vet(url)?;
+        let _slot = self.slots.try_acquire().map_err(|_| FetchError::Busy)?;
+        // The client's timeout covers the body too; this one also bounds the loop below.
+        tokio::time::timeout(self.limits.timeout, self.get_capped(u))
+            .await
+            .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
+    }
+
+    /// POSTs `body` as `content_type` to exactly `url` (a redirect is an answer like any other,
+    /// never followed) and succeeds on a 2xx status. At most `max_bytes` of the answer are read,
+    /// and dropped: nothing a receiver says is kept.
+    pub async fn post(&self, url: &str, content_type: &str, body: String) -> Result<u16, FetchError> {
+        let u = self.vet(url)?;
+        let _slot = self.slots.try_acquire().map_err(|_| FetchError::Busy)?;
+        let send = async {
+            let mut resp = self
+                .http
+                .post(u)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = resp.status().as_u16();
+            let mut read = 0usize;
+            while read < self.limits.max_bytes {
+                match resp.chunk().await {
+                    Ok(Some(c)) => read += c.len(),
+                    _ => break,
+                }
+            }
+            match status {
+                200..=299 => Ok(status),
+                s => Err(FetchError::BadResponse(format!("status {s}"))),
+            }
+        };
+        tokio::time::timeout(self.limits.timeout, send)
+            .await
+            .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
+    }
+
+    /// The URL, if it may be requested: http(s), with a host; an IP-literal host (which the
+    /// client does not resolve) must be permitted by the policy.
+    fn vet(&self, url: &str) -> Result<url::Url, FetchError> {
         let u = url::Url::parse(url).map_err(|_| FetchError::Refused("not a URL".into()))?;
         if !matches!(u.scheme(), "https" | "http") {
             return Err(FetchError::Refused("only http(s) URLs are fetched".into()));
@@ -279,11 +324,7 @@ impl Outbound {
                 return Err(FetchError::Refused(format!("{ip} is not a permitted address")));
             }
         }
-        let _slot = self.slots.try_acquire().map_err(|_| FetchError::Busy)?;
-        // The client's timeout covers the body too; this one also bounds the loop below.
-        tokio::time::timeout(self.limits.timeout, self.get_capped(u))
-            .await
-            .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
+        Ok(u)
     }
 
     async fn get_capped(&self, u: url::Url) -> Result<Vec<u8>, FetchError> {

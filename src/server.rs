@@ -1,5 +1,5 @@
 //! `autional serve`: opens the store, loads keys, starts background work (sweeper, key reload,
-//! rate-limit housekeeping) and serves HTTP (`listener`: timeouts, connection cap) until
+//! rate-limit housekeeping, the event delivery worker) and serves HTTP (`listener`: timeouts, connection cap) until
 //! SIGINT/SIGTERM, plus Prometheus metrics on their own listener when `metrics.listen` is set,
 //! and the admin API on its own when `admin.listen` is (the default).
 
@@ -88,6 +88,8 @@ pub async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             }
         }
     });
+    // The outbox's delivery worker (docs/design/events.md).
+    crate::delivery::start(app.clone())?;
     let keys_app = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(keys_app.cfg.keys.reload_interval.0.max(Duration::from_millis(100)));

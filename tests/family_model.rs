@@ -458,6 +458,8 @@ fn client(id: &str) -> Client {
         reuse_grace_count: None,
         created_at_ms: 0,
         display: Default::default(),
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
 }
 

@@ -592,30 +592,6 @@ async fn sessions_on_the_account_page_can_be_ended_from_another_browser() {
     assert_eq!(r.status(), 200, "this browser stays signed in");
 }
 
-/// Signs out through the account page's form (`POST /logout`).
-async fn sign_out(s: &Server, cookies: &str) {
-    let html = s
-        .http
-        .get(s.url("/account"))
-        .header("cookie", cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = form_field(&html, "/logout", "csrf_token").expect("the sign-out form");
-    let r = s
-        .http
-        .post(s.url("/logout"))
-        .header("cookie", cookies)
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-}
-
 /// The code is refused with `invalid_grant` and no family or token is created.
 async fn code_is_dead(s: &Server, client: &str, a: &common::Authorized, why: &str) {
     let before = s.scalar_i64("SELECT COUNT(*) FROM families");
@@ -642,7 +618,7 @@ async fn codes_end_with_their_session_password_change_and_consent() {
     let s = Server::start(&[]).await;
     // Logout.
     let a = s.authorize("pub", "openid offline_access").await;
-    sign_out(&s, &a.cookies).await;
+    s.sign_out(&a.cookies).await;
     code_is_dead(&s, "pub", &a, "after logout").await;
     // RP-initiated logout (confirmed on the page).
     let a = s.authorize("pub", "openid").await;
@@ -740,7 +716,7 @@ async fn device_approval_ends_with_the_session() {
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("Device connected"));
-    sign_out(&s, &cookies).await;
+    s.sign_out(&cookies).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(poll_err(&s, d["device_code"].as_str().unwrap()).await, "expired_token");
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families"), 0, "nothing created");

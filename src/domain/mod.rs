@@ -7,6 +7,7 @@ pub mod consents;
 pub mod device;
 pub mod display;
 pub mod error;
+pub mod events;
 pub mod grace;
 pub mod grant;
 pub mod model;

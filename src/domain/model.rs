@@ -59,6 +59,26 @@ named! {
 }
 
 named! {
+    /// What an event pushed to a relying party is (`event_outbox.kind`, docs/design/events.md).
+    pub enum EventKind {
+        /// OpenID Connect Back-Channel Logout 1.0: a Logout Token for a sign-in session that ended.
+        BackchannelLogout = "backchannel_logout",
+    }
+}
+
+named! {
+    /// Where an outbox event stands (`event_outbox.state`).
+    pub enum EventState {
+        /// Waiting for its next attempt (or being attempted, under a lease).
+        Pending = "pending",
+        /// A receiver answered 2xx.
+        Delivered = "delivered",
+        /// Not delivered within `events.max_age`: given up.
+        Failed = "failed",
+    }
+}
+
+named! {
     /// What an audit event records (`audit_events.kind`).
     pub enum AuditKind {
         RefreshReuseDetected = "refresh.reuse_detected",
@@ -209,6 +229,10 @@ pub struct Client {
     pub created_at_ms: i64,
     /// What the consent page and the client information show about it.
     pub display: ClientDisplay,
+    /// Where Logout Tokens are POSTed (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its Logout Tokens must carry `sid` (they always do here).
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {
@@ -234,6 +258,8 @@ impl Client {
             reuse_grace_count: None,
             created_at_ms,
             display: ClientDisplay::default(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 

@@ -82,6 +82,11 @@ pub struct Metadata {
     pub reuse_grace_seconds: Option<serde_json::Value>,
     #[serde(default, skip_serializing)]
     pub reuse_grace_count: Option<serde_json::Value>,
+    /// Where Logout Tokens are POSTed (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// The metadata field a validation failure is about.
@@ -107,6 +112,7 @@ pub enum Field {
     ReuseGraceSeconds,
     /// The operator's per-client grace count (`domain::grace`), not client metadata.
     ReuseGraceCount,
+    BackchannelLogoutUri,
 }
 
 impl Field {
@@ -131,6 +137,7 @@ impl Field {
             Field::ApplicationType => "application_type",
             Field::ReuseGraceSeconds => "reuse_grace_seconds",
             Field::ReuseGraceCount => "reuse_grace_count",
+            Field::BackchannelLogoutUri => "backchannel_logout_uri",
         }
     }
 }
@@ -195,6 +202,9 @@ pub struct Policy<'a> {
     pub allowed_grant_types: &'a [String],
     /// Only for [`Profile::Registrant`].
     pub allowed_scopes: &'a [String],
+    /// Whether a receiver URL (`backchannel_logout_uri`) may be http on a loopback host
+    /// (`events.allow_http_loopback`; see `domain::events::check_receiver_uri`).
+    pub allow_http_loopback: bool,
 }
 
 impl Policy<'_> {
@@ -421,6 +431,10 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
         ));
     }
     let display = super::display::check(m)?;
+    if let Some(u) = &m.backchannel_logout_uri {
+        super::events::check_receiver_uri(u, policy.allow_http_loopback)
+            .map_err(|e| meta(Field::BackchannelLogoutUri, &format!("backchannel_logout_uri {e}")))?;
+    }
     client.name = m
         .client_name
         .clone()
@@ -438,6 +452,8 @@ pub fn apply(m: &Metadata, client: &mut Client, policy: &Policy<'_>) -> Result<(
     client.dpop_bound = m.dpop_bound_access_tokens;
     client.require_par = m.require_pushed_authorization_requests;
     client.display = display;
+    client.backchannel_logout_uri = m.backchannel_logout_uri.clone();
+    client.backchannel_logout_session_required = m.backchannel_logout_session_required;
     Ok(())
 }
 
@@ -465,6 +481,8 @@ pub fn describe(c: &Client) -> serde_json::Value {
         "software_id": c.display.software_id,
         "software_version": c.display.software_version,
         "application_type": c.display.application_type.as_str(),
+        "backchannel_logout_uri": c.backchannel_logout_uri,
+        "backchannel_logout_session_required": c.backchannel_logout_session_required,
     })
 }
 
@@ -492,6 +510,7 @@ mod tests {
             custom_scopes: &custom,
             allowed_grant_types: &grants,
             allowed_scopes: &scopes,
+            allow_http_loopback: false,
         };
         let mut c = client();
         apply(&serde_json::from_value(meta).unwrap(), &mut c, &policy).map(|_| c)
@@ -726,6 +745,35 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, Field::Scope);
+    }
+
+    /// Back-Channel Logout receivers: https for everybody; http only on loopback when allowed.
+    #[test]
+    fn backchannel_logout_uri_is_checked_for_every_profile() {
+        let meta = |u: &str| {
+            serde_json::json!({"redirect_uris": ["https://a.example/cb"], "backchannel_logout_uri": u,
+                "backchannel_logout_session_required": true})
+        };
+        for profile in [Profile::Operator, Profile::Registrant] {
+            let c = run_as(profile, meta("https://rp.example/bcl"), USER_GRANTS, OIDC).unwrap();
+            assert_eq!(c.backchannel_logout_uri.as_deref(), Some("https://rp.example/bcl"));
+            assert!(c.backchannel_logout_session_required);
+            let e = run_as(profile, meta("http://rp.example/bcl"), USER_GRANTS, OIDC).unwrap_err();
+            assert_eq!(
+                (e.code, e.field),
+                (ErrorCode::InvalidClientMetadata, Field::BackchannelLogoutUri)
+            );
+            assert_eq!(
+                e.description,
+                "backchannel_logout_uri must use https (http only on a loopback host, in development)"
+            );
+            let e = run_as(profile, meta("http://127.0.0.1:9/bcl"), USER_GRANTS, OIDC).unwrap_err();
+            assert!(
+                e.description.contains("events.allow_http_loopback"),
+                "{}",
+                e.description
+            );
+        }
     }
 
     /// RFC 7591 §2 and RFC 6749 §4.4 hold for everybody.

@@ -69,6 +69,7 @@ pub async fn create(
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &[],
         allowed_scopes: &[],
+        allow_http_loopback: cfg.events.allow_http_loopback,
     };
     let mut client = Client::blank(req.client_id.unwrap_or_else(random_id), now_ms());
     apply(&req.meta, &mut client, &policy).map_err(CreateError::Invalid)?;
@@ -139,5 +140,6 @@ pub fn operator_policy<'a>(cfg: &'a Config, client: &Client) -> Policy<'a> {
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &[],
         allowed_scopes: &[],
+        allow_http_loopback: cfg.events.allow_http_loopback,
     }
 }

@@ -37,6 +37,8 @@ fn document(st: &AppState) -> Response {
         "authorization_details_types_supported": st.app.cfg.authorization_details.types,
         "introspection_endpoint": format!("{iss}{}", paths::INTROSPECT),
         "end_session_endpoint": format!("{iss}{}", paths::END_SESSION),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "registration_endpoint": st.app.cfg.registration.enabled.then(|| format!("{iss}{}", paths::REGISTER)),
         "scopes_supported": crate::domain::scope::SUPPORTED.iter().map(|s| s.to_string()).chain(st.app.cfg.scopes.custom.iter().cloned()).collect::<Vec<_>>(),
         "response_types_supported": ["code"],

@@ -74,6 +74,7 @@ fn policy(st: &AppState) -> Policy<'_> {
         custom_scopes: &cfg.scopes.custom,
         allowed_grant_types: &cfg.registration.allowed_grant_types,
         allowed_scopes: &cfg.registration.allowed_scopes,
+        allow_http_loopback: cfg.events.allow_http_loopback,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Our JWTs: RFC 9068 access tokens and OIDC ID tokens. Signing concatenates the pre-encoded
+//! Our JWTs: RFC 9068 access tokens, OIDC ID tokens, and the tokens of events (`sign_typed`). Signing concatenates the pre-encoded
 //! header with the payload and signs with the key parsed at start-up; verification of tokens we
 //! issued goes through `jsonwebtoken` with the key named by `kid`.
 
@@ -111,6 +111,12 @@ pub fn sign_access(keys: &KeySet, claims: &AccessClaims) -> String {
 
 pub fn sign_id(keys: &KeySet, claims: &IdClaims) -> String {
     sign_with(&keys.signer.header_jwt, keys, claims)
+}
+
+/// Signs `claims` as a JWT of type `typ` (an event's: `logout+jwt`) with the current key; the
+/// header is encoded per call (events are rare, unlike access tokens).
+pub fn sign_typed(keys: &KeySet, typ: &str, claims: &impl Serialize) -> String {
+    sign_with(&super::keys::header(&keys.signer.kid, typ), keys, claims)
 }
 
 /// Why a token we are asked to accept is not valid.

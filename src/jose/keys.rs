@@ -118,7 +118,8 @@ fn decrypt(key: Option<&[u8]>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(plain.to_vec())
 }
 
-fn header(kid: &str, typ: &str) -> String {
+/// The base64url JWS header of an ES256 token of type `typ` signed by `kid`.
+pub(crate) fn header(kid: &str, typ: &str) -> String {
     let h = serde_json::json!({"alg": "ES256", "kid": kid, "typ": typ});
     b64url(h.to_string().as_bytes())
 }

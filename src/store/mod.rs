@@ -235,7 +235,8 @@ sweep_report!(
     audit_events,
     dpop_jtis,
     par_requests,
-    device_codes
+    device_codes,
+    events
 );
 
 /// An audit query (admin API): every filter optional; newest first; `before_id` continues after
@@ -264,6 +265,19 @@ pub struct AuditRecord {
     pub family_id: Option<String>,
     /// JSON text, when the kind has details.
     pub detail: Option<String>,
+}
+
+/// The outcome of one delivery attempt, for the outbox row (`Store::settle_event`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub id: i64,
+    /// The lease the attempt was made under: a process whose lease passed records nothing.
+    pub owner: String,
+    pub state: crate::domain::model::EventState,
+    /// When a pending event is tried again.
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+    pub now_ms: i64,
 }
 
 /// Whose grants an operator revokes at once.
@@ -415,6 +429,15 @@ sql_store::store_api! {
     /// Marks a pushed request used (an authorization response went out); false when it already
     /// was, or has expired.
     fn mark_par_used(hash: [u8; 32], now_ms: i64) -> bool = write_one mark_par_used(&hash, now_ms);
+
+    /// Whether an outbox event is due at `now_ms` (a read: an idle delivery worker writes nothing).
+    fn events_due(now_ms: i64) -> bool = read events_due(now_ms);
+    /// Claims at most `limit` due events for `owner` until `lease_until_ms`, counting the attempt:
+    /// no other process takes them meanwhile (docs/design/events.md).
+    fn claim_events(now_ms: i64, lease_until_ms: i64, owner: &str, limit: i64) -> Vec<crate::domain::events::OutboxEvent> =
+        write_one claim_events(now_ms, lease_until_ms, &owner, limit);
+    /// Records an attempt's outcome; false when the lease was lost (another process has the event).
+    fn settle_event(settlement: Settlement) -> bool = write_one settle_event(&settlement);
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -13,10 +13,11 @@ use super::rows;
 use super::sql::{args, refs, Conn, Record, Stmt};
 use super::*;
 use crate::domain::device::{self, Poll};
+use crate::domain::events::OutboxEvent;
 use crate::domain::grant::{
     apply, check_code, decide, record_issued, CodeCheck, CodeRedemption, Decision, RefreshAttempt,
 };
-use crate::domain::model::{DeviceCode, DeviceStatus, RevocationReason};
+use crate::domain::model::{DeviceCode, DeviceStatus, EventKind, RevocationReason};
 use crate::domain::refresh_token::Presented;
 
 /// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
@@ -38,7 +39,7 @@ static PING: Stmt = Stmt::new("SELECT 1");
 
 static GET_CLIENT: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients WHERE id = $1"]);
 static LIST_CLIENTS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, " FROM clients ORDER BY created_at_ms, id"]);
-static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11, display = $12, reuse_grace_seconds = $13, reuse_grace_count = $14 WHERE id = $1");
+static UPDATE_CLIENT: Stmt = Stmt::new("UPDATE clients SET name = $2, auth_method = $3, redirect_uris = $4, grant_types = $5, scope = $6, jwks = $7, jwks_uri = $8, post_logout_redirect_uris = $9, dpop_bound = $10, require_par = $11, display = $12, reuse_grace_seconds = $13, reuse_grace_count = $14, backchannel_logout_uri = $15, backchannel_logout_session_required = $16 WHERE id = $1");
 /// A client and its secrets' stored text (the value a compare-and-set of them expects).
 static GET_CLIENT_SECRETS: Stmt = Stmt::parts(&["SELECT ", Client::COLS, ", secrets FROM clients WHERE id = $1"]);
 /// Replaces a client's secrets only if they are still what the caller read (compare-and-set):
@@ -230,6 +231,7 @@ static SWEEP_AUDIT: Stmt = sweep!("audit_events", "id", "at_ms < $1");
 static SWEEP_JTIS: Stmt = sweep!("dpop_jtis", "key", "expires_at_ms < $1");
 static SWEEP_PARS: Stmt = sweep!("par_requests", "hash", "expires_at_ms < $1");
 static SWEEP_DEVICES: Stmt = sweep!("device_codes", "device_hash", "expires_at_ms < $1");
+static SWEEP_EVENTS: Stmt = sweep!("event_outbox", "id", "state <> 'pending' AND updated_at_ms < $1");
 static DEAD_FAMILIES: Stmt = Stmt::new("SELECT id FROM families WHERE absolute_expires_at_ms < $1 UNION SELECT id FROM families WHERE revoked_at_ms < $2 LIMIT $3");
 static DELETE_FAMILY: Stmt = Stmt::new("DELETE FROM families WHERE id = $1");
 /// A process's refresh count of a client, added to a bucket (`grants::refresh_counts`).
@@ -249,6 +251,56 @@ static SWEEP_TOKENS: Stmt = Stmt::new(
     "DELETE FROM refresh_tokens WHERE hash IN \
      (SELECT hash FROM refresh_tokens WHERE ttl_ms = $1 AND forget_at_ms < $2 LIMIT $3)",
 );
+
+// ---- the event outbox (docs/design/events.md) ---------------------------------------------------
+
+/// Queues one Back-Channel Logout event (kind `$3`) per client and sign-in session, for every
+/// session that `$cond` names and that was ended at `$2` (by this transaction: the statement runs
+/// after the ending, and a session already ended, or expired, is not ended again), to every
+/// client with a `backchannel_logout_uri` that got a grant in it (`families.sid`: with
+/// `offline_access` or not, revoked or not: the client signed the user in with that session).
+/// The `jti` is drawn here, once per event, by the database (a UUID's 122 random bits,
+/// 128 on SQLite): every attempt then sends the same one.
+macro_rules! enqueue_logouts {
+    ($cond:literal) => {
+        Stmt::dialects(
+            enqueue_logouts!(@ "replace(CAST(gen_random_uuid() AS TEXT), '-', '')", $cond),
+            enqueue_logouts!(@ "lower(hex(randomblob(16)))", $cond),
+        )
+    };
+    (@ $jti:literal, $cond:literal) => {
+        concat!(
+            "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
+             SELECT ", $jti, ", $3, f.client_id, c.backchannel_logout_uri, f.user_id, f.sid, '{}', $2, $2, $2 \
+             FROM sessions s JOIN families f ON f.user_id = s.user_id AND f.sid = s.id JOIN clients c ON c.id = f.client_id \
+             WHERE ", $cond, " AND s.ended_at_ms = $2 AND s.expires_at_ms > $2 AND c.backchannel_logout_uri IS NOT NULL \
+             GROUP BY f.client_id, c.backchannel_logout_uri, f.user_id, f.sid"
+        )
+    };
+}
+static ENQUEUE_SESSION_LOGOUTS: Stmt = enqueue_logouts!("s.id = $1");
+static ENQUEUE_USER_LOGOUTS: Stmt = enqueue_logouts!("s.user_id = $1");
+/// Whether an event is due (a read: an idle worker writes nothing).
+static EVENTS_DUE: Stmt = Stmt::new(
+    "SELECT 1 FROM event_outbox WHERE state = 'pending' AND next_attempt_at_ms <= $1 AND lease_until_ms <= $1 LIMIT 1",
+);
+/// Claims up to `$4` due events for `$3` until `$2` (the lease) and counts the attempt. On
+/// PostgreSQL the rows are locked while the claim runs and a concurrent claim skips them (`SKIP
+/// LOCKED`: it takes other events instead of waiting); once committed, the lease keeps every
+/// other process off them until it passes (a process that died mid-delivery). The outer
+/// condition repeats the lease's: it is checked again on the row as it is when locked.
+static CLAIM_EVENTS: Stmt = Stmt::parts(&[
+    "UPDATE event_outbox SET lease_until_ms = $2, lease_owner = $3, attempts = attempts + 1, updated_at_ms = $1 \
+     WHERE id IN (SELECT id FROM event_outbox WHERE state = 'pending' AND next_attempt_at_ms <= $1 AND lease_until_ms <= $1 \
+     ORDER BY next_attempt_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED) AND state = 'pending' AND lease_until_ms <= $1 RETURNING ",
+    OutboxEvent::COLS,
+]);
+/// Records an attempt's outcome, only while `$2` still holds the lease.
+static SETTLE_EVENT: Stmt = Stmt::new(
+    "UPDATE event_outbox SET state = $3, next_attempt_at_ms = $4, last_error = $5, lease_until_ms = 0, lease_owner = NULL, updated_at_ms = $6 \
+     WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+);
+static DELETE_CLIENT_EVENTS: Stmt = Stmt::new("DELETE FROM event_outbox WHERE client_id = $1");
 
 /// Device statuses bound into statements.
 const PENDING: DeviceStatus = DeviceStatus::Pending;
@@ -293,6 +345,7 @@ pub async fn delete_client<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<
         &DELETE_CLIENT_CODES,
         &DELETE_CLIENT_DEVICES,
         &DELETE_CLIENT_PARS,
+        &DELETE_CLIENT_EVENTS,
     ] {
         c.exec(st, args![id]).await?;
     }
@@ -317,7 +370,9 @@ pub async fn update_client<C: Conn>(c: &mut C, cl: &Client) -> Result<bool> {
                 cl.require_par,
                 json(&cl.display),
                 cl.reuse_grace_seconds,
-                cl.reuse_grace_count
+                cl.reuse_grace_count,
+                cl.backchannel_logout_uri,
+                cl.backchannel_logout_session_required
             ],
         )
         .await?;
@@ -354,6 +409,7 @@ pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms:
     )
     .await?;
     c.exec(&END_USER_CODES, args![user_id]).await?;
+    enqueue_logouts(c, &ENQUEUE_USER_LOGOUTS, user_id, now_ms).await?;
     Ok(n > 0)
 }
 
@@ -364,6 +420,7 @@ pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Resu
     )
     .await?;
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
+    enqueue_logouts(c, &ENQUEUE_USER_LOGOUTS, user_id, now_ms).await?;
     for st in [&DELETE_USER_CONSENTS, &DELETE_USER_CODES, &DELETE_USER_DEVICES] {
         c.exec(st, args![user_id]).await?;
     }
@@ -570,11 +627,47 @@ pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u6
     c.exec(&END_SESSION_DEVICES, args![id, ENDED, APPROVED]).await?;
     c.exec(&END_SESSION, args![id, now_ms]).await?;
     c.exec(&END_SESSION_CODES, args![id]).await?;
-    c.exec(
-        &REVOKE_SESSION_FAMILIES,
-        args![id, now_ms, RevocationReason::SessionEnded],
-    )
-    .await
+    let n = c
+        .exec(
+            &REVOKE_SESSION_FAMILIES,
+            args![id, now_ms, RevocationReason::SessionEnded],
+        )
+        .await?;
+    enqueue_logouts(c, &ENQUEUE_SESSION_LOGOUTS, id, now_ms).await?;
+    Ok(n)
+}
+
+// ---- the event outbox -------------------------------------------------------------------------
+
+/// Queues the Logout Tokens of the sessions `st` names (`key`) that this transaction ended at
+/// `now_ms` (`ENQUEUE_*_LOGOUTS`): they commit with the ending, or not at all.
+async fn enqueue_logouts<C: Conn>(c: &mut C, st: &'static Stmt, key: &str, now_ms: i64) -> Result<u64> {
+    c.exec(st, args![key, now_ms, EventKind::BackchannelLogout]).await
+}
+
+pub async fn events_due<C: Conn>(c: &mut C, now_ms: i64) -> Result<bool> {
+    Ok(c.one(&EVENTS_DUE, args![now_ms], rows::exists).await?.is_some())
+}
+
+pub async fn claim_events<C: Conn>(
+    c: &mut C,
+    now_ms: i64,
+    lease_until_ms: i64,
+    owner: &str,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>> {
+    c.all(&CLAIM_EVENTS, args![now_ms, lease_until_ms, owner, limit], rows::one)
+        .await
+}
+
+pub async fn settle_event<C: Conn>(c: &mut C, s: &Settlement) -> Result<bool> {
+    let n = c
+        .exec(
+            &SETTLE_EVENT,
+            args![s.id, s.owner, s.state, s.next_attempt_at_ms, s.last_error, s.now_ms],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 pub async fn list_user_sessions<C: Conn>(c: &mut C, user_id: &str) -> Result<Vec<Session>> {
@@ -720,6 +813,7 @@ pub async fn sweep_chunk<C: Conn>(c: &mut C, now_ms: i64, policy: SweepPolicy) -
         dpop_jtis: c.exec(&SWEEP_JTIS, args![now_ms, n]).await?,
         par_requests: c.exec(&SWEEP_PARS, args![retention, n]).await?,
         device_codes: c.exec(&SWEEP_DEVICES, args![retention, n]).await?,
+        events: c.exec(&SWEEP_EVENTS, args![retention, n]).await?,
         ..SweepReport::default()
     };
     let dead = c

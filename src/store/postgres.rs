@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0007_client_display.sql"),
     include_str!("../../migrations/postgres/0008_client_grace.sql"),
     include_str!("../../migrations/postgres/0009_refresh_counts.sql"),
+    include_str!("../../migrations/postgres/0010_events.sql"),
 ];
 
 /// How many attempts a rotation makes before giving up. Each failed attempt means another

@@ -4,12 +4,17 @@
 
 use super::sql::{record, Record, RowRef};
 use super::{AuditRecord, ParRequest, Result};
+use crate::domain::events::OutboxEvent;
 use crate::domain::model::{AuthCode, Client, Consent, DeviceCode, Family, KeyRecord, Session, User};
 
 record!(Client, "clients" as "c" {
     id, name, auth_method, secrets: json, redirect_uris: json, grant_types: json, scope, dpop_bound, jwks,
     refresh_idle_ttl_s, refresh_absolute_ttl_s, created_at_ms, require_par, jwks_uri,
-    post_logout_redirect_uris: json, registration_token_hash, display: json, reuse_grace_seconds, reuse_grace_count
+    post_logout_redirect_uris: json, registration_token_hash, display: json, reuse_grace_seconds, reuse_grace_count, backchannel_logout_uri,
+    backchannel_logout_session_required
+});
+record!(OutboxEvent, "event_outbox" as "o" {
+    id, jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, attempts
 });
 record!(User, "users" as "u" { id, username, password_hash, email, name, created_at_ms });
 record!(AuditRecord, "audit_events" as "a" { id, at_ms, kind, client_id, user_id, family_id, detail });

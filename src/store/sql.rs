@@ -54,7 +54,8 @@ impl Stmt {
         Stmt::with(Text::Insert(R::TABLE, R::COLS), None)
     }
 
-    /// A statement whose SQLite text is not a rendering of its PostgreSQL text.
+    /// A statement whose SQLite text is not a rendering of its PostgreSQL text (`lite` is
+    /// written in the same `$n` style and rendered as any other).
     pub const fn dialects(pg: &'static str, lite: &'static str) -> Stmt {
         Stmt::with(Text::Literal(pg), Some(lite))
     }
@@ -72,17 +73,18 @@ impl Stmt {
     }
 
     pub fn sqlite(&self) -> &str {
-        match self.lite {
-            Some(s) => s,
-            None => self.rendered.get_or_init(|| to_sqlite(self.pg())),
-        }
+        self.rendered
+            .get_or_init(|| to_sqlite(self.lite.unwrap_or_else(|| self.pg())))
     }
 }
 
 /// PostgreSQL text → SQLite text: `$n` placeholders become `?n`, ` FOR UPDATE` / ` FOR SHARE`
-/// (row locks, only ever at the end of a SELECT or subquery) disappear.
+/// (row locks, only ever at the end of a SELECT or subquery) and their ` SKIP LOCKED` disappear.
 fn to_sqlite(pg: &str) -> String {
-    let s = pg.replace(" FOR UPDATE", "").replace(" FOR SHARE", "");
+    let s = pg
+        .replace(" FOR UPDATE", "")
+        .replace(" FOR SHARE", "")
+        .replace(" SKIP LOCKED", "");
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -171,7 +173,9 @@ named_column!(
     crate::domain::model::RevocationReason,
     crate::domain::model::AuditKind,
     crate::domain::model::DeviceStatus,
-    crate::domain::model::AuthMethod
+    crate::domain::model::AuthMethod,
+    crate::domain::model::EventKind,
+    crate::domain::model::EventState
 );
 text_column!(crate::domain::scope::Scope, |v| v.to_string(), |s| {
     crate::domain::scope::Scope::parse(s).ok()
@@ -434,6 +438,10 @@ mod tests {
         assert_eq!(
             to_sqlite("SELECT a FROM t WHERE x = $1 AND y = $12 AND z = '$' FOR UPDATE"),
             "SELECT a FROM t WHERE x = ?1 AND y = ?12 AND z = '$'"
+        );
+        assert_eq!(
+            to_sqlite("UPDATE t SET a = 1 WHERE id IN (SELECT id FROM t LIMIT $1 FOR UPDATE SKIP LOCKED)"),
+            "UPDATE t SET a = 1 WHERE id IN (SELECT id FROM t LIMIT ?1)"
         );
         static S: Stmt = Stmt::dialects("SELECT pg_advisory_xact_lock(1)", "SELECT 1");
         assert_eq!(S.sqlite(), "SELECT 1");

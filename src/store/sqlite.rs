@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_client_display.sql"),
     include_str!("../../migrations/sqlite/0008_client_grace.sql"),
     include_str!("../../migrations/sqlite/0009_refresh_counts.sql"),
+    include_str!("../../migrations/sqlite/0010_events.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;

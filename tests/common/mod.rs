@@ -695,6 +695,46 @@ impl Server {
         self.walk_as(username, &path, verifier, nonce).await
     }
 
+    /// The text of the page at `path`, with the session `cookies`.
+    pub async fn page(&self, path: &str, cookies: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .header(COOKIE, cookies)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The JSON document at `path` (a GET without credentials).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Signs out through the account page's form (`POST /logout`).
+    pub async fn sign_out(&self, cookies: &str) {
+        let html = self.page("/account", cookies).await;
+        let csrf = form_field(&html, "/logout", "csrf_token").expect("the sign-out form");
+        let r = self
+            .http
+            .post(self.url("/logout"))
+            .header(COOKIE, cookies)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+    }
+
     /// A `client_credentials` access token of a new admin client `id` (`client create --admin`).
     pub async fn admin_token(&self, id: &str) -> String {
         let made = self.cli(&["client", "create", "--name", "Admin", "--admin", "--client-id", id]);

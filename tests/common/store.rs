@@ -140,6 +140,8 @@ pub async fn fixture(store: &DynStore) -> Fixture {
             reuse_grace_count: None,
             created_at_ms: now,
             display: Default::default(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         })
         .await
         .unwrap();

@@ -56,6 +56,8 @@ pub struct ClientItem {
     reuse_grace_seconds: Option<i64>,
     /// This client's grace count; null: `refresh.reuse_grace_count`.
     reuse_grace_count: Option<i64>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 /// A new client: the item and its secret, shown this once (null for a client without one).
@@ -96,6 +98,8 @@ fn client_item(c: &Client) -> ClientItem {
         require_pushed_authorization_requests: c.require_par,
         reuse_grace_seconds: c.reuse_grace_seconds,
         reuse_grace_count: c.reuse_grace_count,
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
     }
 }
 
@@ -222,6 +226,12 @@ pub struct ClientRequest {
     #[serde(default, deserialize_with = "given_count")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10)]
     reuse_grace_count: Option<Option<i64>>,
+    /// OpenID Connect Back-Channel Logout: where Logout Tokens are POSTed (`""` removes it).
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    /// Its Logout Tokens must carry `sid`.
+    #[serde(default)]
+    backchannel_logout_session_required: Option<bool>,
 }
 
 /// A field that is present, null or not: absent stays `None` (`serde(default)`), null is
@@ -290,6 +300,12 @@ fn overlay(mut m: Metadata, r: ClientRequest) -> Result<Metadata, String> {
     }
     if let Some(p) = r.require_pushed_authorization_requests {
         m.require_pushed_authorization_requests = p;
+    }
+    if let Some(u) = r.backchannel_logout_uri {
+        m.backchannel_logout_uri = (!u.is_empty()).then_some(u);
+    }
+    if let Some(b) = r.backchannel_logout_session_required {
+        m.backchannel_logout_session_required = b;
     }
     for (given, field) in [
         (r.logo_url, &mut m.logo_uri),
