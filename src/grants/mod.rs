@@ -17,6 +17,7 @@ pub mod par;
 pub mod refresh;
 pub mod revocation;
 pub mod secrets;
+pub mod ssf;
 pub mod tokens;
 
 pub use tokens::TokenResponse;

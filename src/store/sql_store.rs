@@ -114,6 +114,7 @@ owned_as_is!(
     super::GrantsOf,
     super::AuditQuery,
     super::Settlement,
+    crate::domain::ssf::Stream,
     Client,
     User,
     DeviceCode,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_family_token_hashes.sql"),
     include_str!("../../migrations/sqlite/0007_client_display.sql"),
     include_str!("../../migrations/sqlite/0008_events.sql"),
+    include_str!("../../migrations/sqlite/0009_ssf_streams.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
