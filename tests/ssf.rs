@@ -45,13 +45,7 @@ impl Receiver {
                 move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
                     let g = g.clone();
                     async move {
-                        let h = |n: &str| {
-                            headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string()
-                        };
+                        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                         g.lock().unwrap().push(Got {
                             path: uri.path().to_string(),
                             content_type: h("content-type"),
@@ -133,7 +127,13 @@ fn rp(s: &Server, id: &str) -> String {
 }
 
 /// A stream management call with `token` (none: no header).
-async fn call(s: &Server, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = s.http.request(method, s.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -194,7 +194,15 @@ async fn refresh(s: &Server, id: &str, secret: &str, rt: &str) -> reqwest::Respo
 /// Verifies every SET with joserfc against the server's JWKS, each for the client whose receiver
 /// path it arrived at; returns the claims.
 async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
-    let jwks: Value = s.http.get(s.url("/oauth/jwks")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = s
+        .http
+        .get(s.url("/oauth/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let sets: Vec<Value> = got
         .iter()
         .map(|g| {
@@ -311,8 +319,14 @@ async fn a_client_manages_its_own_stream_and_only_it() {
     for (bad, says) in [
         (json!({"method": "urn:ietf:rfc:8936"}), "poll"),
         (json!({"method": "urn:ietf:rfc:8935"}), "endpoint_url"),
-        (json!({"method": "urn:ietf:rfc:8935", "endpoint_url": "http://rp1.example/ssf"}), "https"),
-        (json!({"method": "urn:ietf:rfc:8935", "endpoint_url": url, "authorization_header": "x"}), "authorization_header"),
+        (
+            json!({"method": "urn:ietf:rfc:8935", "endpoint_url": "http://rp1.example/ssf"}),
+            "https",
+        ),
+        (
+            json!({"method": "urn:ietf:rfc:8935", "endpoint_url": url, "authorization_header": "x"}),
+            "authorization_header",
+        ),
     ] {
         let (st, body) = call(&s, Method::POST, "/ssf/stream", Some(&t1), create(bad)).await;
         assert_eq!(st, 400, "{body}");
@@ -333,12 +347,26 @@ async fn a_client_manages_its_own_stream_and_only_it() {
     // One per client.
     let (st, _) = call(&s, Method::POST, "/ssf/stream", Some(&t1), create(push.clone())).await;
     assert_eq!(st, 409);
-    let (st, c2) = call(&s, Method::POST, "/ssf/stream", Some(&t2), create(json!({"method": "urn:ietf:rfc:8935", "endpoint_url": "https://rp2.example/ssf"}))).await;
+    let (st, c2) = call(
+        &s,
+        Method::POST,
+        "/ssf/stream",
+        Some(&t2),
+        create(json!({"method": "urn:ietf:rfc:8935", "endpoint_url": "https://rp2.example/ssf"})),
+    )
+    .await;
     assert_eq!(st, 201);
     let id2 = c2["stream_id"].as_str().unwrap().to_string();
 
     // Read: by id, and the list.
-    let (st, r) = call(&s, Method::GET, &format!("/ssf/stream?stream_id={id1}"), Some(&t1), None).await;
+    let (st, r) = call(
+        &s,
+        Method::GET,
+        &format!("/ssf/stream?stream_id={id1}"),
+        Some(&t1),
+        None,
+    )
+    .await;
     assert_eq!((st, &r), (200, &c));
     let (st, list) = call(&s, Method::GET, "/ssf/stream", Some(&t1), None).await;
     assert_eq!((st, list), (200, json!([c])));
@@ -346,8 +374,16 @@ async fn a_client_manages_its_own_stream_and_only_it() {
     // Another client's stream cannot be read, changed, verified or deleted: 404, as unknown.
     for (m, path, body) in [
         (Method::GET, format!("/ssf/stream?stream_id={id2}"), None),
-        (Method::PATCH, "/ssf/stream".to_string(), Some(json!({"stream_id": id2, "description": "mine"}))),
-        (Method::PUT, "/ssf/stream".to_string(), Some(json!({"stream_id": id2, "delivery": push}))),
+        (
+            Method::PATCH,
+            "/ssf/stream".to_string(),
+            Some(json!({"stream_id": id2, "description": "mine"})),
+        ),
+        (
+            Method::PUT,
+            "/ssf/stream".to_string(),
+            Some(json!({"stream_id": id2, "delivery": push})),
+        ),
         (Method::POST, "/ssf/verify".to_string(), Some(json!({"stream_id": id2}))),
         (Method::DELETE, format!("/ssf/stream?stream_id={id2}"), None),
         (Method::GET, "/ssf/stream?stream_id=nope".to_string(), None),
@@ -355,9 +391,20 @@ async fn a_client_manages_its_own_stream_and_only_it() {
         let (st, b) = call(&s, m.clone(), &path, Some(&t1), body).await;
         assert_eq!(st, 404, "{m} {path}: {b}");
     }
-    let (_, still) = call(&s, Method::GET, &format!("/ssf/stream?stream_id={id2}"), Some(&t2), None).await;
+    let (_, still) = call(
+        &s,
+        Method::GET,
+        &format!("/ssf/stream?stream_id={id2}"),
+        Some(&t2),
+        None,
+    )
+    .await;
     assert_eq!(still, c2, "rp2's stream is unchanged");
-    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM event_outbox"), 0, "no verification queued");
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM event_outbox"),
+        0,
+        "no verification queued"
+    );
 
     // PATCH changes what it names; a wrong transmitter-supplied value is refused.
     let (st, u) = call(
@@ -365,28 +412,68 @@ async fn a_client_manages_its_own_stream_and_only_it() {
         Method::PATCH,
         "/ssf/stream",
         Some(&t1),
-        Some(json!({"stream_id": id1, "events_requested": [SESSION_REVOKED, CREDENTIAL_COMPROMISE], "description": "d"})),
+        Some(
+            json!({"stream_id": id1, "events_requested": [SESSION_REVOKED, CREDENTIAL_COMPROMISE], "description": "d"}),
+        ),
     )
     .await;
     assert_eq!(st, 200, "{u}");
     assert_eq!(u["events_delivered"], json!([SESSION_REVOKED, CREDENTIAL_COMPROMISE]));
     assert_eq!((u["description"].as_str(), &u["delivery"]), (Some("d"), &push));
-    let (st, _) = call(&s, Method::PATCH, "/ssf/stream", Some(&t1), Some(json!({"stream_id": id1, "aud": "rp2"}))).await;
+    let (st, _) = call(
+        &s,
+        Method::PATCH,
+        "/ssf/stream",
+        Some(&t1),
+        Some(json!({"stream_id": id1, "aud": "rp2"})),
+    )
+    .await;
     assert_eq!(st, 400);
-    let (st, _) = call(&s, Method::PATCH, "/ssf/stream", Some(&t1), Some(json!({"description": "x"}))).await;
+    let (st, _) = call(
+        &s,
+        Method::PATCH,
+        "/ssf/stream",
+        Some(&t1),
+        Some(json!({"description": "x"})),
+    )
+    .await;
     assert_eq!(st, 400, "stream_id is required");
     // PUT replaces: what is missing is gone.
     let other = json!({"method": "urn:ietf:rfc:8935", "endpoint_url": "https://rp1.example/other"});
-    let (st, p) = call(&s, Method::PUT, "/ssf/stream", Some(&t1), Some(json!({"stream_id": id1, "delivery": other}))).await;
+    let (st, p) = call(
+        &s,
+        Method::PUT,
+        "/ssf/stream",
+        Some(&t1),
+        Some(json!({"stream_id": id1, "delivery": other})),
+    )
+    .await;
     assert_eq!(st, 200, "{p}");
-    assert_eq!((&p["delivery"], &p["events_delivered"], p.get("description")), (&other, &json!([]), None));
-    let (st, _) = call(&s, Method::PUT, "/ssf/stream", Some(&t1), Some(json!({"stream_id": id1}))).await;
+    assert_eq!(
+        (&p["delivery"], &p["events_delivered"], p.get("description")),
+        (&other, &json!([]), None)
+    );
+    let (st, _) = call(
+        &s,
+        Method::PUT,
+        "/ssf/stream",
+        Some(&t1),
+        Some(json!({"stream_id": id1})),
+    )
+    .await;
     assert_eq!(st, 400, "delivery is required");
 
     // DELETE: gone; the list is empty.
     let (st, _) = call(&s, Method::DELETE, "/ssf/stream", Some(&t1), None).await;
     assert_eq!(st, 400, "stream_id is required");
-    let (st, _) = call(&s, Method::DELETE, &format!("/ssf/stream?stream_id={id1}"), Some(&t1), None).await;
+    let (st, _) = call(
+        &s,
+        Method::DELETE,
+        &format!("/ssf/stream?stream_id={id1}"),
+        Some(&t1),
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
     let (st, list) = call(&s, Method::GET, "/ssf/stream", Some(&t1), None).await;
     assert_eq!((st, list), (200, json!([])));
@@ -401,7 +488,14 @@ async fn the_verification_event_reaches_the_stream() {
     let sec = rp(&s, "rp1");
     let t = client_token(&s, "rp1", &sec, None).await;
     let id = stream(&s, &t, &rcv.url("rp1"), &[SESSION_REVOKED]).await;
-    let (st, _) = call(&s, reqwest::Method::POST, "/ssf/verify", Some(&t), Some(json!({"stream_id": id, "state": "st-42"}))).await;
+    let (st, _) = call(
+        &s,
+        reqwest::Method::POST,
+        "/ssf/verify",
+        Some(&t),
+        Some(json!({"stream_id": id, "state": "st-42"})),
+    )
+    .await;
     assert_eq!(st, 204);
     let got = rcv.wait_for(1).await;
     let c = verified(&s, &got).await;
@@ -428,7 +522,10 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
 
     // Reuse: rp1 gets both events (one txn, the family's sid), rp2 the compromise.
     let (_, g1) = grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
-    let sid1 = common::claims(g1["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_string();
+    let sid1 = common::claims(g1["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, g2) = grant(&s, "alice", "rp2", &sec2, "openid offline_access").await;
     let (_, g3) = grant(&s, "alice", "rp3", &sec3, "openid offline_access").await;
     for (id, sec, g) in [("rp1", &sec1, &g1), ("rp2", &sec2, &g2), ("rp3", &sec3, &g3)] {
@@ -449,12 +546,25 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
     let rp1: Vec<&Value> = new.iter().filter(|c| c["aud"] == "rp1").collect();
     assert_eq!(rp1[0]["txn"], rp1[1]["txn"], "one cause, one txn");
     assert!(rp1.iter().all(|c| c["sid"] == sid1.as_str()), "the family's sid");
-    assert!(new.iter().all(|c| c["events"].as_object().unwrap().values().all(|e| e["initiating_entity"] == "policy")));
+    assert!(new.iter().all(|c| c["events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|e| e["initiating_entity"] == "policy")));
 
     // Logout: the session's families end; only rp1 asked for session-revoked.
     let (cookies, _) = grant(&s, "alice", "rp1", &sec1, "openid").await;
     grant(&s, "alice", "rp2", &sec2, "openid").await;
-    let html = s.http.get(s.url("/account")).header("cookie", &cookies).send().await.unwrap().text().await.unwrap();
+    let html = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = form_field(&html, "/logout", "csrf_token").unwrap();
     let r = s
         .http
@@ -466,11 +576,24 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
-    assert_eq!(summary(&new), [row("rp1", SESSION_REVOKED, "session_ended", &alice)], "logout");
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "session_ended", &alice)],
+        "logout"
+    );
 
     // Consent withdrawal on /account (rp1's grants of alice).
     let (cookies, _) = grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
-    let html = s.http.get(s.url("/account")).header("cookie", &cookies).send().await.unwrap().text().await.unwrap();
+    let html = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = form_field(&html, "/account/revoke", "csrf_token").unwrap();
     let r = s
         .http
@@ -482,7 +605,11 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
-    assert_eq!(summary(&new), [row("rp1", SESSION_REVOKED, "consent_revoked", &alice)], "consent withdrawal");
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "consent_revoked", &alice)],
+        "consent withdrawal"
+    );
 
     // Admin revocation of alice's grants, at once.
     grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
@@ -496,7 +623,11 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
-    assert_eq!(summary(&new), [row("rp1", SESSION_REVOKED, "revoked_by_admin", &alice)], "admin revocation");
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "revoked_by_admin", &alice)],
+        "admin revocation"
+    );
     assert_eq!(new[0]["events"][SESSION_REVOKED]["initiating_entity"], "admin");
 
     // Admin revocation with a grace period: sent when it takes effect, not before.
@@ -514,7 +645,11 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
     assert_eq!(rcv.got().len(), seen, "nothing before the grace period ends");
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
     assert!(asked.elapsed() >= Duration::from_secs(2));
-    assert_eq!(summary(&new), [row("rp1", SESSION_REVOKED, "revoked_by_admin", &alice)], "scheduled revocation");
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "revoked_by_admin", &alice)],
+        "scheduled revocation"
+    );
 
     // A password change ends every family of the user.
     grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
@@ -523,7 +658,11 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         "alice-password-2",
     );
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
-    assert_eq!(summary(&new), [row("rp1", SESSION_REVOKED, "password_changed", &alice)], "password change");
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "password_changed", &alice)],
+        "password change"
+    );
 
     // Nothing went to rp3 (no stream) or anywhere else; every jti is its own.
     let all = rcv.got();
@@ -533,7 +672,10 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
     jtis.sort();
     jtis.dedup();
     assert_eq!(jtis.len(), all.len());
-    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE client_id = 'rp3'"), 0);
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM event_outbox WHERE client_id = 'rp3'"),
+        0
+    );
 }
 
 /// A revocation that rolls back leaves no event: the event row is written in the revocation's
@@ -547,12 +689,14 @@ async fn a_revocation_that_rolls_back_leaves_no_event() {
     let t = client_token(&s, "rp1", &sec, None).await;
     stream(&s, &t, &rcv.url("rp1"), &[SESSION_REVOKED, CREDENTIAL_COMPROMISE]).await;
     let (_, g) = grant(&s, "alice", "rp1", &sec, "openid offline_access").await;
-    let plant = |table: &str, op: &str| match s.backend {
+    let plant = |table: &str, op: &str| {
+        match s.backend {
         Backend::Sqlite => format!("CREATE TRIGGER fail_{table} BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'planted failure'); END"),
         Backend::Postgres => format!(
             "CREATE FUNCTION fail_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted failure'; END $$; \
              CREATE TRIGGER fail_{table} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION fail_{table}()"
         ),
+    }
     };
     let unplant = |table: &str| match s.backend {
         Backend::Sqlite => format!("DROP TRIGGER fail_{table}"),
@@ -563,11 +707,17 @@ async fn a_revocation_that_rolls_back_leaves_no_event() {
     let rt = g["refresh_token"].as_str().unwrap();
     let r = refresh(&s, "rp1", &sec, rt).await;
     assert_eq!(r.status(), 200);
-    let rt2 = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
+    let rt2 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.exec(&plant("audit_events", "INSERT"));
     assert!(refresh(&s, "rp1", &sec, rt).await.status().is_server_error());
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM event_outbox"), 0, "no event");
-    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"), 0);
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"),
+        0
+    );
     s.exec(&unplant("audit_events"));
 
     // A user deletion that fails: no revocation, no event.
@@ -575,7 +725,10 @@ async fn a_revocation_that_rolls_back_leaves_no_event() {
     let out = s.run_cli_raw(&["user", "delete", "--username", "alice"]);
     assert!(!out.status.success(), "the deletion failed");
     assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM event_outbox"), 0, "no event");
-    assert_eq!(s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"), 0);
+    assert_eq!(
+        s.scalar_i64("SELECT COUNT(*) FROM families WHERE revoked_at_ms IS NOT NULL"),
+        0
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(rcv.got().is_empty(), "nothing sent");
     s.exec(&unplant("users"));
@@ -583,6 +736,14 @@ async fn a_revocation_that_rolls_back_leaves_no_event() {
     // Without the failures, the same revocations commit with their events.
     assert_eq!(refresh(&s, "rp1", &sec, rt).await.status(), 400);
     let got = rcv.wait_for(2).await;
-    assert_eq!(verified(&s, &got).await.len(), 2, "reuse: session-revoked and credential-compromise");
-    assert_eq!(refresh(&s, "rp1", &sec, &rt2).await.status(), 400, "the family is revoked");
+    assert_eq!(
+        verified(&s, &got).await.len(),
+        2,
+        "reuse: session-revoked and credential-compromise"
+    );
+    assert_eq!(
+        refresh(&s, "rp1", &sec, &rt2).await.status(),
+        400,
+        "the family is revoked"
+    );
 }

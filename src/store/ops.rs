@@ -256,6 +256,15 @@ static SWEEP_TOKENS: Stmt = Stmt::new(
 /// `offline_access` or not, revoked or not: the client signed the user in with that session).
 /// The `jti` is drawn here, once per event, by the database (a UUID's 122 random bits,
 /// 128 on SQLite): every attempt then sends the same one.
+/// The head of every statement that queues events: the outbox's columns, then the SELECT that
+/// produces the rows (its first column the `jti`).
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) SELECT "
+    };
+}
+pub(crate) use insert_events;
+
 macro_rules! enqueue_logouts {
     ($cond:literal) => {
         Stmt::dialects(
@@ -265,8 +274,7 @@ macro_rules! enqueue_logouts {
     };
     (@ $jti:literal, $cond:literal) => {
         concat!(
-            "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
-             SELECT ", $jti, ", $3, f.client_id, c.backchannel_logout_uri, f.user_id, f.sid, '{}', $2, $2, $2 \
+            $crate::store::ops::insert_events!(), $jti, ", $3, f.client_id, c.backchannel_logout_uri, f.user_id, f.sid, '{}', $2, $2, $2 \
              FROM sessions s JOIN families f ON f.user_id = s.user_id AND f.sid = s.id JOIN clients c ON c.id = f.client_id \
              WHERE ", $cond, " AND s.ended_at_ms = $2 AND s.expires_at_ms > $2 AND c.backchannel_logout_uri IS NOT NULL \
              GROUP BY f.client_id, c.backchannel_logout_uri, f.user_id, f.sid"
@@ -316,8 +324,7 @@ macro_rules! enqueue_revoked {
     };
     (@ $jti:literal, $src:literal, $where:literal) => {
         concat!(
-            "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
-             SELECT ", $jti, ", k.kind, f.client_id, st.endpoint_url, f.user_id, f.sid, \
+            $crate::store::ops::insert_events!(), $jti, ", k.kind, f.client_id, st.endpoint_url, f.user_id, f.sid, \
              '{\"reason\":\"' || f.revoked_reason || '\",\"at_ms\":' || CAST(f.revoked_at_ms AS TEXT) || ',\"family\":\"' || f.id || '\"}', \
              f.revoked_at_ms, f.revoked_at_ms, f.revoked_at_ms \
              FROM ", $src, " f JOIN ssf_streams st ON st.client_id = f.client_id \
@@ -368,18 +375,22 @@ static DELETE_STREAM_EVENTS: Stmt = Stmt::new(
 );
 /// Queues a verification event (kind `$3`, row claims `$4`, at `$5`) on the stream `$2` of client
 /// `$1`, to its URL; nothing when the client has no such stream.
-static ENQUEUE_VERIFICATION: Stmt = Stmt::dialects(
-    concat!(
-        "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
-         SELECT replace(CAST(gen_random_uuid() AS TEXT), '-', ''), $3, client_id, endpoint_url, stream_id, NULL, $4, $5, $5, $5 \
-         FROM ssf_streams WHERE client_id = $1 AND stream_id = $2"
-    ),
-    concat!(
-        "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
-         SELECT lower(hex(randomblob(16))), $3, client_id, endpoint_url, stream_id, NULL, $4, $5, $5, $5 \
-         FROM ssf_streams WHERE client_id = $1 AND stream_id = $2"
-    ),
-);
+macro_rules! enqueue_verification {
+    () => {
+        Stmt::dialects(
+            enqueue_verification!(@ "replace(CAST(gen_random_uuid() AS TEXT), '-', '')"),
+            enqueue_verification!(@ "lower(hex(randomblob(16)))"),
+        )
+    };
+    (@ $jti:literal) => {
+        concat!(
+            insert_events!(),
+            $jti,
+            ", $3, client_id, endpoint_url, stream_id, NULL, $4, $5, $5, $5 FROM ssf_streams WHERE client_id = $1 AND stream_id = $2"
+        )
+    };
+}
+static ENQUEUE_VERIFICATION: Stmt = enqueue_verification!();
 
 /// Device statuses bound into statements.
 const PENDING: DeviceStatus = DeviceStatus::Pending;
