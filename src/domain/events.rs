@@ -232,7 +232,7 @@ pub fn answer(kind: EventKind, status: u16, body: &[u8]) -> Answer {
                 what.push_str(": ");
                 what.extend(d.chars().take(200));
             }
-            let msg = format!("status 400, {what}");
+            let msg = format!("bad response: status 400, {what}");
             return if e.err == "invalid_key" {
                 Answer::Retry(msg)
             } else {
@@ -240,7 +240,7 @@ pub fn answer(kind: EventKind, status: u16, body: &[u8]) -> Answer {
             };
         }
     }
-    Answer::Retry(format!("status {status}"))
+    Answer::Retry(format!("bad response: status {status}"))
 }
 
 /// The token `e` becomes when signed at `now_s` by `issuer`, valid for `ttl_s` seconds.
@@ -495,18 +495,21 @@ mod tests {
         assert_eq!(answer(set, 200, b""), Answer::Delivered);
         assert_eq!(
             answer(set, 400, br#"{"err":"invalid_audience","description":"nope"}"#),
-            Answer::Refused("status 400, invalid_audience: nope".into())
+            Answer::Refused("bad response: status 400, invalid_audience: nope".into())
         );
         assert_eq!(
             answer(set, 400, br#"{"err":"invalid_key"}"#),
-            Answer::Retry("status 400, invalid_key".into())
+            Answer::Retry("bad response: status 400, invalid_key".into())
         );
-        assert_eq!(answer(set, 400, b"oops"), Answer::Retry("status 400".into()));
-        assert_eq!(answer(set, 503, b""), Answer::Retry("status 503".into()));
+        assert_eq!(
+            answer(set, 400, b"oops"),
+            Answer::Retry("bad response: status 400".into())
+        );
+        assert_eq!(answer(set, 503, b""), Answer::Retry("bad response: status 503".into()));
         // A logout receiver's 400 is not an RFC 8935 answer.
         assert_eq!(
             answer(EventKind::BackchannelLogout, 400, br#"{"err":"invalid_request"}"#),
-            Answer::Retry("status 400".into())
+            Answer::Retry("bad response: status 400".into())
         );
     }
 
