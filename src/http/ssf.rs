@@ -83,6 +83,15 @@ impl StreamConfiguration {
     }
 }
 
+/// A read's answer: the configuration of the stream `stream_id` names, or without it the list
+/// of the client's (SSF §8.1.1.2).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum StreamRead {
+    One(StreamConfiguration),
+    List(Vec<StreamConfiguration>),
+}
+
 /// A verification request (SSF §8.1.4.2).
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerificationRequest {
@@ -94,6 +103,7 @@ pub struct VerificationRequest {
 
 /// The stream a read or a deletion names.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// The stream's id (a read without it lists the client's streams).
     stream_id: Option<String>,
@@ -192,7 +202,8 @@ fn no_content() -> Response {
     responses(
         (status = 201, description = "Created: the stream's configuration", body = StreamConfiguration),
         (status = 400, description = "Invalid request (delivery method, endpoint_url, events_requested, …)", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 409, description = "The client has a stream already", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
@@ -216,8 +227,9 @@ pub async fn create(State(st): State<AppState>, method: Method, uri: Uri, header
 /// of the client's streams (none or one).
 #[utoipa::path(get, path = paths::SSF_STREAM, tag = "ssf", security(("bearer" = [])), params(StreamQuery),
     responses(
-        (status = 200, description = "The stream's configuration (a list of them without stream_id)", body = StreamConfiguration),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 200, description = "The stream's configuration (a list of them without stream_id)", body = StreamRead),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
     ))]
@@ -234,14 +246,13 @@ pub async fn read(
     };
     let issuer = &st.app.cfg.issuer;
     match streams::read(&st.app, &client_id, q.stream_id.as_deref()).await {
-        Ok(mut list) if q.stream_id.is_some() => {
-            answer(StatusCode::OK, StreamConfiguration::of(list.remove(0), issuer))
-        }
+        Ok(mut list) if q.stream_id.is_some() => answer(
+            StatusCode::OK,
+            StreamRead::One(StreamConfiguration::of(list.remove(0), issuer)),
+        ),
         Ok(list) => answer(
             StatusCode::OK,
-            list.into_iter()
-                .map(|s| StreamConfiguration::of(s, issuer))
-                .collect::<Vec<_>>(),
+            StreamRead::List(list.into_iter().map(|s| StreamConfiguration::of(s, issuer)).collect()),
         ),
         Err(e) => refused(e),
     }
@@ -269,7 +280,8 @@ async fn changed(st: AppState, method: Method, uri: Uri, headers: HeaderMap, bod
     responses(
         (status = 200, description = "Updated: the stream's configuration", body = StreamConfiguration),
         (status = 400, description = "Invalid request", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
@@ -284,7 +296,8 @@ pub async fn update(State(st): State<AppState>, method: Method, uri: Uri, header
     responses(
         (status = 200, description = "Replaced: the stream's configuration", body = StreamConfiguration),
         (status = 400, description = "Invalid request (delivery is required)", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
@@ -298,7 +311,8 @@ pub async fn replace(State(st): State<AppState>, method: Method, uri: Uri, heade
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "stream_id is missing", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
     ))]
@@ -329,7 +343,8 @@ pub async fn delete(
     responses(
         (status = 204, description = "The verification event is queued"),
         (status = 400, description = "Invalid request", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token (see WWW-Authenticate)", body = crate::http::error::OAuthErrorBody<'static>),
+        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
+            headers(("WWW-Authenticate" = String))),
         (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
