@@ -88,7 +88,7 @@ impl StreamConfiguration {
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StreamRead {
-    One(StreamConfiguration),
+    One(Box<StreamConfiguration>),
     List(Vec<StreamConfiguration>),
 }
 
@@ -248,7 +248,7 @@ pub async fn read(
     match streams::read(&st.app, &client_id, q.stream_id.as_deref()).await {
         Ok(mut list) if q.stream_id.is_some() => answer(
             StatusCode::OK,
-            StreamRead::One(StreamConfiguration::of(list.remove(0), issuer)),
+            StreamRead::One(Box::new(StreamConfiguration::of(list.remove(0), issuer))),
         ),
         Ok(list) => answer(
             StatusCode::OK,
