@@ -11,7 +11,6 @@ mod common;
 use common::admin::client_token;
 use common::{form_field, Backend, Server, REDIRECT};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -194,15 +193,6 @@ async fn refresh(s: &Server, id: &str, secret: &str, rt: &str) -> reqwest::Respo
 /// Verifies every SET with joserfc against the server's JWKS, each for the client whose receiver
 /// path it arrived at; returns the claims.
 async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
-    let jwks: Value = s
-        .http
-        .get(s.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let sets: Vec<Value> = got
         .iter()
         .map(|g| {
@@ -211,34 +201,8 @@ async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
             json!({"token": g.token, "aud": g.path.trim_start_matches("/ssf/")})
         })
         .collect();
-    let input = json!({"jwks": jwks, "issuer": s.base, "sets": sets}).to_string();
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
-    let mut child = std::process::Command::new("python3")
-        .arg("verify_sets.py")
-        .current_dir(&py)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/setup installs joserfc)");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "joserfc refused a SET: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(all.len(), got.len());
-    all.into_iter()
-        .map(|v| {
-            assert_eq!(v["header"]["typ"], "secevent+jwt");
-            assert_eq!(v["header"]["alg"], "ES256");
-            v["claims"].clone()
-        })
-        .collect()
+    s.verify_with_python("verify_sets.py", "sets", "secevent+jwt", sets)
+        .await
 }
 
 /// (aud, event type, reason, sub) of each SET, sorted.
@@ -257,6 +221,31 @@ fn summary(claims: &[Value]) -> Vec<(String, String, String, String)> {
         .collect();
     v.sort();
     v
+}
+
+/// Posts the form of `/account` whose action is `action` (its CSRF token and `fields`); the
+/// status.
+async fn account_form(s: &Server, cookies: &str, action: &str, fields: &[(&str, &str)]) -> u16 {
+    let r = s
+        .http
+        .get(s.url("/account"))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    let csrf = form_field(&html, action, "csrf_token").expect("the form");
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    let r = s
+        .http
+        .post(s.url(action))
+        .header("cookie", cookies)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
 }
 
 /// The SETs that arrived after the first `seen`, once `n` more did.
@@ -555,26 +544,7 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
     // Logout: the session's families end; only rp1 asked for session-revoked.
     let (cookies, _) = grant(&s, "alice", "rp1", &sec1, "openid").await;
     grant(&s, "alice", "rp2", &sec2, "openid").await;
-    let html = s
-        .http
-        .get(s.url("/account"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = form_field(&html, "/logout", "csrf_token").unwrap();
-    let r = s
-        .http
-        .post(s.url("/logout"))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(account_form(&s, &cookies, "/logout", &[]).await, 303);
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
     assert_eq!(
         summary(&new),
@@ -584,26 +554,10 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
 
     // Consent withdrawal on /account (rp1's grants of alice).
     let (cookies, _) = grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
-    let html = s
-        .http
-        .get(s.url("/account"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = form_field(&html, "/account/revoke", "csrf_token").unwrap();
-    let r = s
-        .http
-        .post(s.url("/account/revoke"))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str()), ("client_id", "rp1")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(
+        account_form(&s, &cookies, "/account/revoke", &[("client_id", "rp1")]).await,
+        303
+    );
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
     assert_eq!(
         summary(&new),

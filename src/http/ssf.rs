@@ -183,6 +183,18 @@ async fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Bo
     serde_json::from_slice(&bytes).map_err(|e| refused(SsfError::Invalid(format!("body: {e}"))))
 }
 
+/// The caller's client and the request's JSON body, or the refusal.
+async fn client_and_body<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, T), Response> {
+    let client_id = client(st, headers, method, uri).await?;
+    Ok((client_id, json_body(headers, body).await?))
+}
+
 /// A JSON answer that is not cached.
 fn answer<T: Serialize>(status: StatusCode, v: T) -> Response {
     let mut resp = (status, axum::Json(v)).into_response();
@@ -209,12 +221,8 @@ fn no_content() -> Response {
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
     ))]
 pub async fn create(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let client_id = match client(&st, &headers, &method, &uri).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let req: StreamRequest = match json_body(&headers, body).await {
-        Ok(r) => r,
+    let (client_id, req): (String, StreamRequest) = match client_and_body(&st, &method, &uri, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match streams::create(&st.app, &client_id, req).await {
@@ -260,12 +268,8 @@ pub async fn read(
 
 /// PATCH or PUT: the change, answered with the whole configuration.
 async fn changed(st: AppState, method: Method, uri: Uri, headers: HeaderMap, body: Body, how: Change) -> Response {
-    let client_id = match client(&st, &headers, &method, &uri).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let req: StreamRequest = match json_body(&headers, body).await {
-        Ok(r) => r,
+    let (client_id, req): (String, StreamRequest) = match client_and_body(&st, &method, &uri, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match streams::change(&st.app, &client_id, req, how).await {
@@ -350,14 +354,11 @@ pub async fn delete(
         (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
     ))]
 pub async fn verify(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let client_id = match client(&st, &headers, &method, &uri).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let req: VerificationRequest = match json_body(&headers, body).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    let (client_id, req): (String, VerificationRequest) =
+        match client_and_body(&st, &method, &uri, &headers, body).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     match streams::verify(&st.app, &client_id, &req.stream_id, req.state).await {
         Ok(()) => no_content(),
         Err(e) => refused(e),
