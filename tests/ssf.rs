@@ -226,14 +226,7 @@ fn summary(claims: &[Value]) -> Vec<(String, String, String, String)> {
 /// Posts the form of `/account` whose action is `action` (its CSRF token and `fields`); the
 /// status.
 async fn account_form(s: &Server, cookies: &str, action: &str, fields: &[(&str, &str)]) -> u16 {
-    let r = s
-        .http
-        .get(s.url("/account"))
-        .header("cookie", cookies)
-        .send()
-        .await
-        .unwrap();
-    let html = r.text().await.unwrap();
+    let html = s.page("/account", cookies).await;
     let csrf = form_field(&html, action, "csrf_token").expect("the form");
     let mut form = vec![("csrf_token", csrf.as_str())];
     form.extend_from_slice(fields);
@@ -263,15 +256,7 @@ fn row(aud: &str, uri: &str, reason: &str, sub: &str) -> (String, String, String
 #[tokio::test]
 async fn the_transmitter_metadata_names_the_endpoints() {
     let s = Server::start(ENV).await;
-    let m: Value = s
-        .http
-        .get(s.url("/.well-known/ssf-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = s.get_json("/.well-known/ssf-configuration").await;
     assert_eq!(m["spec_version"], "1_0");
     assert_eq!(m["issuer"], s.base.as_str());
     assert_eq!(m["jwks_uri"], format!("{}/oauth/jwks", s.base));
@@ -544,7 +529,7 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
     // Logout: the session's families end; only rp1 asked for session-revoked.
     let (cookies, _) = grant(&s, "alice", "rp1", &sec1, "openid").await;
     grant(&s, "alice", "rp2", &sec2, "openid").await;
-    assert_eq!(account_form(&s, &cookies, "/logout", &[]).await, 303);
+    s.sign_out(&cookies).await;
     let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
     assert_eq!(
         summary(&new),

@@ -978,15 +978,7 @@ impl Server {
     /// items}`, which prints `[{"header", "claims"}]`, one per item; checks each header's `typ`
     /// and `alg` (ES256) and returns the claims. Panics with its error when it refuses a token.
     pub async fn verify_with_python(&self, script: &str, key: &str, typ: &str, items: Vec<Value>) -> Vec<Value> {
-        let jwks: Value = self
-            .http
-            .get(self.url("/oauth/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks = self.get_json("/oauth/jwks").await;
         let n = items.len();
         let input = serde_json::json!({"jwks": jwks, "issuer": self.base, key: items}).to_string();
         let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
