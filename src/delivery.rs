@@ -9,13 +9,14 @@
 //! - Sending: through its own [`Outbound`] (address policy `events.receiver_allow`, no redirects,
 //!   `events.timeout`, `events.max_response_bytes`), to the exact URL stored with the event, at
 //!   most `events.per_receiver` requests at once per receiver (scheme, host, port).
-//! - Outcome: a 2xx answer is delivered; anything else is tried again after an exponential
-//!   back-off with jitter (`domain::events::after_failure`), until `events.max_age` has passed
-//!   since the event was written: then it is failed. Metrics: `autional_events_delivered_total`,
+//! - Outcome (`domain::events::answer`): a 2xx answer is delivered; a receiver's RFC 8935 refusal
+//!   of a SET fails it at once; anything else is tried again after an exponential back-off with
+//!   jitter (`domain::events::after_failure`), until `events.max_age` has passed since the event
+//!   was written (for a scheduled revocation, since it took effect): then it is failed. Metrics: `autional_events_delivered_total`,
 //!   `autional_events_retried_total`, `autional_events_failed_total`, labelled by `kind`.
 
 use crate::app::App;
-use crate::domain::events::{self, after_failure, Next, OutboxEvent, RetryPolicy};
+use crate::domain::events::{self, after_failure, Answer, Next, OutboxEvent, RetryPolicy};
 use crate::domain::model::EventState;
 use crate::outbound::{AddressPolicy, Limits, Outbound};
 use crate::store::{Settlement, StoreError};
@@ -122,7 +123,14 @@ impl Worker {
         let token = events::token(&e, &cfg.issuer, now_ms() / 1000, cfg.events.token_ttl.as_secs());
         let jwt = crate::jose::jwt::sign_typed(&self.app.keys.get(), token.typ, &token.claims);
         let (content_type, body) = token.body(&jwt);
-        let sent = self.outbound.post(&e.endpoint, content_type, body).await;
+        let sent = match self
+            .outbound
+            .post(&e.endpoint, content_type, token.accept(), body)
+            .await
+        {
+            Ok((status, body)) => events::answer(e.kind, status, &body),
+            Err(err) => Answer::Retry(err.to_string()),
+        };
         let now = now_ms();
         let policy = RetryPolicy {
             base_ms: cfg.events.retry_base_ms as i64,
@@ -130,10 +138,11 @@ impl Worker {
             max_age_ms: cfg.events.max_age.as_ms(),
         };
         let (state, next_attempt_at_ms, last_error) = match sent {
-            Ok(_) => (EventState::Delivered, now, None),
-            Err(err) => match after_failure(&policy, e.created_at_ms, e.attempts, now, jitter()) {
-                Next::Retry { at_ms } => (EventState::Pending, at_ms, Some(err.to_string())),
-                Next::Fail => (EventState::Failed, now, Some(err.to_string())),
+            Answer::Delivered => (EventState::Delivered, now, None),
+            Answer::Refused(err) => (EventState::Failed, now, Some(err)),
+            Answer::Retry(err) => match after_failure(&policy, e.created_at_ms, e.attempts, now, jitter()) {
+                Next::Retry { at_ms } => (EventState::Pending, at_ms, Some(err)),
+                Next::Fail => (EventState::Failed, now, Some(err)),
             },
         };
         let kind = e.kind.as_str();

@@ -272,33 +272,34 @@ impl Outbound {
             .unwrap_or_else(|_| Err(FetchError::Unreachable("timed out".into())))
     }
 
-    /// POSTs `body` as `content_type` to exactly `url` (a redirect is an answer like any other,
-    /// never followed) and succeeds on a 2xx status. At most `max_bytes` of the answer are read,
-    /// and dropped: nothing a receiver says is kept.
-    pub async fn post(&self, url: &str, content_type: &str, body: String) -> Result<u16, FetchError> {
+    /// POSTs `body` as `content_type` (with `Accept: accept` when given) to exactly `url` (a
+    /// redirect is an answer like any other, never followed) and returns the answer's status and
+    /// at most `max_bytes` of its body, whatever the status: what it means is the caller's
+    /// decision (`domain::events::answer`).
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        accept: Option<&str>,
+        body: String,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
         let u = self.vet(url)?;
         let _slot = self.slots.try_acquire().map_err(|_| FetchError::Busy)?;
         let send = async {
-            let mut resp = self
-                .http
-                .post(u)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body)
-                .send()
-                .await
-                .map_err(classify)?;
+            let mut req = self.http.post(u).header(reqwest::header::CONTENT_TYPE, content_type);
+            if let Some(a) = accept {
+                req = req.header(reqwest::header::ACCEPT, a);
+            }
+            let mut resp = req.body(body).send().await.map_err(classify)?;
             let status = resp.status().as_u16();
-            let mut read = 0usize;
-            while read < self.limits.max_bytes {
+            let mut got = Vec::new();
+            while got.len() < self.limits.max_bytes {
                 match resp.chunk().await {
-                    Ok(Some(c)) => read += c.len(),
+                    Ok(Some(c)) => got.extend_from_slice(&c[..c.len().min(self.limits.max_bytes - got.len())]),
                     _ => break,
                 }
             }
-            match status {
-                200..=299 => Ok(status),
-                s => Err(FetchError::BadResponse(format!("status {s}"))),
-            }
+            Ok((status, got))
         };
         tokio::time::timeout(self.limits.timeout, send)
             .await

@@ -22,6 +22,10 @@ pub const REGISTER: &str = "/oauth/register";
 /// Public client information for consent screens (SPEC §8).
 pub const PUBLIC_CLIENT: &str = "/oauth/client/{client_id}";
 /// The end-user consent API (SPEC §8): the user's consents, and one of them.
+pub const SSF_CONFIGURATION: &str = "/.well-known/ssf-configuration";
+/// The SSF configuration endpoint (stream management).
+pub const SSF_STREAM: &str = "/ssf/stream";
+pub const SSF_VERIFY: &str = "/ssf/verify";
 pub const CONSENTS: &str = "/oauth/consents";
 pub const CONSENT: &str = "/oauth/consents/{id}";
 /// RFC 7592 client configuration endpoint (axum path syntax).

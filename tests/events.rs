@@ -10,7 +10,6 @@ mod common;
 use common::{form_field, hidden_all, Backend, Server, PASSWORD, REDIRECT};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -217,7 +216,6 @@ async fn also(s: &Server, cookies: &str, client: &str, scope: &str) -> String {
 /// Verifies every token with joserfc against the server's JWKS, each for the client whose
 /// receiver path it arrived at; returns the claims.
 async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
-    let jwks = s.get_json("/oauth/jwks").await;
     let tokens: Vec<Value> = got
         .iter()
         .map(|g| {
@@ -225,34 +223,8 @@ async fn verified(s: &Server, got: &[Got]) -> Vec<Value> {
             json!({"token": g.token, "aud": g.path.trim_start_matches("/bcl/")})
         })
         .collect();
-    let input = json!({"jwks": jwks, "issuer": s.base, "tokens": tokens}).to_string();
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
-    let mut child = std::process::Command::new("python3")
-        .arg("verify_logout_tokens.py")
-        .current_dir(&py)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/setup installs joserfc)");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "joserfc refused a Logout Token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(all.len(), got.len());
-    all.into_iter()
-        .map(|v| {
-            assert_eq!(v["header"]["typ"], "logout+jwt");
-            assert_eq!(v["header"]["alg"], "ES256");
-            v["claims"].clone()
-        })
-        .collect()
+    s.verify_with_python("verify_logout_tokens.py", "tokens", "logout+jwt", tokens)
+        .await
 }
 
 /// (aud, sid, sub) of each token, sorted.

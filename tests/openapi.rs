@@ -271,7 +271,7 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
         &s.base,
         &[("client_id", "fuzz")],
         &[],
-        &["-a", &auth, "--exclude-tag", "pages"],
+        &["-a", &auth, "--exclude-tag", "pages", "--exclude-tag", "ssf"],
     );
     succeeded(
         &seen,
@@ -290,6 +290,23 @@ async fn schemathesis_finds_nothing_on_the_public_endpoints() {
     );
     // Refresh was reached with the client's credentials (its tokens are not in the document).
     assert!(seen["POST /oauth/refresh"].contains(&401), "{seen:?}");
+    // The Shared Signals endpoints take the client's own access token (Bearer), not its
+    // credentials: a run of their own.
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth("fuzz", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Authorization: Bearer {token}");
+    let seen = schemathesis(&doc, &s.base, &[], &[], &["-H", &bearer, "--include-tag", "ssf"]);
+    succeeded(&seen, &["GET /.well-known/ssf-configuration", "GET /ssf/stream"]);
 }
 
 /// Every admin operation, with an admin token of both scopes: no 5xx, every answer as

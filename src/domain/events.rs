@@ -3,13 +3,16 @@
 //! tried again. Pure rules: the outbox's statements are `store::ops`, the worker that claims,
 //! signs and sends is `delivery`.
 //!
-//! One event kind today, OpenID Connect Back-Channel Logout 1.0 ([`EventKind::BackchannelLogout`]).
-//! Another kind (the SSF transmitter's Security Event Tokens) adds a variant, its claims in
-//! [`token`] and its body in [`Token::body`]; the outbox, the worker and the retry rules are
-//! shared.
+//! Two families of events: OpenID Connect Back-Channel Logout 1.0 ([`EventKind::BackchannelLogout`])
+//! and the Shared Signals Framework transmitter's Security Event Tokens (RFC 8417, pushed as
+//! RFC 8935 says: [`EventKind::SsfSessionRevoked`], [`EventKind::SsfCredentialCompromise`],
+//! [`EventKind::SsfVerification`]; `domain::ssf`). Each kind has its claims in [`token`], its body
+//! in [`Token::body`] and its reading of the receiver's answer in [`answer`]; the outbox, the
+//! worker and the retry rules are shared.
 
 use super::model::EventKind;
-use serde::Serialize;
+use super::ssf;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// The event a Logout Token carries (Back-Channel Logout §2.4).
@@ -31,7 +34,8 @@ pub struct OutboxEvent {
     pub subject: String,
     /// The sign-in session (`sid`).
     pub sid: Option<String>,
-    /// Claims of the kind beyond the common ones (a JSON object; `{}` for a logout).
+    /// Claims of the kind beyond the common ones (a JSON object: `{}` for a logout,
+    /// [`RowClaims`] for the SSF kinds).
     pub claims: String,
     pub created_at_ms: i64,
     pub attempts: i64,
@@ -49,6 +53,114 @@ pub struct LogoutClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     pub events: serde_json::Value,
+}
+
+/// What an SSF event's row says beyond who and where (`event_outbox.claims`): a revocation's
+/// reason, time and family (written by the revocation's own statement, `store::ops`
+/// ENQUEUE_REVOKED_*), or a verification's `state`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct RowClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// The `typ` of a Security Event Token (RFC 8417 §2.3, SSF §4.1.1).
+pub const SET_TYP: &str = "secevent+jwt";
+
+/// A Security Event Token's claims (RFC 8417 §2.2, SSF §4): no `sub`, no `exp`; the subject is
+/// `sub_id` (RFC 9493), one event per token.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SetClaims {
+    pub iss: String,
+    pub iat: i64,
+    pub jti: String,
+    pub aud: String,
+    /// Links the SETs of one cause (a reuse's two events), SSF §4.1.6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<String>,
+    pub sub_id: serde_json::Value,
+    /// The family's sign-in session (the ID tokens' `sid`), where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub events: serde_json::Value,
+}
+
+/// Who caused a revocation, as CAEP's `initiating_entity` says it (none where it depends).
+fn initiating_entity(reason: &str) -> Option<&'static str> {
+    match reason {
+        "refresh_token_reuse" | "authorization_code_replay" => Some("policy"),
+        "revoked_by_admin" | "user_deleted" | "client_deleted" => Some("admin"),
+        "revoked_by_user" | "session_ended" | "consent_revoked" => Some("user"),
+        "revoked_by_client" => Some("system"),
+        _ => None,
+    }
+}
+
+/// The Security Event Token of an SSF event `e` signed at `now_s` by `issuer`.
+fn set_claims(e: &OutboxEvent, issuer: &str, now_s: i64) -> SetClaims {
+    let row: RowClaims = serde_json::from_str(&e.claims).unwrap_or_default();
+    let (sub_id, events, txn) = match e.kind {
+        EventKind::SsfVerification => {
+            let mut ev = serde_json::Map::new();
+            if let Some(st) = &row.state {
+                ev.insert("state".into(), st.clone().into());
+            }
+            (
+                serde_json::json!({"format": "opaque", "id": e.subject}),
+                serde_json::json!({ ssf::VERIFICATION: ev }),
+                None,
+            )
+        }
+        _ => {
+            let reason = row.reason.clone().unwrap_or_default();
+            let mut ev = serde_json::Map::new();
+            if e.kind == EventKind::SsfCredentialCompromise {
+                ev.insert("credential_type".into(), ssf::REFRESH_TOKEN_CREDENTIAL.into());
+            }
+            ev.insert(
+                "event_timestamp".into(),
+                (row.at_ms.unwrap_or(e.created_at_ms) / 1000).into(),
+            );
+            if let Some(who) = initiating_entity(&reason) {
+                ev.insert("initiating_entity".into(), who.into());
+            }
+            ev.insert("reason_admin".into(), serde_json::json!({ "en": reason }));
+            let uri = match e.kind {
+                EventKind::SsfCredentialCompromise => ssf::CREDENTIAL_COMPROMISE,
+                _ => ssf::SESSION_REVOKED,
+            };
+            // One value for every SET of one revocation, revealing nothing of the family.
+            let txn = row.family.as_deref().map(|f| {
+                let h = crate::util::sha256(format!("txn\0{f}\0{}", row.at_ms.unwrap_or(0)).as_bytes());
+                crate::util::b64url(&h[..16])
+            });
+            (
+                serde_json::json!({"format": "iss_sub", "iss": issuer, "sub": e.subject}),
+                serde_json::json!({ uri: ev }),
+                txn,
+            )
+        }
+    };
+    SetClaims {
+        iss: issuer.to_string(),
+        iat: now_s,
+        jti: e.jti.clone(),
+        aud: e.client_id.clone(),
+        txn,
+        sub_id,
+        sid: if e.kind == EventKind::SsfVerification {
+            None
+        } else {
+            e.sid.clone()
+        },
+        events,
+    }
 }
 
 /// What an event becomes at delivery: a JWT of `typ` over `claims`, sent as [`Token::body`].
@@ -70,8 +182,65 @@ impl Token {
                     .append_pair("logout_token", jwt)
                     .finish(),
             ),
+            // RFC 8935 §2: the SET itself.
+            EventKind::SsfSessionRevoked | EventKind::SsfCredentialCompromise | EventKind::SsfVerification => {
+                ("application/secevent+jwt", jwt.to_string())
+            }
         }
     }
+
+    /// The `Accept` header of the request: RFC 8935 §2.1 asks for JSON (its error bodies).
+    pub fn accept(&self) -> Option<&'static str> {
+        match self.kind {
+            EventKind::BackchannelLogout => None,
+            _ => Some("application/json"),
+        }
+    }
+}
+
+/// What a receiver's answer means for the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Delivered,
+    /// Try again later (this error recorded).
+    Retry(String),
+    /// The receiver refused this token for good (RFC 8935 §2.3 error other than `invalid_key`):
+    /// the event is failed at once, sending the same token again would be refused again.
+    Refused(String),
+}
+
+/// An RFC 8935 §2.3 error body.
+#[derive(Deserialize)]
+struct PushError {
+    err: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// What the answer `status` with `body` to an event of `kind` means: a 2xx is delivered
+/// (RFC 8935 §2.2 asks for 202; Back-Channel Logout for 200). A SET's 400 with an RFC 8935 error
+/// is a refusal, except `invalid_key` (the receiver may not have fetched a new key yet); any
+/// other answer is tried again.
+pub fn answer(kind: EventKind, status: u16, body: &[u8]) -> Answer {
+    if (200..300).contains(&status) {
+        return Answer::Delivered;
+    }
+    if kind != EventKind::BackchannelLogout && status == 400 {
+        if let Ok(e) = serde_json::from_slice::<PushError>(body) {
+            let mut what: String = e.err.chars().take(64).collect();
+            if let Some(d) = e.description {
+                what.push_str(": ");
+                what.extend(d.chars().take(200));
+            }
+            let msg = format!("bad response: status 400, {what}");
+            return if e.err == "invalid_key" {
+                Answer::Retry(msg)
+            } else {
+                Answer::Refused(msg)
+            };
+        }
+    }
+    Answer::Retry(format!("bad response: status {status}"))
 }
 
 /// The token `e` becomes when signed at `now_s` by `issuer`, valid for `ttl_s` seconds.
@@ -94,6 +263,11 @@ pub fn token(e: &OutboxEvent, issuer: &str, now_s: i64, ttl_s: i64) -> Token {
                 claims: serde_json::to_value(claims).expect("claims serialize"),
             }
         }
+        EventKind::SsfSessionRevoked | EventKind::SsfCredentialCompromise | EventKind::SsfVerification => Token {
+            kind: e.kind,
+            typ: SET_TYP,
+            claims: serde_json::to_value(set_claims(e, issuer, now_s)).expect("claims serialize"),
+        },
     }
 }
 
@@ -225,6 +399,117 @@ mod tests {
         assert_eq!(
             (ct, body.as_str()),
             ("application/x-www-form-urlencoded", "logout_token=a.b.c")
+        );
+    }
+
+    fn ssf_event(kind: EventKind, claims: &str, sid: Option<&str>) -> OutboxEvent {
+        OutboxEvent {
+            id: 2,
+            jti: "j2".into(),
+            kind,
+            client_id: "rp".into(),
+            endpoint: "https://rp.example/ssf".into(),
+            subject: "u1".into(),
+            sid: sid.map(str::to_owned),
+            claims: claims.into(),
+            created_at_ms: 7_000,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_revocation_is_a_session_revoked_set_and_reuse_also_a_credential_compromise() {
+        let row = r#"{"reason":"refresh_token_reuse","at_ms":5000,"family":"f1"}"#;
+        let t = token(
+            &ssf_event(EventKind::SsfSessionRevoked, row, Some("s1")),
+            "https://as.example",
+            100,
+            120,
+        );
+        assert_eq!(t.typ, "secevent+jwt");
+        let txn = t.claims["txn"].clone();
+        assert!(txn.as_str().is_some_and(|t| t.len() == 22));
+        assert_eq!(
+            t.claims,
+            serde_json::json!({"iss": "https://as.example", "iat": 100, "jti": "j2", "aud": "rp", "txn": txn,
+                "sub_id": {"format": "iss_sub", "iss": "https://as.example", "sub": "u1"}, "sid": "s1",
+                "events": {ssf::SESSION_REVOKED: {"event_timestamp": 5, "initiating_entity": "policy",
+                    "reason_admin": {"en": "refresh_token_reuse"}}}})
+        );
+        assert!(t.claims.get("exp").is_none() && t.claims.get("sub").is_none());
+        assert_eq!(t.body("a.b.c"), ("application/secevent+jwt", "a.b.c".to_string()));
+        assert_eq!(t.accept(), Some("application/json"));
+        let c = token(
+            &ssf_event(EventKind::SsfCredentialCompromise, row, None),
+            "https://as.example",
+            100,
+            120,
+        );
+        assert_eq!(c.claims["txn"], txn, "one txn for the two events of one reuse");
+        assert_eq!(
+            c.claims["events"],
+            serde_json::json!({ssf::CREDENTIAL_COMPROMISE: {"credential_type": "refresh_token", "event_timestamp": 5,
+                "initiating_entity": "policy", "reason_admin": {"en": "refresh_token_reuse"}}})
+        );
+        assert!(c.claims.get("sid").is_none());
+        let logout = r#"{"reason":"session_ended","at_ms":6000,"family":"f2"}"#;
+        let l = token(
+            &ssf_event(EventKind::SsfSessionRevoked, logout, None),
+            "https://as.example",
+            100,
+            120,
+        );
+        assert_ne!(l.claims["txn"], txn);
+        assert_eq!(
+            l.claims["events"][ssf::SESSION_REVOKED]["reason_admin"]["en"],
+            "session_ended"
+        );
+    }
+
+    #[test]
+    fn a_verification_set_names_the_stream_and_echoes_the_state() {
+        let v = token(
+            &ssf_event(EventKind::SsfVerification, r#"{"state":"st"}"#, None),
+            "https://as.example",
+            100,
+            120,
+        );
+        assert_eq!(v.claims["sub_id"], serde_json::json!({"format": "opaque", "id": "u1"}));
+        assert_eq!(
+            v.claims["events"],
+            serde_json::json!({ssf::VERIFICATION: {"state": "st"}})
+        );
+        let none = token(
+            &ssf_event(EventKind::SsfVerification, "{}", None),
+            "https://as.example",
+            100,
+            120,
+        );
+        assert_eq!(none.claims["events"], serde_json::json!({ssf::VERIFICATION: {}}));
+    }
+
+    #[test]
+    fn answers_are_delivered_refused_or_retried() {
+        let set = EventKind::SsfSessionRevoked;
+        assert_eq!(answer(set, 202, b""), Answer::Delivered);
+        assert_eq!(answer(set, 200, b""), Answer::Delivered);
+        assert_eq!(
+            answer(set, 400, br#"{"err":"invalid_audience","description":"nope"}"#),
+            Answer::Refused("bad response: status 400, invalid_audience: nope".into())
+        );
+        assert_eq!(
+            answer(set, 400, br#"{"err":"invalid_key"}"#),
+            Answer::Retry("bad response: status 400, invalid_key".into())
+        );
+        assert_eq!(
+            answer(set, 400, b"oops"),
+            Answer::Retry("bad response: status 400".into())
+        );
+        assert_eq!(answer(set, 503, b""), Answer::Retry("bad response: status 503".into()));
+        // A logout receiver's 400 is not an RFC 8935 answer.
+        assert_eq!(
+            answer(EventKind::BackchannelLogout, 400, br#"{"err":"invalid_request"}"#),
+            Answer::Retry("bad response: status 400".into())
         );
     }
 

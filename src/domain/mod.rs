@@ -18,3 +18,4 @@ pub mod refresh_token;
 pub mod registration;
 pub mod scope;
 pub mod secrets;
+pub mod ssf;

@@ -63,6 +63,14 @@ named! {
     pub enum EventKind {
         /// OpenID Connect Back-Channel Logout 1.0: a Logout Token for a sign-in session that ended.
         BackchannelLogout = "backchannel_logout",
+        /// SSF: CAEP `session-revoked`, one of the client's families was revoked
+        /// (`domain::ssf::SESSION_REVOKED`).
+        SsfSessionRevoked = "ssf_session_revoked",
+        /// SSF: RISC `credential-compromise`, a family revoked for refresh token reuse
+        /// (`domain::ssf::CREDENTIAL_COMPROMISE`).
+        SsfCredentialCompromise = "ssf_credential_compromise",
+        /// SSF: the verification event a receiver asked for (`domain::ssf::VERIFICATION`).
+        SsfVerification = "ssf_verification",
     }
 }
 

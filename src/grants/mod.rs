@@ -18,6 +18,7 @@ pub mod refresh;
 pub mod refresh_counts;
 pub mod revocation;
 pub mod secrets;
+pub mod ssf;
 pub mod tokens;
 
 pub use tokens::TokenResponse;

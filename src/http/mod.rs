@@ -22,6 +22,7 @@ mod requests;
 mod resource;
 pub mod routes;
 mod session;
+mod ssf;
 mod token;
 
 // The parsers of request headers, for the fuzz targets (fuzz/).
@@ -88,6 +89,16 @@ pub fn public_routes() -> Routes<AppState> {
         .route(paths::LOGOUT, post(session::logout))
         .route(paths::END_SESSION, get(logout::logout).post(logout::logout))
         .route(paths::PUBLIC_CLIENT, get(client_info::public_client))
+        .route(paths::SSF_CONFIGURATION, get(ssf::configuration))
+        .route(
+            paths::SSF_STREAM,
+            post(ssf::create)
+                .get(ssf::read)
+                .patch(ssf::update)
+                .put(ssf::replace)
+                .delete(ssf::delete),
+        )
+        .route(paths::SSF_VERIFY, post(ssf::verify))
         .route(paths::CONSENTS, get(consents::list))
         .route(paths::CONSENT, delete(consents::delete))
         .route(paths::REGISTER, post(register::register))

@@ -8,7 +8,7 @@
 use super::error::OAuthErrorBody;
 use super::{authorize as authz, envelope};
 use super::{
-    client_info, consents, device, discovery, dpop, health, logout, pages, register, resource, session, token,
+    client_info, consents, device, discovery, dpop, health, logout, pages, register, resource, session, ssf, token,
 };
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +48,13 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         session::logout,
         logout::logout,
         client_info::public_client,
+        ssf::configuration,
+        ssf::create,
+        ssf::read,
+        ssf::update,
+        ssf::replace,
+        ssf::delete,
+        ssf::verify,
         consents::list,
         consents::delete,
         register::register,
@@ -69,6 +76,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
     modifiers(&PublicSecurity, &OperationIds),
     tags(
         (name = "oauth", description = "OAuth 2.0 and OpenID Connect endpoints (RFC 6749, 7009, 7591, 7592, 7662, 8414, 8628, 9126, 9449)"),
+        (name = "ssf", description = "OpenID Shared Signals Framework 1.0 transmitter: metadata, stream management, verification (push delivery, RFC 8935)"),
         (name = "pages", description = "HTML pages: sign-in, consent, device entry, account"),
         (name = "operations", description = "Health and readiness probes, this document"),
     )

@@ -96,7 +96,7 @@ impl Challenge {
     }
 
     /// As an OAuth endpoint answers: `{error, error_description}` (no body without an error).
-    fn oauth(self) -> Response {
+    pub(super) fn oauth(self) -> Response {
         let resp = match self.error {
             Some(e) => (
                 self.status,
@@ -133,7 +133,8 @@ impl From<Challenge> for Refusal {
 }
 
 impl Refusal {
-    fn oauth(self) -> Response {
+    /// As an OAuth endpoint answers.
+    pub(super) fn oauth(self) -> Response {
         match self {
             Refusal::Challenge(c) => c.oauth(),
             Refusal::Failed(e) => ApiError(e).into_response(),

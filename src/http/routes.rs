@@ -46,7 +46,7 @@ macro_rules! methods {
     };
 }
 
-methods!(get, post, put, delete);
+methods!(get, post, put, patch, delete);
 
 /// An axum router and the table of what it routes.
 pub struct Routes<S> {

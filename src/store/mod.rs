@@ -368,7 +368,7 @@ sql_store::store_api! {
     fn revoke_grants(of: GrantsOf, now_ms: i64, grace_ms: i64) -> u64 = write revoke_grants(&of, now_ms, grace_ms);
     /// Revokes one of the user's families; false when it is not theirs or already revoked.
     fn revoke_user_family(user_id: &str, family_id: &str, reason: RevocationReason, now_ms: i64) -> bool =
-        write_one revoke_user_family(&user_id, &family_id, reason, now_ms);
+        write revoke_user_family(&user_id, &family_id, reason, now_ms);
 
     fn insert_device(device: DeviceCode) -> () = write_one insert(&device);
     fn find_device(user_code: &str) -> Option<DeviceCode> = read find_device(&user_code);
@@ -412,9 +412,9 @@ sql_store::store_api! {
     /// A refresh token's generation and family, for introspection and revocation.
     fn find_refresh(token: Presented) -> Option<(i64, Family)> = read presented(&token);
     fn get_family(id: &str) -> Option<Family> = read get_family(&id);
-    /// Revokes a family; false when it was unknown or already revoked.
+    /// Revokes a family (with its Security Events); false when it was unknown or already revoked.
     fn revoke_family(id: &str, reason: RevocationReason, now_ms: i64) -> bool =
-        write_one revoke_family(&id, reason, now_ms);
+        write revoke_family(&id, reason, now_ms);
 
     fn revoke_access_token(jti: &str, expires_at_ms: i64) -> () = write_one revoke_access_token(&jti, expires_at_ms);
     fn is_access_token_revoked(jti: &str) -> bool = read is_access_token_revoked(&jti);
@@ -438,6 +438,18 @@ sql_store::store_api! {
         write_one claim_events(now_ms, lease_until_ms, &owner, limit);
     /// Records an attempt's outcome; false when the lease was lost (another process has the event).
     fn settle_event(settlement: Settlement) -> bool = write_one settle_event(&settlement);
+
+    /// The client's Shared Signals stream, if it has one.
+    fn get_stream(client_id: &str) -> Option<crate::domain::ssf::Stream> = read get_stream(&client_id);
+    /// Stores a new stream; `Conflict` when the client already has one.
+    fn insert_stream(stream: crate::domain::ssf::Stream) -> () = write_one insert(&stream);
+    /// Writes a changed stream; false when the client has no stream of that id.
+    fn update_stream(stream: crate::domain::ssf::Stream) -> bool = write_one update_stream(&stream);
+    /// Deletes the client's stream and its unsent events; false when it has no such stream.
+    fn delete_stream(client_id: &str, stream_id: &str) -> bool = write delete_stream(&client_id, &stream_id);
+    /// Queues a verification event on the client's stream; false when it has no such stream.
+    fn enqueue_verification(client_id: &str, stream_id: &str, claims: &str, now_ms: i64) -> bool =
+        write_one enqueue_verification(&client_id, &stream_id, &claims, now_ms);
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -19,6 +19,7 @@ use crate::domain::grant::{
 };
 use crate::domain::model::{DeviceCode, DeviceStatus, EventKind, RevocationReason};
 use crate::domain::refresh_token::Presented;
+use crate::domain::ssf::Stream;
 
 /// When the sign-in session named by `<table>.session_id` ends (`domain::grant::session_ends_at`:
 /// when it was ended, else its expiry; NULL when there is no such session), as a scalar
@@ -261,6 +262,15 @@ static SWEEP_TOKENS: Stmt = Stmt::new(
 /// `offline_access` or not, revoked or not: the client signed the user in with that session).
 /// The `jti` is drawn here, once per event, by the database (a UUID's 122 random bits,
 /// 128 on SQLite): every attempt then sends the same one.
+/// The head of every statement that queues events: the outbox's columns, then the SELECT that
+/// produces the rows (its first column the `jti`).
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) SELECT "
+    };
+}
+pub(crate) use insert_events;
+
 macro_rules! enqueue_logouts {
     ($cond:literal) => {
         Stmt::dialects(
@@ -270,8 +280,7 @@ macro_rules! enqueue_logouts {
     };
     (@ $jti:literal, $cond:literal) => {
         concat!(
-            "INSERT INTO event_outbox (jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, next_attempt_at_ms, updated_at_ms) \
-             SELECT ", $jti, ", $3, f.client_id, c.backchannel_logout_uri, f.user_id, f.sid, '{}', $2, $2, $2 \
+            $crate::store::ops::insert_events!(), $jti, ", $3, f.client_id, c.backchannel_logout_uri, f.user_id, f.sid, '{}', $2, $2, $2 \
              FROM sessions s JOIN families f ON f.user_id = s.user_id AND f.sid = s.id JOIN clients c ON c.id = f.client_id \
              WHERE ", $cond, " AND s.ended_at_ms = $2 AND s.expires_at_ms > $2 AND c.backchannel_logout_uri IS NOT NULL \
              GROUP BY f.client_id, c.backchannel_logout_uri, f.user_id, f.sid"
@@ -301,6 +310,93 @@ static SETTLE_EVENT: Stmt = Stmt::new(
      WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
 );
 static DELETE_CLIENT_EVENTS: Stmt = Stmt::new("DELETE FROM event_outbox WHERE client_id = $1");
+
+// ---- Shared Signals streams and their events (docs/design/events.md, "Security events") ----------
+
+/// Queues the Security Events of the families of `$src` (aliased `f`) that `$where` names (it
+/// names what this transaction revoked: the revocation's time and reason, or the rows the
+/// revocation itself returned) for the clients whose stream asked for them: CAEP
+/// `session-revoked` for each, and RISC `credential-compromise` too when the reason is reuse.
+/// A family revoked for later (an operator's `grace_period`) gets its events at that time
+/// (`next_attempt_at_ms`): they leave when the revocation takes effect. The `jti` is drawn by the
+/// database (as `enqueue_logouts!`); the row's claims carry the reason, the time and the family
+/// (ids, reasons and numbers: no character that JSON would need escaped).
+macro_rules! enqueue_revoked {
+    ($src:literal, $where:literal) => {
+        Stmt::dialects(
+            enqueue_revoked!(@ "replace(CAST(gen_random_uuid() AS TEXT), '-', '')", $src, $where),
+            enqueue_revoked!(@ "lower(hex(randomblob(16)))", $src, $where),
+        )
+    };
+    (@ $jti:literal, $src:literal, $where:literal) => {
+        concat!(
+            $crate::store::ops::insert_events!(), $jti, ", k.kind, f.client_id, st.endpoint_url, f.user_id, f.sid, \
+             '{\"reason\":\"' || f.revoked_reason || '\",\"at_ms\":' || CAST(f.revoked_at_ms AS TEXT) || ',\"family\":\"' || f.id || '\"}', \
+             f.revoked_at_ms, f.revoked_at_ms, f.revoked_at_ms \
+             FROM ", $src, " f JOIN ssf_streams st ON st.client_id = f.client_id \
+             JOIN (SELECT 'ssf_session_revoked' AS kind UNION ALL SELECT 'ssf_credential_compromise') k \
+             ON (k.kind = 'ssf_session_revoked' AND st.session_revoked) \
+             OR (k.kind = 'ssf_credential_compromise' AND st.credential_compromise AND f.revoked_reason = 'refresh_token_reuse') \
+             WHERE ", $where
+        )
+    };
+}
+pub(crate) use enqueue_revoked;
+// Each follows the revocation of the same name (same arguments), in its transaction.
+static ENQUEUE_REVOKED_FAMILY: Stmt = enqueue_revoked!(
+    "families",
+    "f.id = $1 AND f.revoked_at_ms = $2 AND f.revoked_reason = $3"
+);
+static ENQUEUE_REVOKED_USER_FAMILY: Stmt = enqueue_revoked!(
+    "families",
+    "f.id = $2 AND f.user_id = $1 AND f.revoked_at_ms = $3 AND f.revoked_reason = $4"
+);
+static ENQUEUE_REVOKED_USER_FAMILIES: Stmt = enqueue_revoked!(
+    "families",
+    "f.user_id = $1 AND f.revoked_at_ms = $2 AND f.revoked_reason = $3"
+);
+static ENQUEUE_REVOKED_CLIENT_FAMILIES: Stmt = enqueue_revoked!(
+    "families",
+    "f.client_id = $1 AND f.revoked_at_ms = $2 AND f.revoked_reason = $3"
+);
+static ENQUEUE_REVOKED_SESSION_FAMILIES: Stmt = enqueue_revoked!(
+    "families",
+    "f.session_id = $1 AND f.revoked_at_ms = $2 AND f.revoked_reason = $3"
+);
+static ENQUEUE_REVOKED_GRANT_FAMILIES: Stmt = enqueue_revoked!(
+    "families",
+    "f.user_id = $1 AND f.client_id = $2 AND f.revoked_at_ms = $3 AND f.revoked_reason = $4"
+);
+static GET_STREAM: Stmt = Stmt::parts(&["SELECT ", Stream::COLS, " FROM ssf_streams WHERE client_id = $1"]);
+/// Changes the stream `$2` of client `$1` (none when another stream id is named).
+static UPDATE_STREAM: Stmt = Stmt::new(
+    "UPDATE ssf_streams SET endpoint_url = $3, events_requested = $4, session_revoked = $5, credential_compromise = $6, \
+     description = $7, updated_at_ms = $8 WHERE client_id = $1 AND stream_id = $2",
+);
+static DELETE_STREAM: Stmt = Stmt::new("DELETE FROM ssf_streams WHERE client_id = $1 AND stream_id = $2");
+static DELETE_CLIENT_STREAM: Stmt = Stmt::new("DELETE FROM ssf_streams WHERE client_id = $1");
+/// The stream's events not sent yet: a deleted stream gets nothing more.
+static DELETE_STREAM_EVENTS: Stmt = Stmt::new(
+    "DELETE FROM event_outbox WHERE client_id = $1 AND state = 'pending' AND kind IN ('ssf_session_revoked', 'ssf_credential_compromise', 'ssf_verification')",
+);
+/// Queues a verification event (kind `$3`, row claims `$4`, at `$5`) on the stream `$2` of client
+/// `$1`, to its URL; nothing when the client has no such stream.
+macro_rules! enqueue_verification {
+    () => {
+        Stmt::dialects(
+            enqueue_verification!(@ "replace(CAST(gen_random_uuid() AS TEXT), '-', '')"),
+            enqueue_verification!(@ "lower(hex(randomblob(16)))"),
+        )
+    };
+    (@ $jti:literal) => {
+        concat!(
+            insert_events!(),
+            $jti,
+            ", $3, client_id, endpoint_url, stream_id, NULL, $4, $5, $5, $5 FROM ssf_streams WHERE client_id = $1 AND stream_id = $2"
+        )
+    };
+}
+static ENQUEUE_VERIFICATION: Stmt = enqueue_verification!();
 
 /// Device statuses bound into statements.
 const PENDING: DeviceStatus = DeviceStatus::Pending;
@@ -346,6 +442,7 @@ pub async fn delete_client<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<
         &DELETE_CLIENT_DEVICES,
         &DELETE_CLIENT_PARS,
         &DELETE_CLIENT_EVENTS,
+        &DELETE_CLIENT_STREAM,
     ] {
         c.exec(st, args![id]).await?;
     }
@@ -403,8 +500,9 @@ pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms:
     let n = c.exec(&SET_PASSWORD, args![user_id, hash]).await?;
     c.exec(&END_USER_DEVICES, args![user_id, ENDED, APPROVED]).await?;
     c.exec(&END_USER_SESSIONS, args![user_id, now_ms]).await?;
-    c.exec(
-        &REVOKE_USER_FAMILIES,
+    revoke_notify(
+        c,
+        (&REVOKE_USER_FAMILIES, &ENQUEUE_REVOKED_USER_FAMILIES),
         args![user_id, now_ms, RevocationReason::PasswordChanged],
     )
     .await?;
@@ -414,8 +512,9 @@ pub async fn set_password<C: Conn>(c: &mut C, user_id: &str, hash: &str, now_ms:
 }
 
 pub async fn delete_user<C: Conn>(c: &mut C, user_id: &str, now_ms: i64) -> Result<bool> {
-    c.exec(
-        &REVOKE_USER_FAMILIES,
+    revoke_notify(
+        c,
+        (&REVOKE_USER_FAMILIES, &ENQUEUE_REVOKED_USER_FAMILIES),
         args![user_id, now_ms, RevocationReason::UserDeleted],
     )
     .await?;
@@ -448,8 +547,9 @@ async fn end_grant<C: Conn>(c: &mut C, user_id: &str, client_id: &str, now_ms: i
     c.exec(&END_GRANT_DEVICES, args![user_id, client_id, ENDED, APPROVED])
         .await?;
     c.exec(&END_GRANT_CODES, args![user_id, client_id]).await?;
-    c.exec(
-        &REVOKE_GRANT_FAMILIES,
+    revoke_notify(
+        c,
+        (&REVOKE_GRANT_FAMILIES, &ENQUEUE_REVOKED_GRANT_FAMILIES),
         args![user_id, client_id, now_ms, RevocationReason::ConsentRevoked],
     )
     .await
@@ -484,13 +584,23 @@ pub async fn revoke_grants<C: Conn>(c: &mut C, of: &GrantsOf, now_ms: i64, grace
     let at = now_ms.saturating_add(grace_ms.max(0));
     let (n, event) = match of {
         GrantsOf::User(id) => {
-            let n = c.exec(&REVOKE_USER_FAMILIES, args![id, at, why]).await?;
+            let n = revoke_notify(
+                c,
+                (&REVOKE_USER_FAMILIES, &ENQUEUE_REVOKED_USER_FAMILIES),
+                args![id, at, why],
+            )
+            .await?;
             c.exec(&END_USER_DEVICES, args![id, ENDED, APPROVED]).await?;
             c.exec(&END_USER_CODES, args![id]).await?;
             (n, AuditEvent::grants_revoked(None, Some(id), n, grace_ms))
         }
         GrantsOf::Client(id) => {
-            let n = c.exec(&REVOKE_CLIENT_FAMILIES, args![id, at, why]).await?;
+            let n = revoke_notify(
+                c,
+                (&REVOKE_CLIENT_FAMILIES, &ENQUEUE_REVOKED_CLIENT_FAMILIES),
+                args![id, at, why],
+            )
+            .await?;
             c.exec(&END_CLIENT_DEVICES, args![id, ENDED, APPROVED]).await?;
             c.exec(&END_CLIENT_CODES, args![id]).await?;
             (n, AuditEvent::grants_revoked(Some(id), None, n, grace_ms))
@@ -507,9 +617,12 @@ pub async fn revoke_user_family<C: Conn>(
     reason: RevocationReason,
     now_ms: i64,
 ) -> Result<bool> {
-    let n = c
-        .exec(&REVOKE_USER_FAMILY, args![user_id, family_id, now_ms, reason])
-        .await?;
+    let n = revoke_notify(
+        c,
+        (&REVOKE_USER_FAMILY, &ENQUEUE_REVOKED_USER_FAMILY),
+        args![user_id, family_id, now_ms, reason],
+    )
+    .await?;
     Ok(n == 1)
 }
 
@@ -627,14 +740,68 @@ pub async fn end_session<C: Conn>(c: &mut C, id: &str, now_ms: i64) -> Result<u6
     c.exec(&END_SESSION_DEVICES, args![id, ENDED, APPROVED]).await?;
     c.exec(&END_SESSION, args![id, now_ms]).await?;
     c.exec(&END_SESSION_CODES, args![id]).await?;
-    let n = c
-        .exec(
-            &REVOKE_SESSION_FAMILIES,
-            args![id, now_ms, RevocationReason::SessionEnded],
-        )
-        .await?;
+    let n = revoke_notify(
+        c,
+        (&REVOKE_SESSION_FAMILIES, &ENQUEUE_REVOKED_SESSION_FAMILIES),
+        args![id, now_ms, RevocationReason::SessionEnded],
+    )
+    .await?;
     enqueue_logouts(c, &ENQUEUE_SESSION_LOGOUTS, id, now_ms).await?;
     Ok(n)
+}
+
+// ---- Shared Signals streams ------------------------------------------------------------------
+
+pub async fn get_stream<C: Conn>(c: &mut C, client_id: &str) -> Result<Option<Stream>> {
+    c.one(&GET_STREAM, args![client_id], rows::one).await
+}
+
+/// Writes a changed stream; false when the client has no stream of that id.
+pub async fn update_stream<C: Conn>(c: &mut C, s: &Stream) -> Result<bool> {
+    let n = c
+        .exec(
+            &UPDATE_STREAM,
+            args![
+                s.client_id,
+                s.stream_id,
+                s.endpoint_url,
+                json(&s.events_requested),
+                s.session_revoked,
+                s.credential_compromise,
+                s.description,
+                s.updated_at_ms
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Deletes the client's stream `stream_id` and the events it has not sent yet; false when the
+/// client has no such stream.
+pub async fn delete_stream<C: Conn>(c: &mut C, client_id: &str, stream_id: &str) -> Result<bool> {
+    if c.exec(&DELETE_STREAM, args![client_id, stream_id]).await? == 0 {
+        return Ok(false);
+    }
+    c.exec(&DELETE_STREAM_EVENTS, args![client_id]).await?;
+    Ok(true)
+}
+
+/// Queues a verification event with the row claims `claims` on the client's stream
+/// `stream_id`; false when the client has no such stream.
+pub async fn enqueue_verification<C: Conn>(
+    c: &mut C,
+    client_id: &str,
+    stream_id: &str,
+    claims: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let n = c
+        .exec(
+            &ENQUEUE_VERIFICATION,
+            args![client_id, stream_id, EventKind::SsfVerification, claims, now_ms],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 // ---- the event outbox -------------------------------------------------------------------------
@@ -725,8 +892,25 @@ pub async fn get_family<C: Conn>(c: &mut C, id: &str) -> Result<Option<Family>> 
     c.one(&GET_FAMILY, args![id], rows::one).await
 }
 
+/// Revokes a family, with its Security Events (`revoke_notify`).
 pub async fn revoke_family<C: Conn>(c: &mut C, id: &str, reason: RevocationReason, now_ms: i64) -> Result<bool> {
-    Ok(c.exec(&REVOKE_FAMILY, args![id, now_ms, reason]).await? > 0)
+    let n = revoke_notify(c, (&REVOKE_FAMILY, &ENQUEUE_REVOKED_FAMILY), args![id, now_ms, reason]).await?;
+    Ok(n > 0)
+}
+
+/// Runs a revocation and, only when it revoked something, the statement that queues the
+/// Security Events of what it revoked (`enqueue_revoked!`, the same arguments), in the caller's
+/// transaction: the events commit with the revocation or not at all. How many it revoked.
+async fn revoke_notify<C: Conn>(
+    c: &mut C,
+    (revoke, notify): (&'static Stmt, &'static Stmt),
+    a: &[&dyn super::sql::Arg],
+) -> Result<u64> {
+    let n = c.exec(revoke, a).await?;
+    if n > 0 {
+        c.exec(notify, a).await?;
+    }
+    Ok(n)
 }
 
 pub async fn query_audit<C: Conn>(c: &mut C, q: &AuditQuery) -> Result<Vec<AuditRecord>> {

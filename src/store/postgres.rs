@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0008_client_grace.sql"),
     include_str!("../../migrations/postgres/0009_refresh_counts.sql"),
     include_str!("../../migrations/postgres/0010_events.sql"),
+    include_str!("../../migrations/postgres/0011_ssf_streams.sql"),
 ];
 
 /// How many attempts a rotation makes before giving up. Each failed attempt means another
@@ -187,12 +188,15 @@ fn rotation_row(r: &RowRef<'_>) -> Result<(bool, Option<Family>)> {
     Ok((r.get(0)?, family))
 }
 
-/// Revokes a family and writes the audit event, in one statement (no event when it was
-/// already revoked).
-static REVOKE_AND_AUDIT: Stmt = Stmt::new(
-    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND (revoked_at_ms IS NULL OR (revoked_reason = 'revoked_by_admin' AND revoked_at_ms > $2)) RETURNING id, client_id, user_id) \
-     INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) SELECT $2, $4, client_id, user_id, id, $5 FROM u",
-);
+/// Revokes a family, queues its Security Events (`ops::enqueue_revoked!` on the rows the
+/// revocation returned) and writes the audit event, in one statement: one round trip, atomic
+/// without a transaction (no event and no audit when it was already revoked).
+static REVOKE_AND_AUDIT: Stmt = Stmt::new(concat!(
+    "WITH u AS (UPDATE families SET revoked_at_ms = $2, revoked_reason = $3 WHERE id = $1 AND (revoked_at_ms IS NULL OR (revoked_reason = 'revoked_by_admin' AND revoked_at_ms > $2)) \
+     RETURNING id, client_id, user_id, sid, revoked_at_ms, revoked_reason), e AS (",
+    ops::enqueue_revoked!(@ "replace(CAST(gen_random_uuid() AS TEXT), '-', '')", "u", "TRUE"),
+    ") INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) SELECT $2, $4, client_id, user_id, id, $5 FROM u",
+));
 
 /// A unique violation on `dpop_jtis`: the proof was used concurrently by another request.
 fn is_jti_conflict(e: &tokio_postgres::Error) -> bool {

@@ -6,6 +6,7 @@ use super::sql::{record, Record, RowRef};
 use super::{AuditRecord, ParRequest, Result};
 use crate::domain::events::OutboxEvent;
 use crate::domain::model::{AuthCode, Client, Consent, DeviceCode, Family, KeyRecord, Session, User};
+use crate::domain::ssf::Stream;
 
 record!(Client, "clients" as "c" {
     id, name, auth_method, secrets: json, redirect_uris: json, grant_types: json, scope, dpop_bound, jwks,
@@ -15,6 +16,10 @@ record!(Client, "clients" as "c" {
 });
 record!(OutboxEvent, "event_outbox" as "o" {
     id, jti, kind, client_id, endpoint, subject, sid, claims, created_at_ms, attempts
+});
+record!(Stream, "ssf_streams" as "st" {
+    client_id, stream_id, endpoint_url, events_requested: json, session_revoked, credential_compromise,
+    description, created_at_ms, updated_at_ms
 });
 record!(User, "users" as "u" { id, username, password_hash, email, name, created_at_ms });
 record!(AuditRecord, "audit_events" as "a" { id, at_ms, kind, client_id, user_id, family_id, detail });

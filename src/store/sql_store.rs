@@ -115,6 +115,7 @@ owned_as_is!(
     super::GrantsOf,
     super::AuditQuery,
     super::Settlement,
+    crate::domain::ssf::Stream,
     Client,
     User,
     DeviceCode,

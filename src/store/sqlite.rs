@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_client_grace.sql"),
     include_str!("../../migrations/sqlite/0009_refresh_counts.sql"),
     include_str!("../../migrations/sqlite/0010_events.sql"),
+    include_str!("../../migrations/sqlite/0011_ssf_streams.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;

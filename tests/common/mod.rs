@@ -973,6 +973,46 @@ pub fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
 }
 
+impl Server {
+    /// Runs the verifier `tests/py/<script>` (joserfc) on `{"jwks": <our JWKS>, "issuer", key:
+    /// items}`, which prints `[{"header", "claims"}]`, one per item; checks each header's `typ`
+    /// and `alg` (ES256) and returns the claims. Panics with its error when it refuses a token.
+    pub async fn verify_with_python(&self, script: &str, key: &str, typ: &str, items: Vec<Value>) -> Vec<Value> {
+        let jwks = self.get_json("/oauth/jwks").await;
+        let n = items.len();
+        let input = serde_json::json!({"jwks": jwks, "issuer": self.base, key: items}).to_string();
+        let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .current_dir(&py)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (scripts/setup installs joserfc)");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "joserfc refused a token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(all.len(), n);
+        all.into_iter()
+            .map(|v| {
+                assert_eq!(
+                    (&v["header"]["typ"], &v["header"]["alg"]),
+                    (&Value::from(typ), &Value::from("ES256"))
+                );
+                v["claims"].clone()
+            })
+            .collect()
+    }
+}
+
 /// Runs the binary with only `env` (plus PATH); returns its output (for start-up errors).
 pub fn run_raw(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut c = Command::new(bin());
