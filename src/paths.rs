@@ -46,6 +46,8 @@ pub const ADMIN_CLIENT_TOKENS: &str = "/admin/oauth/clients/{client_id}/tokens";
 pub const ADMIN_USER_TOKENS: &str = "/admin/oauth/tokens/user/{user_id}";
 pub const ADMIN_GRANT: &str = "/admin/oauth/tokens/{grant_id}";
 pub const ADMIN_AUDIT: &str = "/admin/oauth/audit-events";
+/// The outbox's events (Back-Channel Logout, security events) and how their delivery went.
+pub const ADMIN_EVENTS: &str = "/admin/oauth/events";
 pub const ADMIN_CLIENT_AUDIT: &str = "/admin/oauth/clients/{client_id}/audit-logs";
 pub const ADMIN_CLIENT_STATS: &str = "/admin/oauth/clients/{client_id}/stats";
 pub const ADMIN_CLIENT_ROTATE_SECRET: &str = "/admin/oauth/clients/{client_id}/rotate-secret";

@@ -507,6 +507,34 @@ async fn a_receiver_that_always_fails_is_given_up_after_max_age() {
     // Given up: not tried again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rcv.got().len(), attempts);
+    // The admin API lists it, with why and after how many attempts; filters and refusals.
+    let t = common::admin::admin_token(&s, "ops", None).await;
+    let list = |path: &'static str| {
+        let (s, t) = (&s, t.clone());
+        async move { common::admin::call(s, reqwest::Method::GET, path, Some(&t), None).await }
+    };
+    let (st, body, _) = list("/admin/oauth/events?state=failed").await;
+    assert_eq!(st, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["kind"], "backchannel_logout");
+    assert_eq!(items[0]["client_id"], "rp1");
+    assert_eq!(items[0]["jti"], claims[0]["jti"]);
+    assert_eq!(items[0]["attempts"], attempts as u64);
+    assert_eq!(items[0]["last_error"], "bad response: status 500");
+    assert_eq!(items[0]["endpoint"], rcv.url("rp1").as_str());
+    let (_, body, _) = list("/admin/oauth/events?state=delivered").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 0);
+    let (_, body, _) = list("/admin/oauth/events?client_id=nobody").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 0);
+    for bad in [
+        "/admin/oauth/events?state=lost",
+        "/admin/oauth/events?cursor=forged",
+        "/admin/oauth/events?kind=x",
+    ] {
+        let (st, body, _) = list(bad).await;
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
 }
 
 /// Three server processes on one PostgreSQL database, one slow receiver: every event is

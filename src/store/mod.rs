@@ -254,6 +254,32 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// Which outbox events the admin API lists: newest first, each filter applying only when given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// `pending`, `delivered` or `failed`.
+    pub state: Option<String>,
+    pub client_id: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// An outbox event as an operator sees it (what was sent where, and how it went).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub jti: String,
+    pub kind: String,
+    pub client_id: String,
+    pub endpoint: String,
+    pub state: String,
+    pub attempts: i64,
+    pub created_at_ms: i64,
+    pub next_attempt_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub last_error: Option<String>,
+}
+
 /// A stored audit event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -438,6 +464,8 @@ sql_store::store_api! {
         write_one claim_events(now_ms, lease_until_ms, &owner, limit);
     /// Records an attempt's outcome; false when the lease was lost (another process has the event).
     fn settle_event(settlement: Settlement) -> bool = write_one settle_event(&settlement);
+    /// Outbox events for the admin API (`GET /admin/oauth/events`).
+    fn list_events(query: EventQuery) -> Vec<EventRecord> = read list_events(&query);
 
     /// The client's Shared Signals stream, if it has one.
     fn get_stream(client_id: &str) -> Option<crate::domain::ssf::Stream> = read get_stream(&client_id);

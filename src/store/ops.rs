@@ -110,6 +110,13 @@ static QUERY_AUDIT: Stmt = Stmt::parts(&[
      AND (CAST($3 AS TEXT) IS NULL OR user_id = $3) AND (CAST($4 AS BIGINT) IS NULL OR at_ms >= $4) \
      AND (CAST($5 AS BIGINT) IS NULL OR at_ms < $5) AND (CAST($6 AS BIGINT) IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
 ]);
+/// Outbox events, newest first, each filter applying only when given.
+static LIST_EVENTS: Stmt = Stmt::parts(&[
+    "SELECT ",
+    EventRecord::COLS,
+    " FROM event_outbox WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+     AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+]);
 static INSERT_AUDIT: Stmt = Stmt::new(
     "INSERT INTO audit_events (at_ms, kind, client_id, user_id, family_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
 );
@@ -925,6 +932,15 @@ pub async fn query_audit<C: Conn>(c: &mut C, q: &AuditQuery) -> Result<Vec<Audit
             q.before_id,
             q.limit
         ],
+        rows::one,
+    )
+    .await
+}
+
+pub async fn list_events<C: Conn>(c: &mut C, q: &EventQuery) -> Result<Vec<EventRecord>> {
+    c.all(
+        &LIST_EVENTS,
+        args![q.state, q.client_id, q.before_id, q.limit],
         rows::one,
     )
     .await

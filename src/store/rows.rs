@@ -3,7 +3,7 @@
 //! arguments (`record!`); and the mappers of rows that are not one record.
 
 use super::sql::{record, Record, RowRef};
-use super::{AuditRecord, ParRequest, Result};
+use super::{AuditRecord, EventRecord, ParRequest, Result};
 use crate::domain::events::OutboxEvent;
 use crate::domain::model::{AuthCode, Client, Consent, DeviceCode, Family, KeyRecord, Session, User};
 use crate::domain::ssf::Stream;
@@ -23,6 +23,9 @@ record!(Stream, "ssf_streams" as "st" {
 });
 record!(User, "users" as "u" { id, username, password_hash, email, name, created_at_ms });
 record!(AuditRecord, "audit_events" as "a" { id, at_ms, kind, client_id, user_id, family_id, detail });
+record!(EventRecord, "event_outbox" as "e" {
+    id, jti, kind, client_id, endpoint, state, attempts, created_at_ms, next_attempt_at_ms, updated_at_ms, last_error
+});
 record!(Family, "families" as "f" {
     id, client_id, user_id, scope, authorization_details, dpop_jkt, session_id, sid, auth_time, created_at_ms,
     absolute_expires_at_ms, idle_expires_at_ms, generation, rotated_at_ms, grace_used, revoked_at_ms,

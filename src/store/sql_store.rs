@@ -114,6 +114,7 @@ owned_as_is!(
     crate::domain::model::RevocationReason,
     super::GrantsOf,
     super::AuditQuery,
+    super::EventQuery,
     super::Settlement,
     crate::domain::ssf::Stream,
     Client,

@@ -168,6 +168,10 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .timeout(Duration::from_secs(30))
+        // Below the server's `http.header_read_timeout` (10 s), after which it closes an idle
+        // keep-alive connection: a pooled connection older than that could be closed just as a
+        // request goes out on it (seen under CI load after a long schemathesis run).
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .unwrap()
 }

@@ -1,7 +1,7 @@
 //! Admin API: the audit log, for a SIEM (all events) and per client (the reference's shape).
 
 use super::grants::exists;
-use super::{authorize, cursor_for, cursor_id, known_params, page_size};
+use super::{authorize, before_id, cursor_for, known_params, page_size};
 use crate::domain::admin::Need;
 use crate::domain::error::OAuthError;
 use crate::http::envelope::{fail, from_oauth, list_page_of, ListEnvelope};
@@ -108,14 +108,7 @@ fn audit_query(st: &AppState, q: &HashMap<String, String>, client_id: Option<Str
                 .ok_or(format!("{k} must be a time in Unix seconds")),
         }
     };
-    let before_id = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            cursor_id(st, c)
-                .and_then(|id| id.parse::<i64>().ok())
-                .ok_or("cursor is invalid (not one this server made)")?,
-        ),
-    };
+    let before_id = before_id(st, q)?;
     Ok(AuditQuery {
         kind: q.get("kind").cloned(),
         client_id: client_id.or_else(|| q.get("client_id").cloned()),

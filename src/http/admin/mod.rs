@@ -25,6 +25,7 @@ use std::collections::HashMap;
 mod audit;
 mod clients;
 mod devices;
+mod events;
 mod grants;
 mod openapi;
 mod secrets;
@@ -49,6 +50,7 @@ pub fn routes() -> Routes<AppState> {
         )
         .route(paths::ADMIN_GRANT, delete(grants::revoke_one))
         .route(paths::ADMIN_AUDIT, get(audit::events))
+        .route(paths::ADMIN_EVENTS, get(events::list))
         .route(paths::ADMIN_CLIENT_AUDIT, get(audit::client_logs))
         .route(paths::ADMIN_CLIENT_STATS, get(stats::stats))
         .route(paths::ADMIN_CLIENT_ROTATE_SECRET, post(secrets::rotate))
@@ -209,6 +211,18 @@ fn cursor_id(st: &AppState, cursor: &str) -> Option<String> {
     let id = String::from_utf8(b64url_decode(id)?).ok()?;
     let want = hmac_sha256(&st.app.form_secret, format!("admin-cursor\0{id}").as_bytes());
     ct_eq(&b64url_decode(tag)?, &want[..16]).then_some(id)
+}
+
+/// Where a newest-first list (audit events, outbox events) goes on: before the id its `cursor`
+/// names, or why the cursor is refused.
+fn before_id(st: &AppState, q: &HashMap<String, String>) -> Result<Option<i64>, String> {
+    match q.get("cursor") {
+        None => Ok(None),
+        Some(c) => cursor_id(st, c)
+            .and_then(|id| id.parse::<i64>().ok())
+            .map(Some)
+            .ok_or_else(|| "cursor is invalid (not one this server made)".to_string()),
+    }
 }
 
 /// `page_size` (1–100, default 20), or why not.

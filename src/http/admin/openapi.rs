@@ -4,7 +4,7 @@
 //! (`client_credentials`, scope `admin:read` or `admin:write`), described as an OAuth 2.0
 //! client-credentials security scheme.
 
-use super::{audit, clients, devices, grants, secrets, stats, users};
+use super::{audit, clients, devices, events, grants, secrets, stats, users};
 use crate::http::envelope::SimpleResponse;
 use crate::http::openapi::{document_response, json_response, OperationIds};
 use axum::response::Response;
@@ -41,6 +41,7 @@ use utoipa::{Modify, OpenApi};
         grants::revoke_one,
         audit::events,
         audit::client_logs,
+        events::list,
         devices::list,
         devices::delete,
         users::list,
