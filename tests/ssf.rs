@@ -590,6 +590,38 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         "scheduled revocation"
     );
 
+    // One grant ended on /account (`grant_id`): that family only.
+    let (cookies, t) = grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
+    let family = common::token_family(t["refresh_token"].as_str().unwrap()).0;
+    assert_eq!(
+        account_form(&s, &cookies, "/account/revoke", &[("grant_id", family.as_str())]).await,
+        303
+    );
+    let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "revoked_by_user", &alice)],
+        "a grant ended on /account"
+    );
+
+    // The client revokes its refresh token (RFC 7009): its family ends.
+    let (_, t) = grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
+    let r = s
+        .http
+        .post(s.url("/oauth/revoke"))
+        .basic_auth("rp1", Some(&sec1))
+        .form(&[("token", t["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "revoked_by_client", &alice)],
+        "revocation at /oauth/revoke"
+    );
+
     // A password change ends every family of the user.
     grant(&s, "alice", "rp1", &sec1, "openid offline_access").await;
     s.run_cli_stdin(
@@ -601,6 +633,24 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
         summary(&new),
         [row("rp1", SESSION_REVOKED, "password_changed", &alice)],
         "password change"
+    );
+
+    // Deleting a user ends their families.
+    s.run_cli_stdin(
+        &["user", "create", "--username", "bob", "--password-stdin"],
+        common::PASSWORD,
+    );
+    let (_, t) = grant(&s, "bob", "rp1", &sec1, "openid offline_access").await;
+    let bob = common::claims(t["access_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.cli(&["user", "delete", "--username", "bob"]);
+    let new = verified(&s, &next(&rcv, &mut seen, 1).await).await;
+    assert_eq!(
+        summary(&new),
+        [row("rp1", SESSION_REVOKED, "user_deleted", &bob)],
+        "user deletion"
     );
 
     // Nothing went to rp3 (no stream) or anywhere else; every jti is its own.
