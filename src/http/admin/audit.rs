@@ -1,10 +1,9 @@
 //! Admin API: the audit log, for a SIEM (all events) and per client (the reference's shape).
 
 use super::grants::exists;
-use super::{authorize, before_id, cursor_for, known_params, page_size};
+use super::{authorize, before_id, known_params, newest_first_page, page_size};
 use crate::domain::admin::Need;
-use crate::domain::error::OAuthError;
-use crate::http::envelope::{fail, from_oauth, list_page_of, ListEnvelope};
+use crate::http::envelope::{fail, ListEnvelope};
 use crate::http::AppState;
 use crate::paths;
 use crate::store::{AuditQuery, AuditRecord, GrantsOf};
@@ -131,17 +130,7 @@ async fn audit_page<T: Serialize>(
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
     let size = (q.limit - 1) as usize;
-    let mut events = match st.app.store.query_audit(q).await {
-        Ok(e) => e,
-        Err(e) => return from_oauth(OAuthError::from(e)),
-    };
-    let more = events.len() > size;
-    events.truncate(size);
-    let next = more
-        .then(|| events.last().map(|e| cursor_for(st, &e.id.to_string())))
-        .flatten();
-    // The total of a query over an append-only log is not counted (it would read every match).
-    list_page_of(events.iter().map(item).collect(), None, size, next)
+    newest_first_page(st, st.app.store.query_audit(q).await, size, |e| e.id, item)
 }
 
 /// `GET /admin/oauth/audit-events?kind=&client_id=&user_id=&since=&until=&cursor=&page_size=`:

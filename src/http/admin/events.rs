@@ -2,10 +2,9 @@
 //! delivery went, newest first: an operator sees what failed (`state=failed`), why
 //! (`last_error`), and after how many attempts (docs/design/events.md).
 
-use super::{authorize, before_id, cursor_for, known_params, page_size, Cursored};
+use super::{authorize, before_id, known_params, newest_first_page, page_size, Cursored};
 use crate::domain::admin::Need;
-use crate::domain::error::OAuthError;
-use crate::http::envelope::{fail, from_oauth, list_page_of, ListEnvelope};
+use crate::http::envelope::{fail, ListEnvelope};
 use crate::http::AppState;
 use crate::paths;
 use crate::store::{EventQuery, EventRecord};
@@ -94,14 +93,5 @@ pub(super) async fn list(
         Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
     let size = (query.limit - 1) as usize;
-    let mut events = match st.app.store.list_events(query).await {
-        Ok(e) => e,
-        Err(e) => return from_oauth(OAuthError::from(e)),
-    };
-    let more = events.len() > size;
-    events.truncate(size);
-    let next = more
-        .then(|| events.last().map(|e| cursor_for(&st, &e.id.to_string())))
-        .flatten();
-    list_page_of(events.iter().map(item).collect(), None, size, next)
+    newest_first_page(&st, st.app.store.list_events(query).await, size, |e| e.id, item)
 }

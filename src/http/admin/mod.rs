@@ -225,6 +225,28 @@ fn before_id(st: &AppState, q: &HashMap<String, String>) -> Result<Option<i64>, 
     }
 }
 
+/// One page of a newest-first list read with one row more than `size` (to tell whether a next
+/// page exists): the page, its `next_cursor` after the last id, and no `total` (counting an
+/// append-only log would read every match).
+fn newest_first_page<R, T: serde::Serialize>(
+    st: &AppState,
+    rows: Result<Vec<R>, crate::store::StoreError>,
+    size: usize,
+    id: fn(&R) -> i64,
+    item: fn(&R) -> T,
+) -> Response {
+    let mut rows = match rows {
+        Ok(r) => r,
+        Err(e) => return from_oauth(OAuthError::from(e)),
+    };
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let next = more
+        .then(|| rows.last().map(|r| cursor_for(st, &id(r).to_string())))
+        .flatten();
+    super::envelope::list_page_of(rows.iter().map(item).collect(), None, size, next)
+}
+
 /// `page_size` (1–100, default 20), or why not.
 fn page_size(q: &HashMap<String, String>) -> Result<usize, String> {
     match q.get("page_size") {
