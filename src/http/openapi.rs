@@ -195,7 +195,7 @@ fn html_response(description: &str) -> ApiResponse {
         .build()
 }
 
-fn set(entries: &[(&str, ApiResponse)]) -> BTreeMap<String, RefOr<ApiResponse>> {
+pub fn set(entries: &[(&str, ApiResponse)]) -> BTreeMap<String, RefOr<ApiResponse>> {
     entries
         .iter()
         .map(|(s, r)| (s.to_string(), RefOr::T(r.clone())))

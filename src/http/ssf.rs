@@ -208,17 +208,41 @@ fn no_content() -> Response {
     resp
 }
 
+/// The errors of the stream management and verification endpoints (OAuth error bodies): an
+/// invalid request (400), no valid client token (401: the challenge says why, the body is empty
+/// when no token was sent, RFC 6750 §3.1), no such stream (404), a second stream (409), a body
+/// too large (413), the database unavailable (503).
+pub struct StreamErrors;
+
+impl utoipa::IntoResponses for StreamErrors {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>> {
+        use crate::http::error::OAuthErrorBody;
+        use crate::http::openapi::{json_response, set};
+        let e = |d: &str| json_response::<OAuthErrorBody<'static>>(d);
+        let challenge = utoipa::openapi::response::ResponseBuilder::new()
+            .description("No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise")
+            .header("WWW-Authenticate", utoipa::openapi::header::Header::new(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String)))
+            .build();
+        set(&[
+            (
+                "400",
+                e("Invalid request (delivery method, endpoint_url, events_requested, stream_id, …)"),
+            ),
+            ("401", challenge),
+            ("404", e("The client has no stream with this id")),
+            ("409", e("The client has a stream already")),
+            ("413", e("The request body is too large")),
+            ("503", e("The database is unavailable")),
+        ])
+    }
+}
+
 /// `POST /ssf/stream`: creates the client's push stream (201); 409 when it has one.
 #[utoipa::path(post, path = paths::SSF_STREAM, tag = "ssf", security(("bearer" = [])),
     request_body(content = StreamRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created: the stream's configuration", body = StreamConfiguration),
-        (status = 400, description = "Invalid request (delivery method, endpoint_url, events_requested, …)", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 409, description = "The client has a stream already", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn create(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let (client_id, req): (String, StreamRequest) = match client_and_body(&st, &method, &uri, &headers, body).await {
@@ -236,10 +260,7 @@ pub async fn create(State(st): State<AppState>, method: Method, uri: Uri, header
 #[utoipa::path(get, path = paths::SSF_STREAM, tag = "ssf", security(("bearer" = [])), params(StreamQuery),
     responses(
         (status = 200, description = "The stream's configuration (a list of them without stream_id)", body = StreamRead),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn read(
     State(st): State<AppState>,
@@ -283,12 +304,7 @@ async fn changed(st: AppState, method: Method, uri: Uri, headers: HeaderMap, bod
     request_body(content = StreamRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Updated: the stream's configuration", body = StreamConfiguration),
-        (status = 400, description = "Invalid request", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn update(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     changed(st, method, uri, headers, body, Change::Update).await
@@ -299,12 +315,7 @@ pub async fn update(State(st): State<AppState>, method: Method, uri: Uri, header
     request_body(content = StreamRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced: the stream's configuration", body = StreamConfiguration),
-        (status = 400, description = "Invalid request (delivery is required)", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn replace(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     changed(st, method, uri, headers, body, Change::Replace).await
@@ -314,11 +325,7 @@ pub async fn replace(State(st): State<AppState>, method: Method, uri: Uri, heade
 #[utoipa::path(delete, path = paths::SSF_STREAM, tag = "ssf", security(("bearer" = [])), params(StreamQuery),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "stream_id is missing", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn delete(
     State(st): State<AppState>,
@@ -346,12 +353,7 @@ pub async fn delete(
     request_body(content = VerificationRequest, content_type = "application/json"),
     responses(
         (status = 204, description = "The verification event is queued"),
-        (status = 400, description = "Invalid request", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 401, description = "No valid client access token: the WWW-Authenticate challenge says why; the body is empty when the request carried no token (RFC 6750 §3.1), an `OAuthErrorResponse` otherwise",
-            headers(("WWW-Authenticate" = String))),
-        (status = 404, description = "The client has no stream with this id", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 413, description = "The request body is too large", body = crate::http::error::OAuthErrorBody<'static>),
-        (status = 503, description = "The database is unavailable", body = crate::http::error::OAuthErrorBody<'static>),
+        StreamErrors,
     ))]
 pub async fn verify(State(st): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let (client_id, req): (String, VerificationRequest) =
