@@ -7,122 +7,12 @@
 
 mod common;
 
+use common::receiver::{Got, Receiver};
 use common::{form_field, hidden_all, Backend, Server, PASSWORD, REDIRECT};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// What the receiver got: the path it was called at, the content type and the `logout_token`.
-#[derive(Clone, Debug)]
-struct Got {
-    path: String,
-    content_type: String,
-    token: String,
-}
-
-/// A relying party's back-channel logout endpoint on a loopback port: answers with `status`
-/// after `delay_ms`, records every request, closes every connection (so that when it is down,
-/// nothing reaches it).
-struct Receiver {
-    port: u16,
-    got: Arc<Mutex<Vec<Got>>>,
-    status: Arc<AtomicU16>,
-    delay_ms: Arc<AtomicU64>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Receiver {
-    /// A receiver on a free port, not listening yet.
-    fn new() -> Receiver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Receiver {
-            port,
-            got: Arc::default(),
-            status: Arc::new(AtomicU16::new(200)),
-            delay_ms: Arc::default(),
-            task: None,
-        }
-    }
-
-    async fn started() -> Receiver {
-        let mut r = Receiver::new();
-        r.up().await;
-        r
-    }
-
-    async fn up(&mut self) {
-        let (got, status, delay) = (self.got.clone(), self.status.clone(), self.delay_ms.clone());
-        let app = axum::Router::new().route(
-            "/bcl/{client}",
-            axum::routing::post(
-                move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let (got, status, delay) = (got.clone(), status.clone(), delay.clone());
-                    async move {
-                        let token = form_urlencoded::parse(&body)
-                            .find(|(k, _)| k == "logout_token")
-                            .map(|(_, v)| v.into_owned())
-                            .unwrap_or_default();
-                        got.lock().unwrap().push(Got {
-                            path: uri.path().to_string(),
-                            content_type: headers
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string(),
-                            token,
-                        });
-                        tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
-                        (
-                            axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap(),
-                            [("connection", "close")],
-                        )
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.task = Some(tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        }));
-    }
-
-    fn down(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-
-    fn url(&self, client: &str) -> String {
-        format!("http://127.0.0.1:{}/bcl/{client}", self.port)
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `n` requests arrived (at most 20 s), then a little more so that an
-    /// extra one would show.
-    async fn wait_for(&self, n: usize) -> Vec<Got> {
-        let start = Instant::now();
-        while self.got().len() < n && start.elapsed() < Duration::from_secs(20) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        self.got()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
 
 /// The server settings the tests run with: loopback receivers allowed, a fast worker.
 const ENV: &[(&str, &str)] = &[
@@ -251,7 +141,7 @@ fn triple(aud: &str, sid: &str, sub: &str) -> (String, String, String) {
 /// back-channel logout URI and a grant in that session — and to no other client.
 #[tokio::test]
 async fn every_session_ending_sends_a_verified_logout_token_to_the_clients_of_that_session() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("bcl", 200).await;
     let s = Server::start(&env(&[])).await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
     rp(&s, "rp2", Some(&rcv.url("rp2")));
@@ -365,7 +255,7 @@ async fn every_session_ending_sends_a_verified_logout_token_to_the_clients_of_th
 /// delivered by the restarted server; each once.
 #[tokio::test]
 async fn events_survive_a_receiver_outage_and_a_killed_server() {
-    let mut rcv = Receiver::new();
+    let mut rcv = Receiver::new("bcl", 200);
     let mut s = Server::start(&env(&[])).await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
 
@@ -423,7 +313,7 @@ async fn events_survive_a_receiver_outage_and_a_killed_server() {
 /// database at its last statement) rolls back whole: nothing ended, no event queued or sent.
 #[tokio::test]
 async fn a_rolled_back_ending_leaves_no_event() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("bcl", 200).await;
     let s = Server::start(&env(&[])).await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
     let (a, _, _) = signed_in(&s, "alice", "rp1", "openid").await;
@@ -474,7 +364,7 @@ async fn counter(s: &Server, name: &str) -> f64 {
 /// then marked failed, counted in the metrics; every attempt carried the same `jti`.
 #[tokio::test]
 async fn a_receiver_that_always_fails_is_given_up_after_max_age() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("bcl", 200).await;
     rcv.status.store(500, Ordering::SeqCst);
     let s = Server::start(&env(&[("AUTIONAL_EVENTS__MAX_AGE", "3")])).await;
     rp(&s, "rp1", Some(&rcv.url("rp1")));
@@ -546,7 +436,7 @@ async fn three_processes_deliver_each_event_once() {
     if common::backend() != Backend::Postgres {
         return;
     }
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("bcl", 200).await;
     rcv.delay_ms.store(300, Ordering::SeqCst);
     let s = Server::start_cluster(
         3,
@@ -701,7 +591,7 @@ async fn http_receivers_off_loopback_are_refused_everywhere() {
 /// called, however its URL was registered.
 #[tokio::test]
 async fn a_receiver_address_outside_the_policy_is_never_called() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("bcl", 200).await;
     let s = Server::start(&[
         ("AUTIONAL_EVENTS__ALLOW_HTTP_LOOPBACK", "true"),
         ("AUTIONAL_EVENTS__POLL_MS", "100"),

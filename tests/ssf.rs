@@ -9,86 +9,14 @@
 mod common;
 
 use common::admin::client_token;
+use common::receiver::{Got, Receiver};
 use common::{form_field, Backend, Server, REDIRECT};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 const CREDENTIAL_COMPROMISE: &str = "https://schemas.openid.net/secevent/risc/event-type/credential-compromise";
 const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
-
-/// What the receiver got.
-#[derive(Clone, Debug)]
-struct Got {
-    path: String,
-    content_type: String,
-    accept: String,
-    token: String,
-}
-
-/// A receiver on a loopback port: `/ssf/{client}` records each SET and answers 202.
-struct Receiver {
-    port: u16,
-    got: Arc<Mutex<Vec<Got>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn started() -> Receiver {
-        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-        let g = got.clone();
-        let app = axum::Router::new().route(
-            "/ssf/{client}",
-            axum::routing::post(
-                move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
-                    let g = g.clone();
-                    async move {
-                        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                        g.lock().unwrap().push(Got {
-                            path: uri.path().to_string(),
-                            content_type: h("content-type"),
-                            accept: h("accept"),
-                            token: body,
-                        });
-                        axum::http::StatusCode::ACCEPTED
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Receiver { port, got, task }
-    }
-
-    fn url(&self, client: &str) -> String {
-        format!("http://127.0.0.1:{}/ssf/{client}", self.port)
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `n` SETs arrived (at most 20 s), then a little more so that an extra
-    /// one would show.
-    async fn wait_for(&self, n: usize) -> Vec<Got> {
-        let start = Instant::now();
-        while self.got().len() < n && start.elapsed() < Duration::from_secs(20) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        self.got()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 const ENV: &[(&str, &str)] = &[
     ("AUTIONAL_RATE_LIMIT__ENABLED", "false"),
@@ -457,7 +385,7 @@ async fn a_client_manages_its_own_stream_and_only_it() {
 /// The verification event: a verified SET naming the stream, with the state.
 #[tokio::test]
 async fn the_verification_event_reaches_the_stream() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("ssf", 202).await;
     let s = Server::start(ENV).await;
     let sec = rp(&s, "rp1");
     let t = client_token(&s, "rp1", &sec, None).await;
@@ -484,7 +412,7 @@ async fn the_verification_event_reaches_the_stream() {
 /// gets nothing but that; rp3 (no stream) gets nothing. All verified with joserfc.
 #[tokio::test]
 async fn revocations_send_verified_sets_to_the_clients_that_asked() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("ssf", 202).await;
     let s = Server::start(ENV).await;
     let (sec1, sec2, sec3) = (rp(&s, "rp1"), rp(&s, "rp2"), rp(&s, "rp3"));
     let t1 = client_token(&s, "rp1", &sec1, None).await;
@@ -672,7 +600,7 @@ async fn revocations_send_verified_sets_to_the_clients_that_asked() {
 /// one-statement reuse revocation (an audit insert that fails).
 #[tokio::test]
 async fn a_revocation_that_rolls_back_leaves_no_event() {
-    let rcv = Receiver::started().await;
+    let rcv = Receiver::started("ssf", 202).await;
     let s = Server::start(ENV).await;
     let sec = rp(&s, "rp1");
     let t = client_token(&s, "rp1", &sec, None).await;

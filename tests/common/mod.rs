@@ -9,6 +9,7 @@ pub mod client_key;
 pub mod dpop;
 pub mod faults;
 pub mod race;
+pub mod receiver;
 pub mod store;
 
 use reqwest::header::{HeaderMap, HeaderValue, COOKIE, LOCATION, SET_COOKIE};
