@@ -52,10 +52,31 @@ async fn postgres_down_gives_fast_503_and_heals_without_restart() {
         return;
     }
     let pg = PrivatePg::start();
-    let s = Server::start(&[("AUTIONAL_DATABASE_URL", &pg.url)]).await;
+    let s = Server::start(&[
+        ("AUTIONAL_DATABASE_URL", &pg.url),
+        ("AUTIONAL_REGISTRATION__ENABLED", "true"),
+    ])
+    .await;
     let (t, _) = s.tokens("pub", SCOPE).await;
     let rt = t["refresh_token"].as_str().unwrap().to_string();
     let a = s.authorize("pub", SCOPE).await;
+    let registered: Value = s
+        .http
+        .post(s.url("/oauth/register"))
+        .json(&serde_json::json!({"redirect_uris": ["https://rp.example/cb"], "client_name": "RP"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let read_registration = || {
+        s.http
+            .get(registered["registration_client_uri"].as_str().unwrap())
+            .bearer_auth(registered["registration_access_token"].as_str().unwrap())
+            .send()
+    };
+    assert_eq!(read_registration().await.unwrap().status(), 200);
 
     pg.stop();
     for _ in 0..3 {
@@ -73,6 +94,12 @@ async fn postgres_down_gives_fast_503_and_heals_without_restart() {
     )
     .await;
     assert_eq!(ready(&s).await, 503, "/readyz while the database is down");
+    // RFC 7592: a failing database is not a refused registration access token.
+    assert_unavailable(
+        read_registration().await.unwrap(),
+        "RFC 7592 read while the database is down",
+    )
+    .await;
 
     pg.start_again();
     let healed = until_ready(&s, Duration::from_secs(15)).await;
