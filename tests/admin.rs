@@ -256,6 +256,43 @@ async fn nobody_else_can_obtain_the_admin_scopes() {
 /// Clients: list (by id, name filter, cursor pages, tampered cursor refused), get, create
 /// (validated by the one validator, the field named; the secret shown once), delete (its grants
 /// revoked), unknown ids 404.
+/// An admin client cannot delete itself (409, nothing changes, its token keeps working);
+/// another admin client can.
+#[tokio::test]
+async fn an_admin_client_cannot_delete_itself() {
+    let s = Server::start(&[]).await;
+    let own = admin_token(&s, "ops", None).await;
+    let other = admin_token(&s, "ops2", None).await;
+    let before = s.snapshot();
+    let (st, body, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        "/admin/oauth/clients/ops",
+        Some(&own),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("making this request"),
+        "{body}"
+    );
+    assert_eq!(s.snapshot(), before, "nothing changed");
+    let (st, _, _) = call(&s, reqwest::Method::GET, "/admin/oauth/clients/ops", Some(&own), None).await;
+    assert_eq!(st, StatusCode::OK, "its token still works");
+    let (st, _, _) = call(
+        &s,
+        reqwest::Method::DELETE,
+        "/admin/oauth/clients/ops",
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "another admin client may delete it");
+    let (st, _, _) = call(&s, reqwest::Method::GET, "/admin/oauth/users", Some(&own), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "its token ended with it");
+}
+
 #[tokio::test]
 async fn clients_are_listed_read_created_and_deleted() {
     let s = Server::start(&[]).await;
