@@ -7,9 +7,9 @@ import json
 import sys
 import time
 
-from joserfc import jwt
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
+
+from jwt_check import checked
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -17,20 +17,9 @@ req = json.load(sys.stdin)
 keys = KeySet.import_key_set(req["jwks"])
 out = []
 for item in req["tokens"]:
-    token = jwt.decode(item["token"], keys, algorithms=["ES256"])
-    header, claims = token.header, token.claims
-    if header.get("typ") != "logout+jwt":
-        sys.exit(f"typ is {header.get('typ')!r}, not logout+jwt")
-    JWTClaimsRegistry(
-        leeway=5,
-        iss={"essential": True, "value": req["issuer"]},
-        aud={"essential": True, "value": item["aud"]},
-        iat={"essential": True},
-        exp={"essential": True},
-        jti={"essential": True},
-        sub={"essential": True},
-        sid={"essential": True},
-    ).validate(claims)
+    header, claims = checked(
+        item["token"], keys, "logout+jwt", req["issuer"], item["aud"], "iat", "exp", "jti", "sub", "sid"
+    )
     if claims.get("events") != {EVENT: {}}:
         sys.exit(f"events is {claims.get('events')!r}")
     if "nonce" in claims:

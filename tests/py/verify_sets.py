@@ -9,9 +9,9 @@ import json
 import sys
 import time
 
-from joserfc import jwt
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
+
+from jwt_check import checked
 
 BASE = "https://schemas.openid.net/secevent/"
 SESSION_REVOKED = BASE + "caep/event-type/session-revoked"
@@ -22,17 +22,7 @@ req = json.load(sys.stdin)
 keys = KeySet.import_key_set(req["jwks"])
 out = []
 for item in req["sets"]:
-    token = jwt.decode(item["token"], keys, algorithms=["ES256"])
-    header, claims = token.header, token.claims
-    if header.get("typ") != "secevent+jwt":
-        sys.exit(f"typ is {header.get('typ')!r}, not secevent+jwt")
-    JWTClaimsRegistry(
-        leeway=5,
-        iss={"essential": True, "value": req["issuer"]},
-        aud={"essential": True, "value": item["aud"]},
-        iat={"essential": True},
-        jti={"essential": True},
-    ).validate(claims)
+    header, claims = checked(item["token"], keys, "secevent+jwt", req["issuer"], item["aud"], "iat", "jti")
     if claims["iat"] > time.time() + 5:
         sys.exit(f"iat in the future: {claims['iat']}")
     for absent in ("sub", "exp"):
